@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what fetafix needs to build, idempotently and quietly when all is present:
+#   - Debian packages (compiler, CMake, libraries, the demo photos);
+#   - ONNX Runtime headers + libonnxruntime.so from the npm package, unpacked into
+#     third_party/onnxruntime (a folder the build owns, ignored by git).
+# Skips the ONNX Runtime fetch when ORT_ROOT is set (an official release).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+debs=(build-essential cmake pkg-config git
+      libonnx-dev libprotobuf-dev protobuf-compiler
+      libjpeg62-turbo-dev libpng-dev
+      libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libtbb-dev libboost-dev
+      libgtest-dev libgmock-dev libbenchmark-dev
+      mate-backgrounds)
+# npm may come from nodesource's nodejs rather than Debian's npm package.
+command -v npm >/dev/null 2>&1 || debs+=(npm)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+ort_pkg="com.github.asus4.onnxruntime@0.4.9"
+ort_dir="$root/third_party/onnxruntime"
+if [ -z "${ORT_ROOT:-}" ] && [ ! -f "$ort_dir/.complete" ]; then
+  echo "setup: fetching ONNX Runtime ($ort_pkg) from the npm registry"
+  tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "$ort_pkg" >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp" \
+    package/Plugins/Linux/x64 \
+    'package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers' \
+    package/LICENSE package/ThirdPartyNotices.txt
+  rm -rf "$ort_dir"; mkdir -p "$ort_dir/include" "$ort_dir/lib"
+  cp "$tmp"/package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers/*.h "$ort_dir/include/"
+  cp "$tmp"/package/Plugins/Linux/x64/*.so "$ort_dir/lib/"
+  cp "$tmp"/package/LICENSE "$tmp"/package/ThirdPartyNotices.txt "$ort_dir/"
+  touch "$ort_dir/.complete"
+fi

@@ -1,0 +1,76 @@
+// ONNX Runtime behind one small class: the single executor every comparison uses.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "common/result.h"
+#include "common/tensor.h"
+
+namespace fetafix::runtime {
+
+struct SessionOptions {
+  int threads = 0;        // intra-op threads; 0 = ONNX Runtime's default (one per core)
+  bool optimize = true;   // graph optimizations; always off when anything is captured, so
+                          // captured tensors are the model's own, not fused ones
+  bool capture_all = false;            // expose every node output as an extra output
+  std::vector<std::string> capture;    // or just these value names
+};
+
+struct ValueInfo {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> shape;  // as declared; -1 for a dynamic or unknown dim
+};
+
+class Session {
+ public:
+  // Builds a session from an in-memory model (no file is read or written). Errors name
+  // `model_label` (usually the model's path) and say what ONNX Runtime refused.
+  static Result<std::unique_ptr<Session>> create(const onnx::ModelProto& model, const SessionOptions& options,
+                                                 const std::string& model_label = "model");
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::vector<ValueInfo>& inputs() const;
+  // The model's own outputs first (num_model_outputs() of them), then captured values
+  // in the order asked for (capture_all: in topological node order).
+  const std::vector<ValueInfo>& outputs() const;
+  size_t num_model_outputs() const;
+  // The batch size the model's first input demands, or 0 when its batch dim is dynamic.
+  int64_t fixed_batch() const;
+
+  // Runs a batch: inputs[i] is for inputs()[i], all with the same leading (batch) dim n.
+  // A model with a fixed batch b is run in chunks of b (n must be a multiple of b; a model
+  // with b=1 takes any n). Outputs are returned in outputs() order, concatenated along
+  // dim 0 across chunks; a captured value whose dim 0 is not the batch is taken from the
+  // first chunk. Safe to call from several threads.
+  Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs) const;
+
+  // Shape of every output (captured ones included) as seen by the first run().
+  std::map<std::string, std::vector<int64_t>> observed_shapes() const;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs the model once on `sample_inputs` with every intermediate value captured and
+// returns the observed shape and dtype of each value (graph inputs included). This is how
+// fetafix learns shapes: ONNX's shape inference stops at opset 17.
+Result<std::map<std::string, ValueInfo>> observe_value_shapes(const onnx::ModelProto& model,
+                                                               const std::vector<Tensor>& sample_inputs,
+                                                               int threads = 0);
+
+// ONNX Runtime's version string, for reports.
+std::string runtime_version();
+
+}  // namespace fetafix::runtime
