@@ -16,6 +16,14 @@ set_target_properties(onnxruntime::onnxruntime PROPERTIES
   IMPORTED_LOCATION "${ORT_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${ORT_INCLUDE_DIR}")
 get_filename_component(ORT_LIBRARY_DIR "${ORT_LIBRARY}" DIRECTORY)
+# The npm package ships libonnxruntime.so without the libonnxruntime.so.1 name its SONAME
+# makes the loader look for; provide that name inside the build tree (ORT's folder stays untouched).
+if(NOT EXISTS "${ORT_LIBRARY_DIR}/libonnxruntime.so.1" AND ORT_LIBRARY MATCHES "\\.so$")
+  set(_ort_link_dir "${CMAKE_BINARY_DIR}/onnxruntime-lib")
+  file(MAKE_DIRECTORY "${_ort_link_dir}")
+  file(CREATE_LINK "${ORT_LIBRARY}" "${_ort_link_dir}/libonnxruntime.so.1" SYMBOLIC)
+  set(ORT_LIBRARY_DIR "${_ort_link_dir}")
+endif()
 # Binaries find libonnxruntime.so through their RUNPATH, wherever the build tree is.
 set(CMAKE_BUILD_RPATH "${ORT_LIBRARY_DIR}")
 set(CMAKE_INSTALL_RPATH "${ORT_LIBRARY_DIR}")

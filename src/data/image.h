@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "common/result.h"
@@ -20,6 +21,18 @@ struct Image {
 // Grayscale, CMYK/YCCK, RGBA/gray+alpha (alpha dropped, as PIL's convert("RGB") does),
 // palette and 16-bit images all become 8-bit RGB. The error names the file.
 Result<Image> decode_image(const std::filesystem::path& path);
+
+// What the file held before it became 8-bit RGB; for reports and checks (e.g. counting
+// grayscale photos in a dataset).
+struct ImageSourceInfo {
+  enum class Format { kJpeg, kPng };
+  Format format = Format::kJpeg;
+  // "gray", "rgb", "cmyk", "ycck" (JPEG); "gray", "gray+alpha", "rgb", "rgba", "palette" (PNG).
+  std::string color;
+  int bit_depth = 8;
+};
+// decode_image that also reports the source's format and color model.
+Result<Image> decode_image(const std::filesystem::path& path, ImageSourceInfo* source_info);
 
 // Every .jpg/.jpeg/.png (any letter case) under `dir`, recursively, sorted by their path
 // relative to `dir` (byte order), so every run sees the same order.

@@ -36,6 +36,9 @@ struct Preset {
   int height = 0;
   // Unset = take it from the model's input (a dim of 3 at position 1 -> NCHW, at 3 -> NHWC).
   std::optional<Layout> layout;
+  // The framework's own layout: used when `layout` is unset and the model cannot tell
+  // (an input of [N,3,H,3], or preprocessing with an unbound preset).
+  Layout default_layout = Layout::kNCHW;
   ResizeFilter filter = ResizeFilter::kBilinear;
   // PIL widens the filter when downscaling (antialiasing); TF's resize does not.
   bool antialias = true;
@@ -70,12 +73,14 @@ Result<Preset> bind_preset_to_input(const Preset& preset, const std::vector<int6
                                     DType input_dtype, const std::string& input_name);
 
 // Resamples `src` to out_w x out_h with Pillow's algorithm (8-bit, two passes).
-// box = source region {x0, y0, x1, y1} in pixels (may be fractional), default whole image.
+// box = source region {x0, y0, x1, y1} in pixels (may be fractional), default whole image;
+// it is clamped to the image. A size <= 0 (or an empty src) gives an empty image.
 Image resize(const Image& src, int out_w, int out_h, ResizeFilter filter, bool antialias = true,
              std::optional<std::array<double, 4>> box = std::nullopt);
 
 // Writes one preprocessed image into `dst`, which holds width*height*3 elements of the
-// preset's dtype in its layout. The preset must be bound (size and layout known).
+// preset's dtype in its layout. The preset must be bound (size and layout known); an
+// unbound one gets 224x224 and its default_layout.
 void preprocess_into(const Image& image, const Preset& preset, void* dst);
 
 // Convenience: a [1, ...] tensor for one image.

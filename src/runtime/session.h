@@ -20,6 +20,10 @@ struct SessionOptions {
                           // captured tensors are the model's own, not fused ones
   bool capture_all = false;            // expose every node output as an extra output
   std::vector<std::string> capture;    // or just these value names
+  // Lets idle intra-op threads spin before sleeping. Off by default: on a small machine
+  // the spinning threads of two sessions run alternately (Source, Target) steal each
+  // other's cores (see docs/runtime.md for the measurements).
+  bool allow_spinning = false;
 };
 
 struct ValueInfo {
@@ -69,6 +73,10 @@ class Session {
 Result<std::map<std::string, ValueInfo>> observe_value_shapes(const onnx::ModelProto& model,
                                                                const std::vector<Tensor>& sample_inputs,
                                                                int threads = 0);
+// The same, with errors naming `model_label` (usually the model's path).
+Result<std::map<std::string, ValueInfo>> observe_value_shapes(const onnx::ModelProto& model,
+                                                               const std::vector<Tensor>& sample_inputs,
+                                                               int threads, const std::string& model_label);
 
 // ONNX Runtime's version string, for reports.
 std::string runtime_version();

@@ -1,0 +1,31 @@
+// Label metrics: top-k lists from class scores, and agreement between two models.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace fetafix::compare {
+
+struct TopK {
+  std::vector<int64_t> ids;    // best first; ties broken by the lower class id
+  std::vector<float> scores;   // probabilities (softmax applied unless already a distribution)
+};
+
+// Scores that already form a probability distribution (all in [0,1], sum within
+// kProbabilitySumTolerance of 1) are kept; anything else is treated as logits and
+// softmaxed. The original FetaFix applied softmax twice to models ending in Softmax,
+// flattening every certainty to ~0.001: that is what this avoids.
+inline constexpr double kProbabilitySumTolerance = 1e-3;
+
+TopK top_k(std::span<const float> class_scores, int k);
+
+// Shifts a Target label into the Source's numbering: source_id = target_id - offset.
+// offset = 1 maps a 1001-class Target (0 = background) onto a 1000-class Source; a
+// Target label that falls outside [0, source_classes) maps to -1 (matches nothing).
+int64_t to_source_label(int64_t target_id, int64_t offset, int64_t source_classes);
+
+// |A ∩ B| / k for two top-k lists (already in the same numbering).
+double top_k_overlap(const std::vector<int64_t>& a, const std::vector<int64_t>& b, int k);
+
+}  // namespace fetafix::compare

@@ -1,0 +1,319 @@
+// JPEG/PNG decoding to the 8-bit RGB that PIL's Image.open(p).convert("RGB") gives,
+// and image-folder listing.
+#include "data/image.h"
+
+#include <algorithm>
+#include <cctype>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <system_error>
+
+// jpeglib.h needs FILE and size_t declared first.
+#include <jerror.h>
+#include <jpeglib.h>
+#include <png.h>
+
+namespace fetafix::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+Result<std::vector<uint8_t>> read_whole_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error("cannot open image '{}'", path.string());
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size < 0) return make_error("cannot read image '{}'", path.string());
+  in.seekg(0, std::ios::beg);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+    return make_error("cannot read image '{}'", path.string());
+  return bytes;
+}
+
+// ---------------------------------------------------------------- JPEG
+
+// libjpeg reports fatal errors through error_exit, which must not return: we longjmp
+// back to the decode call so a bad file becomes an Error instead of exit().
+struct JpegErrorManager {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+[[noreturn]] void jpeg_fail(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+// Warnings: a premature end of data makes libjpeg pad the image with gray and carry on;
+// PIL refuses such files ("image file is truncated"), so we do too. Other warnings
+// (e.g. extraneous bytes before a marker) leave the pixels intact, and PIL accepts them.
+void jpeg_message(j_common_ptr cinfo, int msg_level) {
+  if (msg_level >= 0) return;  // trace messages
+  if (cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_fail(cinfo);
+  cinfo->err->num_warnings++;
+}
+
+// PIL's MULDIV255: a*b/255 rounded, with integer arithmetic.
+inline int muldiv255(int a, int b) {
+  const int tmp = a * b + 128;
+  return ((tmp >> 8) + tmp) >> 8;
+}
+
+// PIL opens every 4-channel JPEG as CMYK with rawmode "CMYK;I" (Adobe/Photoshop inverted
+// storage), then Convert.c's cmyk2rgb: nk = 255 - k; r = nk - c*nk/255. With c = 255 - raw_c
+// and k = 255 - raw_k, that is nk = raw_k.
+inline void cmyk_row_to_rgb(const uint8_t* in, uint8_t* out, int width) {
+  for (int x = 0; x < width; ++x, in += 4, out += 3) {
+    const int nk = in[3];
+    for (int c = 0; c < 3; ++c) {
+      const int v = nk - muldiv255(255 - in[c], nk);
+      out[c] = static_cast<uint8_t>(std::clamp(v, 0, 255));
+    }
+  }
+}
+
+struct JpegJob {
+  const std::vector<uint8_t>* bytes;
+  Image* image;
+  std::vector<uint8_t>* row;
+  ImageSourceInfo* info;
+};
+
+// Returns false with err.message set on failure. Only plain C objects live in this frame,
+// so the longjmp skips no destructor; the C++ objects belong to the caller.
+bool run_jpeg_decode(const JpegJob& job, jpeg_decompress_struct& cinfo, JpegErrorManager& err) {
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_fail;
+  err.pub.emit_message = jpeg_message;
+  err.message[0] = '\0';
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, job.bytes->data(), static_cast<unsigned long>(job.bytes->size()));
+  jpeg_read_header(&cinfo, TRUE);
+
+  switch (cinfo.jpeg_color_space) {
+    case JCS_GRAYSCALE:
+      cinfo.out_color_space = JCS_GRAYSCALE;
+      job.info->color = "gray";
+      break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+      cinfo.out_color_space = JCS_CMYK;  // libjpeg turns YCCK into CMYK, as PIL asks it to
+      job.info->color = cinfo.jpeg_color_space == JCS_CMYK ? "cmyk" : "ycck";
+      break;
+    default:
+      cinfo.out_color_space = JCS_RGB;
+      job.info->color = "rgb";
+      break;
+  }
+  job.info->format = ImageSourceInfo::Format::kJpeg;
+  job.info->bit_depth = cinfo.data_precision;
+  jpeg_start_decompress(&cinfo);
+
+  const int width = static_cast<int>(cinfo.output_width);
+  const int height = static_cast<int>(cinfo.output_height);
+  const int components = cinfo.output_components;
+  job.image->width = width;
+  job.image->height = height;
+  job.image->rgb.resize(static_cast<size_t>(width) * height * 3);
+  job.row->resize(static_cast<size_t>(width) * components);
+  JSAMPROW row_pointer = job.row->data();
+  while (cinfo.output_scanline < cinfo.output_height) {
+    const int y = static_cast<int>(cinfo.output_scanline);
+    uint8_t* out = job.image->rgb.data() + static_cast<size_t>(y) * width * 3;
+    if (components == 3) {
+      // Decode straight into the image: no copy for the common case.
+      JSAMPROW direct = out;
+      jpeg_read_scanlines(&cinfo, &direct, 1);
+      continue;
+    }
+    jpeg_read_scanlines(&cinfo, &row_pointer, 1);
+    const uint8_t* in = job.row->data();
+    if (components == 1) {
+      for (int x = 0; x < width; ++x) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x];
+    } else {
+      cmyk_row_to_rgb(in, out, width);
+    }
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+Result<Image> decode_jpeg(const std::vector<uint8_t>& bytes, const fs::path& path, ImageSourceInfo* info) {
+  Image image;
+  std::vector<uint8_t> row;
+  jpeg_decompress_struct cinfo;
+  JpegErrorManager err;
+  if (!run_jpeg_decode(JpegJob{&bytes, &image, &row, info}, cinfo, err))
+    return make_error("cannot decode JPEG '{}': {}", path.string(), err.message);
+  return image;
+}
+
+// ---------------------------------------------------------------- PNG
+
+struct PngReader {
+  const std::vector<uint8_t>* bytes;
+  size_t offset = 0;
+  char message[256] = {};
+};
+
+void png_read_from_memory(png_structp png, png_bytep out, png_size_t length) {
+  auto* reader = static_cast<PngReader*>(png_get_io_ptr(png));
+  if (reader->bytes->size() - reader->offset < length) png_error(png, "unexpected end of file (truncated)");
+  std::memcpy(out, reader->bytes->data() + reader->offset, length);
+  reader->offset += length;
+}
+
+[[noreturn]] void png_fail(png_structp png, png_const_charp message) {
+  auto* reader = static_cast<PngReader*>(png_get_error_ptr(png));
+  std::snprintf(reader->message, sizeof reader->message, "%s", message);
+  png_longjmp(png, 1);
+}
+
+void png_warn(png_structp, png_const_charp) {}  // e.g. "known incorrect sRGB profile": harmless
+
+struct PngJob {
+  Image* image;
+  std::vector<uint8_t>* pixels;
+  std::vector<png_bytep>* rows;
+  ImageSourceInfo* info;
+};
+
+bool run_png_decode(const PngJob& job, PngReader& reader) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_fail, png_warn);
+  if (!png) {
+    std::snprintf(reader.message, sizeof reader.message, "out of memory");
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    std::snprintf(reader.message, sizeof reader.message, "out of memory");
+    return false;
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  png_set_read_fn(png, &reader, png_read_from_memory);
+  png_read_info(png, info);
+
+  const int color_type = png_get_color_type(png, info);
+  const int bit_depth = png_get_bit_depth(png, info);
+  job.info->format = ImageSourceInfo::Format::kPng;
+  job.info->bit_depth = bit_depth;
+  switch (color_type) {
+    case PNG_COLOR_TYPE_GRAY: job.info->color = "gray"; break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: job.info->color = "gray+alpha"; break;
+    case PNG_COLOR_TYPE_PALETTE: job.info->color = "palette"; break;
+    case PNG_COLOR_TYPE_RGB_ALPHA: job.info->color = "rgba"; break;
+    default: job.info->color = "rgb"; break;
+  }
+  // PIL opens 16-bit grayscale as mode "I" (the full 16-bit value) and convert("RGB") clips
+  // it to 0..255; every other 16-bit type it reads as 8-bit by keeping the high byte, which
+  // is what png_set_strip_16 does.
+  const bool gray16_clipped = color_type == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
+  if (bit_depth == 16 && !gray16_clipped) png_set_strip_16(png);
+  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+
+  const int width = static_cast<int>(png_get_image_width(png, info));
+  const int height = static_cast<int>(png_get_image_height(png, info));
+  const size_t rowbytes = png_get_rowbytes(png, info);
+  const int channels = png_get_channels(png, info);
+  job.pixels->resize(rowbytes * height);
+  job.rows->resize(height);
+  for (int y = 0; y < height; ++y) (*job.rows)[y] = job.pixels->data() + rowbytes * y;
+  png_read_image(png, job.rows->data());
+  png_destroy_read_struct(&png, &info, nullptr);
+
+  job.image->width = width;
+  job.image->height = height;
+  job.image->rgb.resize(static_cast<size_t>(width) * height * 3);
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* in = (*job.rows)[y];
+    uint8_t* out = job.image->rgb.data() + static_cast<size_t>(y) * width * 3;
+    if (gray16_clipped) {
+      for (int x = 0; x < width; ++x) {
+        const int v = (in[2 * x] << 8) | in[2 * x + 1];
+        out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = static_cast<uint8_t>(std::min(v, 255));
+      }
+    } else if (channels <= 2) {  // gray, gray+alpha: alpha dropped
+      for (int x = 0; x < width; ++x)
+        out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[channels * x];
+    } else {  // rgb, rgba (also palette expanded with tRNS): alpha dropped
+      for (int x = 0; x < width; ++x) std::memcpy(out + 3 * x, in + channels * x, 3);
+    }
+  }
+  return true;
+}
+
+Result<Image> decode_png(const std::vector<uint8_t>& bytes, const fs::path& path, ImageSourceInfo* info) {
+  Image image;
+  std::vector<uint8_t> pixels;
+  std::vector<png_bytep> rows;
+  PngReader reader{&bytes};
+  if (!run_png_decode(PngJob{&image, &pixels, &rows, info}, reader))
+    return make_error("cannot decode PNG '{}': {}", path.string(), reader.message);
+  return image;
+}
+
+bool has_image_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
+}  // namespace
+
+Result<Image> decode_image(const fs::path& path, ImageSourceInfo* source_info) {
+  FETAFIX_ASSIGN_OR_RETURN(const std::vector<uint8_t> bytes, read_whole_file(path));
+  ImageSourceInfo scratch;
+  ImageSourceInfo* info = source_info ? source_info : &scratch;
+  static constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+    return decode_jpeg(bytes, path, info);
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0) return decode_png(bytes, path, info);
+  if (bytes.empty()) return make_error("cannot decode image '{}': the file is empty", path.string());
+  return make_error("cannot decode image '{}': neither a JPEG nor a PNG file", path.string());
+}
+
+Result<Image> decode_image(const fs::path& path) { return decode_image(path, nullptr); }
+
+Result<std::vector<fs::path>> list_images(const fs::path& dir) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(dir, ec);
+  if (ec || !fs::exists(status)) return make_error("image folder '{}' does not exist", dir.string());
+  if (!fs::is_directory(status)) return make_error("image folder '{}' is not a folder", dir.string());
+
+  std::vector<std::pair<std::string, fs::path>> found;  // (relative path, path)
+  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec);
+  if (ec) return make_error("cannot list image folder '{}': {}", dir.string(), ec.message());
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) return make_error("cannot list image folder '{}': {}", dir.string(), ec.message());
+    const fs::directory_entry& entry = *it;
+    std::error_code type_ec;
+    if (!entry.is_regular_file(type_ec) || !has_image_extension(entry.path())) continue;
+    found.emplace_back(entry.path().lexically_relative(dir).generic_string(), entry.path());
+  }
+  if (ec) return make_error("cannot list image folder '{}': {}", dir.string(), ec.message());
+  if (found.empty()) return make_error("image folder '{}' holds no .jpg, .jpeg or .png image", dir.string());
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<fs::path> paths;
+  paths.reserve(found.size());
+  for (auto& [relative, path] : found) paths.push_back(std::move(path));
+  return paths;
+}
+
+}  // namespace fetafix::data

@@ -1,0 +1,42 @@
+// Loading and saving ONNX models. Loading never depends on ONNX's checker or shape
+// inference (Debian's 1.12 stops at IR 8 / opset 17): newer models load as they are, and
+// fields this ONNX version does not know survive a round trip as protobuf unknown fields.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "common/result.h"
+
+namespace fetafix::model {
+
+struct Model {
+  onnx::ModelProto proto;
+  std::filesystem::path path;  // where it was loaded from (empty if built in memory)
+};
+
+// Loads an ONNX file. Errors (one line naming the file): missing, unreadable, not an ONNX
+// protobuf, no graph, external data file missing/outside the model's folder.
+// External-data tensors are read into raw_data at load time, resolved only inside the
+// model's own folder: a location that is absolute or escapes it (.., symlink out) is refused.
+// Handles files up to protobuf's 2 GB limit.
+Result<Model> load_model(const std::filesystem::path& path);
+
+// Same from bytes already in memory (`label` names it in errors). A tensor stored as
+// external data is an error here: there is no folder to resolve it in.
+Result<Model> parse_model(std::string_view bytes, const std::string& label);
+
+// Deterministic serialization (same model -> same bytes, every run), written atomically.
+// Refuses to overwrite any of `never_overwrite` (pass the inputs) with an error naming the path,
+// and refuses models over protobuf's 2 GB limit (external data is never written).
+Status save_model(const onnx::ModelProto& model, const std::filesystem::path& path,
+                  const std::vector<std::filesystem::path>& never_overwrite = {});
+
+// Deterministic bytes. Empty for a model over 2 GB, which protobuf cannot serialize.
+std::string serialize_model(const onnx::ModelProto& model);
+
+}  // namespace fetafix::model

@@ -1,0 +1,161 @@
+// Runs the real binary: exit codes, one-line errors, and no output files on failure.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/builder.h"
+#include "model/model.h"
+#include "support/assets.h"
+#include "support/images.h"
+#include "support/models.h"
+
+namespace fetafix {
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+static std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* bin = std::getenv("FETAFIX_BIN");
+    ASSERT_TRUE(bin && *bin) << "FETAFIX_BIN is not set (run through ctest)";
+    bin_ = bin;
+    dir_ = testing::temp_dir(std::string("cli_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    images_ = dir_ / "images";
+    fs::create_directories(images_);
+    const uint8_t colours[][3] = {{200, 50, 50}, {50, 200, 50}, {50, 50, 200}, {190, 40, 60}};
+    for (int i = 0; i < 4; ++i)
+      testing::write_png_rgb(images_ / ("img" + std::to_string(i) + ".png"), 24, 24,
+                             testing::textured_solid(24, 24, colours[i][0], colours[i][1], colours[i][2], i + 1));
+    ASSERT_TRUE(model::save_model(testing::dominant_channel_model(false), dir_ / "source.onnx").ok());
+    ASSERT_TRUE(model::save_model(testing::dominant_channel_model(true), dir_ / "target.onnx").ok());
+  }
+
+  RunResult run(const std::string& args) {
+    RunResult r;
+    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    std::string cmd = "'" + bin_ + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+    int status = std::system(cmd.c_str());
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  std::string models(const std::string& target = "target.onnx") {
+    return "compare '" + (dir_ / "source.onnx").string() + "' '" + (dir_ / target).string() + "' --images '" +
+           images_.string() + "' --source-preprocess raw --target-preprocess raw";
+  }
+
+  static int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+  std::string bin_;
+  fs::path dir_, images_;
+};
+
+TEST_F(Cli, IdenticalModelsExitZero) {
+  RunResult r = run(models("source.onnx"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Label discrepancy (top-1 differs): 0.00%"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, PlantedFaultExitsOneAndWritesJson) {
+  RunResult r = run(models() + " --quiet --json '" + (dir_ / "report.json").string() + "'");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;  // --quiet: no progress lines
+  EXPECT_NE(r.out.find("75.00%  (3 of 4)"), std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(slurp(dir_ / "report.json"));
+  EXPECT_EQ(j["summary"]["disagreeing"], 3);
+  EXPECT_EQ(j["images"].size(), 4u);
+}
+
+TEST_F(Cli, ProgressGoesToStderrAsPlainLinesWhenNotATerminal) {
+  RunResult r = run(models());
+  EXPECT_NE(r.err.find("compare: 4/4 img"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, MissingModelIsOneLineExitTwo) {
+  RunResult r = run("compare '" + (dir_ / "nope.onnx").string() + "' '" + (dir_ / "target.onnx").string() +
+                    "' --images '" + images_.string() + "'");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("nope.onnx"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, CorruptModelIsOneLineExitTwo) {
+  { std::ofstream(dir_ / "corrupt.onnx") << "\x08\x07garbage that is not a model"; }
+  RunResult r = run(models("corrupt.onnx"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("corrupt.onnx"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, EmptyImageFolderIsExitTwo) {
+  fs::create_directories(dir_ / "empty");
+  RunResult r = run("compare '" + (dir_ / "source.onnx").string() + "' '" + (dir_ / "target.onnx").string() +
+                    "' --images '" + (dir_ / "empty").string() + "'");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("empty"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, UnwritableJsonPathFailsBeforeRunningAndWritesNothing) {
+  const fs::path json = dir_ / "no_such_folder" / "report.json";
+  RunResult r = run(models() + " --json '" + json.string() + "'");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("report.json"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(json));
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST_F(Cli, JsonOverAnInputModelIsRefused) {
+  const std::string before = slurp(dir_ / "target.onnx");
+  RunResult r = run(models() + " --json '" + (dir_ / "target.onnx").string() + "'");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(slurp(dir_ / "target.onnx"), before);
+}
+
+TEST_F(Cli, ModelThatCannotTakeAnImageIsExitTwo) {
+  GraphBuilder g("vector", 13);
+  g.input("features", DType::kFloat32, {-1, 10});
+  g.node("Relu", "relu", {"features"}, {}, "out");
+  g.output("out", DType::kFloat32, {-1, 10});
+  ASSERT_TRUE(model::save_model(g.build(), dir_ / "vector.onnx").ok());
+  RunResult r = run(models("vector.onnx"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("vector.onnx"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, UnknownPresetAndBadOptionsAreExitTwo) {
+  EXPECT_EQ(run(models() + " --source-preprocess nonsense").exit_code, 2);
+  EXPECT_EQ(run(models() + " --top-k 0").exit_code, 2);
+  EXPECT_EQ(run("compare").exit_code, 2);
+  EXPECT_EQ(run("frobnicate").exit_code, 2);
+}
+
+TEST_F(Cli, HelpAndVersionExitZero) {
+  EXPECT_EQ(run("--help").exit_code, 0);
+  RunResult r = run("compare --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--label-offset"), std::string::npos);
+  EXPECT_EQ(run("--version").exit_code, 0);
+}
+
+}  // namespace fetafix
