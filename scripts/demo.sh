@@ -7,8 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
 bash "$root/scripts/build.sh"
 demo="$build/demo"
-"$build/tools/fetafix-demo-models" "$demo" >/dev/null
 photos=/usr/share/backgrounds/mate/nature
+# BatchNorm statistics of the demo CNN are calibrated on the same photos.
+"$build/tools/fetafix-demo-models" "$demo" "$photos" >/dev/null
 echo "== fetafix compare on the demo pair, $(ls "$photos" | wc -l) photos from $photos"
 set +e
 "$build/src/cli/fetafix" compare "$demo/source.onnx" "$demo/target.onnx" --images "$photos" \

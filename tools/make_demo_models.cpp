@@ -4,19 +4,30 @@
 // with its height and width swapped (an HWIO -> OIHW layout slip), and a Conv whose pads
 // were dropped (onnxmltools #716). Weights are deterministic, so every run writes the
 // same bytes.
+//
+// Random convolutions followed by global pooling give features dominated by a component
+// every photo shares, so every photo would get the same label. A BatchNormalization after
+// the pooling, with statistics measured on the calibration photos (as a trained network's
+// are), removes that component: labels then vary across photos, and faults flip them.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
+#include "data/preprocess.h"
 #include "model/builder.h"
 #include "model/model.h"
+#include "runtime/session.h"
 
 using namespace fetafix;
 
 namespace {
 
+constexpr int64_t kFeatures = 64;
+
 struct DemoOptions {
+  std::vector<float> feature_mean = std::vector<float>(kFeatures, 0.0f);
+  std::vector<float> feature_var = std::vector<float>(kFeatures, 1.0f);
   bool quantize_conv3 = false;
   bool transpose_conv2_kernel = false;
   bool drop_conv1_pads = false;
@@ -64,7 +75,12 @@ onnx::ModelProto build_classifier(const DemoOptions& o) {
                {Attr::ints("kernel_shape", {3, 3}), Attr::ints("strides", {2, 2}), Attr::ints("pads", pads)});
     x = g.node("Relu", "relu" + std::to_string(i + 1), {x});
   }
-  x = g.node("GlobalAveragePool", "pool", {x});
+  x = g.node("GlobalAveragePool", "pool", {x}, {}, "pooled");
+  g.initializer("bn.scale", float_tensor({kFeatures}, std::vector<float>(kFeatures, 1.0f)));
+  g.initializer("bn.bias", float_tensor({kFeatures}, std::vector<float>(kFeatures, 0.0f)));
+  g.initializer("bn.mean", float_tensor({kFeatures}, o.feature_mean));
+  g.initializer("bn.var", float_tensor({kFeatures}, o.feature_var));
+  x = g.node("BatchNormalization", "bn", {x, "bn.scale", "bn.bias", "bn.mean", "bn.var"}, {Attr::f("epsilon", 1e-5f)});
   x = g.node("Flatten", "flatten", {x}, {Attr::i("axis", 1)});
   g.initializer("fc.weight", random_tensor({10, 64}, 300, 0.5f));
   g.initializer("fc.bias", random_tensor({10}, 301, 0.1f));
@@ -74,11 +90,45 @@ onnx::ModelProto build_classifier(const DemoOptions& o) {
   return g.build();
 }
 
+// Per-feature mean and variance of the pooled features over the calibration photos.
+Status calibrate(DemoOptions& o, const std::filesystem::path& photos) {
+  FETAFIX_ASSIGN_OR_RETURN(auto files, data::list_images(photos));
+  runtime::SessionOptions so;
+  so.capture = {"pooled"};
+  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(build_classifier(o), so, "demo source"));
+  const auto& in = session->inputs()[0];
+  FETAFIX_ASSIGN_OR_RETURN(auto preset, data::bind_preset_to_input(data::preset_by_name("torch").value(), in.shape,
+                                                                    in.dtype, in.name));
+  std::vector<double> sum(kFeatures, 0.0), sum_sq(kFeatures, 0.0);
+  size_t n = 0;
+  for (const auto& f : files) {
+    FETAFIX_ASSIGN_OR_RETURN(auto image, data::decode_image(f));
+    FETAFIX_ASSIGN_OR_RETURN(auto out, session->run({data::preprocess(image, preset)}));
+    const auto& pooled = out.at(session->num_model_outputs());
+    for (int64_t c = 0; c < kFeatures; ++c) {
+      const double v = pooled.data<float>()[c];
+      sum[c] += v;
+      sum_sq[c] += v * v;
+    }
+    ++n;
+  }
+  for (int64_t c = 0; c < kFeatures; ++c) {
+    const double mean = sum[c] / n;
+    o.feature_mean[c] = static_cast<float>(mean);
+    o.feature_var[c] = static_cast<float>(std::max(sum_sq[c] / n - mean * mean, 1e-6));
+  }
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTDIR\nwrites OUTDIR/source.onnx and OUTDIR/target.onnx\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr,
+                 "usage: %s OUTDIR [CALIBRATION_PHOTOS]\n"
+                 "writes OUTDIR/source.onnx and OUTDIR/target.onnx; with a photo folder, the pooled\n"
+                 "features are normalized with statistics measured on it\n",
+                 argv[0]);
     return 2;
   }
   std::filesystem::path dir = argv[1];
@@ -88,8 +138,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: cannot create folder: %s\n", argv[1], ec.message().c_str());
     return 2;
   }
-  const DemoOptions source{}, target{.quantize_conv3 = true, .transpose_conv2_kernel = true, .drop_conv1_pads = true};
-  for (auto [name, opts] : {std::pair{"source.onnx", source}, std::pair{"target.onnx", target}}) {
+  DemoOptions source;
+  if (argc == 3) {
+    if (auto st = calibrate(source, argv[2]); !st.ok()) {
+      std::fprintf(stderr, "%s\n", st.error().message.c_str());
+      return 2;
+    }
+  }
+  DemoOptions target = source;
+  target.quantize_conv3 = target.transpose_conv2_kernel = target.drop_conv1_pads = true;
+  for (const auto& [name, opts] : {std::pair{"source.onnx", source}, std::pair{"target.onnx", target}}) {
     if (auto st = model::save_model(build_classifier(opts), dir / name); !st.ok()) {
       std::fprintf(stderr, "%s\n", st.error().message.c_str());
       return 2;
