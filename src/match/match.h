@@ -1,0 +1,51 @@
+// Source <-> Target alignment of the core computational layers (Conv, ConvTranspose, Gemm,
+// MatMul with a weight, ...), robust to what converters do: renamed nodes; inserted or
+// removed Transpose/Pad/Reshape/Identity/Cast/Q-DQ nodes; BatchNormalization folded into
+// the Conv or split into Mul+Add; weights stored as Constant nodes; weights in another
+// layout (OIHW vs HWIO/OHWI); NHWC graphs; another opset.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "common/result.h"
+
+namespace fetafix::match {
+
+struct MatchOptions {
+  // Op types that count as core layers. MatMul counts only when one input is a weight.
+  std::set<std::string> core_ops{"Conv", "ConvTranspose", "Gemm", "MatMul"};
+  // Pairs whose confidence is below this are left unmatched.
+  double min_confidence = 0.5;
+};
+
+struct NodeMatch {
+  std::string source_node;  // node names (synthesized "<op>_<index>" names for unnamed nodes)
+  std::string target_node;
+  double confidence = 0;    // 0..1
+  // How the Target's main weight relates to the Source's: target = transpose(source, perm)
+  // (empty = same layout). Set when the weight layouts differ (e.g. OIHW vs HWIO).
+  std::vector<int64_t> weight_permutation;
+  // The Target node's weight has a BatchNormalization folded in that the Source applies
+  // separately (or the reverse); `folded_bn_node` names the Source (resp. Target) BN.
+  bool bn_folded_in_target = false;
+  bool bn_folded_in_source = false;
+  std::string folded_bn_node;
+  std::string evidence;     // one line: what decided the pair
+};
+
+struct MatchResult {
+  std::vector<NodeMatch> pairs;                 // in Source topological order
+  std::vector<std::string> unmatched_source;    // core nodes without a partner
+  std::vector<std::string> unmatched_target;
+  size_t source_core = 0, target_core = 0;      // core-node counts
+};
+
+Result<MatchResult> match_models(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                 const MatchOptions& options = {});
+
+}  // namespace fetafix::match
