@@ -14,5 +14,6 @@ struct CommandRunner {
 };
 
 void add_compare_command(CLI::App& app, CommandRunner& runner);
+void add_localize_command(CLI::App& app, CommandRunner& runner);
 
 }  // namespace fetafix::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   fetafix::cli::CommandRunner runner;
   fetafix::cli::add_compare_command(app, runner);
+  fetafix::cli::add_localize_command(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,98 @@
+#include "cli/pair_options.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/fs.h"
+
+namespace fetafix::cli {
+namespace fs = std::filesystem;
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "fetafix: %s\n", e.message.c_str());
+  return e.exit_code;
+}
+
+namespace {
+
+// DType of the first graph input that is not an initializer.
+DType image_input_dtype(const onnx::ModelProto& m) {
+  for (const auto& in : m.graph().input()) {
+    bool is_init = false;
+    for (const auto& init : m.graph().initializer()) is_init |= init.name() == in.name();
+    if (!is_init) return static_cast<DType>(in.type().tensor_type().elem_type());
+  }
+  return DType::kUndefined;
+}
+
+// "auto" picks by the model's input type: raw bytes for uint8 inputs (quantized models),
+// the torch preset otherwise.
+Result<data::Preset> make_preset(const std::string& spec, const std::string& overrides, const onnx::ModelProto& m,
+                                 const char* flag) {
+  std::string name = spec;
+  if (name == "auto") name = image_input_dtype(m) == DType::kUInt8 ? "uint8" : "torch";
+  auto preset = data::resolve_preset(name);
+  if (!preset.ok()) return Error{fmt::format("{}: {}", flag, preset.error().message), kExitBadInput};
+  if (!overrides.empty()) {
+    auto j = nlohmann::json::parse(overrides, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return make_error("{}-override: not a JSON object: {}", flag, overrides);
+    FETAFIX_TRY_STATUS(data::apply_overrides(*preset, j));
+  }
+  return preset;
+}
+
+}  // namespace
+
+void add_pair_options(CLI::App* cmd, PairArgs& a) {
+  cmd->add_option("SOURCE", a.source_path, "Source model (.onnx)")->required();
+  cmd->add_option("TARGET", a.target_path, "Target (converted) model (.onnx)")->required();
+  cmd->add_option("--images", a.images, "Folder of .jpg/.jpeg/.png images (searched recursively)")->required();
+  cmd->add_option("--source-preprocess", a.source_preprocess,
+                  "Preset for the Source: torch, tf (inception), caffe, raw, uint8, auto, or a JSON preset file. "
+                  "auto = uint8 for a uint8 input, torch otherwise")
+      ->capture_default_str();
+  cmd->add_option("--target-preprocess", a.target_preprocess, "Preset for the Target (same choices)")
+      ->capture_default_str();
+  cmd->add_option("--source-preprocess-override", a.source_override,
+                  "JSON object of preset fields to change, e.g. '{\"crop\":\"stretch\",\"width\":299}'");
+  cmd->add_option("--target-preprocess-override", a.target_override, "Same, for the Target");
+  cmd->add_option("--top-k", a.top_k, "Length of the label lists compared")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--label-offset", a.label_offset,
+                  "Target label - offset = Source label (1 for a 1001-class Target with a background class)");
+  cmd->add_option("--threads", a.threads, "ONNX Runtime threads per model (0 = one per core)")
+      ->capture_default_str()->check(CLI::Range(0, 256));
+  cmd->add_option("--batch-size", a.batch_size, "Images per inference call")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--json", a.json_path, "Also write the results as JSON here");
+  cmd->add_flag("--strict", a.strict, "Fail on the first image that cannot be decoded instead of skipping it");
+  cmd->add_flag("--quiet,-q", a.quiet, "No progress output");
+}
+
+Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& a) {
+  if (!a.json_path.empty()) {
+    for (const auto& input : {a.source_path, a.target_path})
+      if (same_file(a.json_path, input)) return make_error("{}: refusing to overwrite an input model", a.json_path);
+    FETAFIX_TRY_STATUS(check_writable(a.json_path));
+  }
+  auto p = std::make_unique<LoadedPair>();
+  FETAFIX_ASSIGN_OR_RETURN(p->source, model::load_model(a.source_path));
+  FETAFIX_ASSIGN_OR_RETURN(p->target, model::load_model(a.target_path));
+  FETAFIX_ASSIGN_OR_RETURN(auto sp, make_preset(a.source_preprocess, a.source_override, p->source.proto,
+                                                "--source-preprocess"));
+  FETAFIX_ASSIGN_OR_RETURN(auto tp, make_preset(a.target_preprocess, a.target_override, p->target.proto,
+                                                "--target-preprocess"));
+  p->source_side = {&p->source.proto, a.source_path, sp};
+  p->target_side = {&p->target.proto, a.target_path, tp};
+  p->compare.top_k = a.top_k;
+  p->compare.label_offset = a.label_offset;
+  p->compare.threads = a.threads;
+  p->compare.batch_size = a.batch_size;
+  p->compare.strict = a.strict;
+  p->compare.progress = a.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
+  return p;
+}
+
+}  // namespace fetafix::cli

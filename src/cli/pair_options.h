@@ -1,0 +1,42 @@
+// The options every Source-vs-Target command shares (compare, localize, ...), and loading
+// what they name, with the one-line errors of docs/cli.md.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <CLI/App.hpp>
+
+#include "common/result.h"
+#include "compare/compare.h"
+#include "model/model.h"
+
+namespace fetafix::cli {
+
+struct PairArgs {
+  std::string source_path, target_path, images;
+  std::string source_preprocess = "auto", target_preprocess = "auto";
+  std::string source_override, target_override;
+  int top_k = 5;
+  std::optional<int64_t> label_offset;
+  int threads = 0;
+  int batch_size = 8;
+  std::string json_path;
+  bool strict = false, quiet = false;
+};
+
+void add_pair_options(CLI::App* cmd, PairArgs& args);
+
+struct LoadedPair {
+  model::Model source, target;
+  compare::ModelSide source_side, target_side;  // point into source/target: keep LoadedPair alive
+  compare::CompareOptions compare;
+};
+
+// Checks output paths first (writable, not an input), then loads both models and presets.
+Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& args);
+
+// Prints "fetafix: <message>" on stderr and returns the error's exit code.
+int fail(const Error& e);
+
+}  // namespace fetafix::cli

@@ -1,0 +1,331 @@
+#include "localize/localize.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <tbb/parallel_for.h>
+
+#include "runtime/session.h"
+#include "model/builder.h"  // Rng: the seeded sampler every run reproduces
+
+namespace fetafix::localize {
+namespace fs = std::filesystem;
+
+size_t LocalizeResult::fault_count() const {
+  return static_cast<size_t>(std::count_if(findings.begin(), findings.end(),
+                                           [](const Finding& f) { return f.equivalence != Equivalence::kEquivalent; }));
+}
+
+namespace {
+
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(std::vector<PhaseTime>& out) : out_(out) {}
+  void mark(const std::string& phase) {
+    auto now = std::chrono::steady_clock::now();
+    out_.push_back({phase, std::chrono::duration<double>(now - last_).count()});
+    last_ = now;
+  }
+
+ private:
+  std::vector<PhaseTime>& out_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+// Up to `keep` of `indices`, chosen with a seeded shuffle and returned ascending.
+std::vector<size_t> sample(std::vector<size_t> indices, size_t keep, uint64_t seed) {
+  if (indices.size() > keep) {
+    Rng rng(seed);
+    for (size_t i = indices.size() - 1; i > 0; --i) std::swap(indices[i], indices[rng.next_u64() % (i + 1)]);
+    indices.resize(keep);
+    std::sort(indices.begin(), indices.end());
+  }
+  return indices;
+}
+
+// Preprocesses the chosen images for one side into a [n, ...] tensor.
+Result<Tensor> preprocess_images(const std::vector<fs::path>& files, const std::vector<size_t>& chosen,
+                                 const data::Preset& preset) {
+  const bool nchw = preset.layout == data::Layout::kNCHW;
+  std::vector<int64_t> shape{static_cast<int64_t>(chosen.size())};
+  if (nchw) shape.insert(shape.end(), {3, preset.height, preset.width});
+  else shape.insert(shape.end(), {preset.height, preset.width, 3});
+  Tensor t(preset.dtype, shape);
+  const size_t image_bytes = chosen.empty() ? 0 : t.bytes.size() / chosen.size();
+  std::vector<std::string> errors(chosen.size());
+  tbb::parallel_for(size_t{0}, chosen.size(), [&](size_t j) {
+    auto image = data::decode_image(files[chosen[j]]);
+    if (!image.ok()) { errors[j] = image.error().message; return; }
+    data::preprocess_into(*image, preset, t.bytes.data() + j * image_bytes);
+  });
+  for (const auto& e : errors)
+    if (!e.empty()) return make_error("{}", e);
+  return t;
+}
+
+int type_order(FaultType t) { return static_cast<int>(t); }
+
+}  // namespace
+
+Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
+                                       const fs::path& image_dir, const LocalizeOptions& options) {
+  LocalizeResult r;
+  r.source_label = source.label;
+  r.target_label = target.label;
+  PhaseTimer timer(r.timings);
+
+  FETAFIX_ASSIGN_OR_RETURN(r.detection, compare::compare_models(source, target, image_dir, options.compare));
+  timer.mark("detection");
+  FETAFIX_ASSIGN_OR_RETURN(auto files, data::list_images(image_dir));
+  const auto& records = r.detection.records;
+  std::vector<size_t> similar, dissimilar;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!records[i].error.empty()) continue;
+    (records[i].agree ? similar : dissimilar).push_back(i);
+  }
+
+  std::vector<Finding> findings;
+  auto append = [&](std::vector<Finding> more) {
+    for (auto& f : more) findings.push_back(std::move(f));
+  };
+
+  // Input-based checks.
+  FETAFIX_ASSIGN_OR_RETURN(auto id_findings, check_input_dimensions(*source.model, *target.model));
+  append(std::move(id_findings));
+  FETAFIX_ASSIGN_OR_RETURN(auto tss_findings,
+                           check_input_structure(*source.model, *target.model,
+                                                 {r.detection.source_preset.layout, r.detection.target_preset.layout}));
+  append(std::move(tss_findings));
+  if (!dissimilar.empty()) {
+    PreprocessingCheckOptions pp;
+    pp.presets = options.presets_to_try;
+    pp.compare = options.compare;
+    FETAFIX_ASSIGN_OR_RETURN(r.preprocessing, measure_preprocessing(source, target, image_dir, pp));
+    append(preprocessing_findings(r.preprocessing));
+  } else {
+    r.notes.push_back("preprocessing check skipped: no image disagrees, so no preset can do better");
+  }
+  timer.mark("input checks");
+
+  FETAFIX_ASSIGN_OR_RETURN(r.matching, match::match_models(*source.model, *target.model, options.match));
+  timer.mark("matching");
+
+  // One decoded photo for the Flatten/Reshape structure check.
+  const size_t first_ok = similar.empty() ? (dissimilar.empty() ? 0 : dissimilar[0])
+                                          : (dissimilar.empty() ? similar[0] : std::min(similar[0], dissimilar[0]));
+  FETAFIX_ASSIGN_OR_RETURN(auto sample_image, data::decode_image(files[first_ok]));
+  compare::ModelSide bound_source = source, bound_target = target;
+  bound_source.preset = r.detection.source_preset;
+  bound_target.preset = r.detection.target_preset;
+  FlattenCheckOptions flatten_options;
+  flatten_options.threads = options.compare.threads;
+  FETAFIX_ASSIGN_OR_RETURN(auto flatten_findings, check_flatten_structure(bound_source, bound_target, sample_image,
+                                                                          r.matching.pairs, flatten_options));
+  append(std::move(flatten_findings));
+  timer.mark("structure check");
+
+  // Activation analysis on a bounded, seeded subset: every dissimilar image up to the
+  // option's count, and enough similar ones for every repeat to draw a fresh sample.
+  const auto& ao = options.activation;
+  std::vector<size_t> chosen_dissimilar = sample(dissimilar, ao.max_dissimilar, ao.seed);
+  std::vector<size_t> chosen_similar =
+      sample(similar, ao.max_similar * static_cast<size_t>(std::max(ao.repeats, 1)), ao.seed + 1);
+  std::vector<size_t> chosen = chosen_similar;
+  chosen.insert(chosen.end(), chosen_dissimilar.begin(), chosen_dissimilar.end());
+  std::sort(chosen.begin(), chosen.end());
+  std::vector<bool> agree;
+  for (size_t i : chosen) agree.push_back(records[i].agree);
+  std::map<std::string, int> rank_of;  // source node -> rank
+  if (!chosen_dissimilar.empty() && chosen_similar.size() >= 2 && !r.matching.pairs.empty()) {
+    FETAFIX_ASSIGN_OR_RETURN(auto src_in, preprocess_images(files, chosen, r.detection.source_preset));
+    FETAFIX_ASSIGN_OR_RETURN(auto tgt_in, preprocess_images(files, chosen, r.detection.target_preset));
+    ActivationAnalysisOptions ao2 = ao;
+    if (ao2.threads == 0) ao2.threads = options.compare.threads;
+    FETAFIX_ASSIGN_OR_RETURN(r.activation, analyze_layer_activations(*source.model, *target.model, r.matching.pairs,
+                                                                     src_in, tgt_in, agree, ao2));
+    for (const auto& layer : r.activation.ranked)
+      if (layer.rank >= 0) rank_of[layer.source_node] = layer.rank;
+  } else {
+    r.activation.skipped_reason = dissimilar.empty() ? "no image disagrees"
+                                  : similar.size() < 2 ? "fewer than two images agree"
+                                                       : "no core layer was matched";
+    r.notes.push_back("activation analysis skipped: " + r.activation.skipped_reason);
+  }
+  timer.mark("activation analysis");
+
+  // Layer-based checks over every matched pair, ranked layers first.
+  std::vector<match::NodeMatch> ordered = r.matching.pairs;
+  std::stable_sort(ordered.begin(), ordered.end(), [&](const match::NodeMatch& a, const match::NodeMatch& b) {
+    auto ra = rank_of.find(a.source_node), rb = rank_of.find(b.source_node);
+    int ka = ra == rank_of.end() ? INT32_MAX : ra->second, kb = rb == rank_of.end() ? INT32_MAX : rb->second;
+    return ka < kb;
+  });
+  LayerCheckOptions lo = options.layer_checks;
+  if (lo.source_shapes.empty() || lo.target_shapes.empty()) {
+    // Shapes resolve auto_pad=SAME_* into pads: one run of each model on the sample photo.
+    auto src_one = preprocess_images(files, {first_ok}, r.detection.source_preset);
+    auto tgt_one = preprocess_images(files, {first_ok}, r.detection.target_preset);
+    if (src_one.ok() && tgt_one.ok()) {
+      auto s = runtime::observe_value_shapes(*source.model, {*src_one}, options.compare.threads, source.label);
+      auto t = runtime::observe_value_shapes(*target.model, {*tgt_one}, options.compare.threads, target.label);
+      if (s.ok() && t.ok()) {
+        for (const auto& [name, info] : *s) lo.source_shapes[name] = info.shape;
+        for (const auto& [name, info] : *t) lo.target_shapes[name] = info.shape;
+      } else {
+        r.notes.push_back("value shapes unavailable: " + (!s.ok() ? s.error().message : t.error().message));
+      }
+    }
+  }
+  std::vector<Finding> layer_findings;
+  FETAFIX_ASSIGN_OR_RETURN(auto wb, check_weights(*source.model, *target.model, ordered, lo));
+  FETAFIX_ASSIGN_OR_RETURN(auto lh, check_hyperparameters(*source.model, *target.model, ordered, lo));
+  FETAFIX_ASSIGN_OR_RETURN(auto cg, check_graph(*source.model, *target.model, ordered, lo));
+  for (auto* group : {&wb, &lh, &cg})
+    for (auto& f : *group) {
+      auto it = rank_of.find(f.source_node);
+      f.layer_rank = it == rank_of.end() ? -1 : it->second;
+      layer_findings.push_back(std::move(f));
+    }
+  timer.mark("layer checks");
+
+  // Equivalence filter on a few real photos.
+  std::vector<size_t> probes;
+  for (size_t i = 0; i < records.size() && probes.size() < options.probe_images; ++i)
+    if (records[i].error.empty()) probes.push_back(i);
+  FETAFIX_ASSIGN_OR_RETURN(auto src_probe, preprocess_images(files, probes, r.detection.source_preset));
+  FETAFIX_ASSIGN_OR_RETURN(auto tgt_probe, preprocess_images(files, probes, r.detection.target_preset));
+  EquivalenceOptions eo = options.equivalence;
+  if (options.compare.threads > 0) eo.threads = options.compare.threads;
+  FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, {src_probe}, {tgt_probe}, eo));
+  append(std::move(layer_findings));
+  timer.mark("equivalence filter");
+
+  std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
+    const bool ea = a.equivalence == Equivalence::kEquivalent, eb = b.equivalence == Equivalence::kEquivalent;
+    if (ea != eb) return !ea;
+    if (a.type != b.type) return type_order(a.type) < type_order(b.type);
+    const int ra = a.layer_rank < 0 ? INT32_MAX : a.layer_rank, rb = b.layer_rank < 0 ? INT32_MAX : b.layer_rank;
+    return ra < rb;
+  });
+  r.findings = std::move(findings);
+  return r;
+}
+
+nlohmann::json to_json(const LocalizeResult& r) {
+  using nlohmann::json;
+  json findings = json::array();
+  for (const auto& f : r.findings) {
+    findings.push_back({{"type", fault_type_name(f.type)},
+                        {"source_node", f.source_node},
+                        {"target_node", f.target_node},
+                        {"summary", f.summary},
+                        {"equivalence", equivalence_name(f.equivalence)},
+                        {"is_fault", f.equivalence != Equivalence::kEquivalent},
+                        {"layer_rank", f.layer_rank},
+                        {"evidence", f.evidence}});
+  }
+  json pairs = json::array();
+  for (const auto& p : r.matching.pairs) {
+    pairs.push_back({{"source_node", p.source_node},
+                     {"target_node", p.target_node},
+                     {"confidence", p.confidence},
+                     {"weight_permutation", p.weight_permutation},
+                     {"bn_folded_in_target", p.bn_folded_in_target},
+                     {"bn_folded_in_source", p.bn_folded_in_source},
+                     {"folded_bn_node", p.folded_bn_node},
+                     {"evidence", p.evidence}});
+  }
+  json pp = json::array();
+  for (const auto& t : r.preprocessing.trials) {
+    json j{{"preset", t.preset}, {"role", t.role}, {"measured", t.measured}};
+    if (t.measured) {
+      j["disagreement"] = t.disagreement;
+      j["disagreeing"] = t.disagreeing;
+      j["top_k_agreement"] = t.top_k_agreement;
+    } else {
+      j["skipped_reason"] = t.skipped_reason;
+    }
+    pp.push_back(std::move(j));
+  }
+  json timings = json::object();
+  for (const auto& t : r.timings) timings[t.phase] = t.seconds;
+  const auto& s = r.detection.summary;
+  return json{{"schema", "fetafix.localize/1"},
+              {"source", {{"model", r.source_label}, {"preprocess", r.detection.source_preset.to_json()}}},
+              {"target", {{"model", r.target_label}, {"preprocess", r.detection.target_preset.to_json()}}},
+              {"detection",
+               {{"images_compared", s.images_compared},
+                {"images_skipped", s.images_skipped},
+                {"disagreeing", s.disagreeing},
+                {"label_discrepancy", s.discrepancy}}},
+              {"summary", {{"faults", r.fault_count()}, {"equivalent_differences", r.findings.size() - r.fault_count()}}},
+              {"findings", std::move(findings)},
+              {"matching",
+               {{"source_core_nodes", r.matching.source_core},
+                {"target_core_nodes", r.matching.target_core},
+                {"pairs", std::move(pairs)},
+                {"unmatched_source", r.matching.unmatched_source},
+                {"unmatched_target", r.matching.unmatched_target}}},
+              {"preprocessing_trials", std::move(pp)},
+              {"activation_analysis", to_json(r.activation)},
+              {"notes", r.notes},
+              {"timings_seconds", std::move(timings)}};
+}
+
+std::string format_report(const LocalizeResult& r, size_t max_ranked_listed) {
+  std::string out;
+  const auto& s = r.detection.summary;
+  out += fmt::format("Source: {}  (preprocess {})\n", r.source_label, r.detection.source_preset.name);
+  out += fmt::format("Target: {}  (preprocess {})\n", r.target_label, r.detection.target_preset.name);
+  out += fmt::format("Label discrepancy on {} images: {:.2f}% ({} disagree)\n", s.images_compared,
+                     100 * s.discrepancy, s.disagreeing);
+  out += fmt::format("Core layers matched: {} pairs ({} Source, {} Target core nodes; {} + {} unmatched)\n",
+                     r.matching.pairs.size(), r.matching.source_core, r.matching.target_core,
+                     r.matching.unmatched_source.size(), r.matching.unmatched_target.size());
+  const auto& a = r.activation;
+  if (a.skipped_reason.empty()) {
+    out += fmt::format("Layer ranking ({} dissimilar vs {} similar images, {} repeats):\n", a.dissimilar_used,
+                       a.similar_used, a.repeats);
+    size_t listed = 0;
+    for (const auto& l : a.ranked) {
+      if (l.rank < 0 || listed++ >= max_ranked_listed) continue;
+      out += fmt::format("  {:>2}. {} <-> {}  problematic elements {:.2f}%  mean |diff| {:.3g} (similar) / {:.3g} "
+                         "(dissimilar)\n",
+                         l.rank + 1, l.source_node, l.target_node, 100 * l.problematic_fraction,
+                         l.mean_abs_diff_similar, l.mean_abs_diff_dissimilar);
+    }
+  }
+  const size_t faults = r.fault_count();
+  out += faults ? fmt::format("Faults ({}):\n", faults) : std::string("No faults found.\n");
+  FaultType last = FaultType::kCG;
+  bool first = true, benign_header = false;
+  for (const auto& f : r.findings) {
+    const bool benign = f.equivalence == Equivalence::kEquivalent;
+    if (benign && !benign_header) {
+      out += fmt::format("Differences that compute the same function (equivalent on real activations, not faults) "
+                         "({}):\n",
+                         r.findings.size() - faults);
+      benign_header = true;
+      first = true;
+    }
+    if (first || f.type != last) out += fmt::format("  {}\n", fault_type_name(f.type));
+    first = false;
+    last = f.type;
+    std::string where = f.source_node.empty() && f.target_node.empty()
+                            ? std::string("input")
+                            : fmt::format("{} <-> {}", f.source_node.empty() ? "-" : f.source_node,
+                                          f.target_node.empty() ? "-" : f.target_node);
+    std::string tags;
+    if (f.layer_rank >= 0) tags += fmt::format(" [rank {}]", f.layer_rank + 1);
+    if (f.equivalence == Equivalence::kDivergent) tags += " [divergent]";
+    out += fmt::format("    {}: {}{}\n", where, f.summary, tags);
+  }
+  for (const auto& n : r.notes) out += fmt::format("note: {}\n", n);
+  return out;
+}
+
+}  // namespace fetafix::localize
