@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "match/cnn_fixture.h"
 #include "model/builder.h"
 #include "model/model.h"
 #include "support/assets.h"
@@ -156,6 +157,31 @@ TEST_F(Cli, HelpAndVersionExitZero) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("--label-offset"), std::string::npos);
   EXPECT_EQ(run("--version").exit_code, 0);
+}
+
+TEST_F(Cli, LocalizeExitCodes) {
+  ASSERT_TRUE(model::save_model(testing::build_cnn(), dir_ / "cnn.onnx").ok());
+  ASSERT_TRUE(model::save_model(testing::build_cnn({.scaled_layer = 2}), dir_ / "cnn_fault.onnx").ok());
+  auto localize = [&](const std::string& target, const std::string& extra = "") {
+    return run("localize '" + (dir_ / "cnn.onnx").string() + "' '" + (dir_ / target).string() + "' --images '" +
+               images_.string() + "' --source-preprocess raw --target-preprocess raw --quiet" + extra);
+  };
+  RunResult same = localize("cnn.onnx");
+  EXPECT_EQ(same.exit_code, 0) << same.out << same.err;
+  EXPECT_NE(same.out.find("No faults found."), std::string::npos) << same.out;
+
+  const fs::path json = dir_ / "localize.json";
+  RunResult fault = localize("cnn_fault.onnx", " --json '" + json.string() + "'");
+  EXPECT_EQ(fault.exit_code, 1) << fault.out << fault.err;
+  EXPECT_NE(fault.out.find("conv3 <-> conv3"), std::string::npos) << fault.out;
+  auto j = nlohmann::json::parse(slurp(json));
+  EXPECT_EQ(j["schema"], "fetafix.localize/1");
+  EXPECT_EQ(j["findings"][0]["type"], "WB");
+
+  RunResult bad = localize("missing.onnx");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(lines(bad.err), 1) << bad.err;
+  EXPECT_EQ(localize("cnn.onnx", " --alpha 2").exit_code, 2);
 }
 
 }  // namespace fetafix
