@@ -1,0 +1,400 @@
+// PP and ID checks. The TSS checks are in input_structure.cpp.
+#include "localize/input_checks.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <tbb/parallel_for.h>
+
+#include "compare/labels.h"
+#include "model/graph.h"
+#include "runtime/session.h"
+
+namespace fetafix::localize {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// ---- PP -------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<runtime::Session>> open_image_model(const compare::ModelSide& side, int threads) {
+  if (side.model == nullptr) return make_error("{}: no model given", side.label);
+  runtime::SessionOptions so;
+  so.threads = threads;
+  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(*side.model, so, side.label));
+  if (session->inputs().size() != 1)
+    return make_error("{}: the model has {} inputs; fetafix feeds a single image input", side.label,
+                      session->inputs().size());
+  if (session->outputs().empty()) return make_error("{}: the model has no outputs", side.label);
+  return session;
+}
+
+Result<data::Preset> bind_to(const data::Preset& preset, const runtime::Session& session, const std::string& label) {
+  const auto& in = session.inputs()[0];
+  auto bound = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
+  if (!bound.ok()) return make_error("{}: {}", label, bound.error().message);
+  return bound;
+}
+
+bool same_preprocessing(const data::Preset& a, const data::Preset& b) {
+  auto ja = a.to_json(), jb = b.to_json();
+  ja.erase("name");
+  jb.erase("name");
+  return ja == jb;
+}
+
+std::vector<int64_t> image_shape(const data::Preset& bound) {
+  return bound.layout == data::Layout::kNHWC ? std::vector<int64_t>{bound.height, bound.width, 3}
+                                              : std::vector<int64_t>{3, bound.height, bound.width};
+}
+
+size_t image_bytes(const data::Preset& bound) {
+  return static_cast<size_t>(shape_numel(image_shape(bound))) * dtype_size(bound.dtype);
+}
+
+// Preprocesses `images` with `bound`, runs the model and returns the top-k of each image.
+Result<std::vector<compare::TopK>> infer_top_k(const runtime::Session& session, const std::string& label,
+                                               const data::Preset& bound, const std::vector<data::Image>& images,
+                                               int k, int64_t& classes) {
+  const size_t n = images.size();
+  const int64_t fixed = session.fixed_batch();
+  size_t padded = n;
+  if (fixed > 1 && n % static_cast<size_t>(fixed)) padded = (n / fixed + 1) * fixed;  // repeat the last image
+  std::vector<int64_t> shape{static_cast<int64_t>(padded)};
+  const auto per_image = image_shape(bound);
+  shape.insert(shape.end(), per_image.begin(), per_image.end());
+  Tensor input(bound.dtype, shape);
+  const size_t bytes = image_bytes(bound);
+  tbb::parallel_for(size_t{0}, padded, [&](size_t i) {
+    data::preprocess_into(images[std::min(i, n - 1)], bound, input.bytes.data() + i * bytes);
+  });
+  FETAFIX_ASSIGN_OR_RETURN(auto outputs, session.run({input}));
+  const Tensor& out = outputs.at(0);
+  if (out.shape.empty() || out.shape[0] != static_cast<int64_t>(padded))
+    return make_error("{}: output '{}' has shape {}, expected a batch of {} first", label, session.outputs()[0].name,
+                      shape_to_string(out.shape), padded);
+  classes = out.numel() / static_cast<int64_t>(padded);
+  if (classes < 2)
+    return make_error("{}: output '{}' has shape {}: one value per image is not a classifier's scores", label,
+                      session.outputs()[0].name, shape_to_string(out.shape));
+  const std::vector<float> scores = out.to_float();
+  std::vector<compare::TopK> result(n);
+  for (size_t i = 0; i < n; ++i)
+    result[i] = compare::top_k(std::span<const float>(scores.data() + i * classes, static_cast<size_t>(classes)), k);
+  return result;
+}
+
+struct TrialTally {
+  size_t disagreeing = 0;
+  double overlap_sum = 0;
+};
+
+json trial_json(const PresetTrial& t) {
+  json j{{"preset", t.preset}, {"role", t.role}, {"measured", t.measured}};
+  if (!t.measured) {
+    j["skipped_reason"] = t.skipped_reason;
+    return j;
+  }
+  j["disagreement"] = t.disagreement;
+  j["disagreeing"] = t.disagreeing;
+  j["top_k_agreement"] = t.top_k_agreement;
+  if (!t.same_as.empty()) j["same_as"] = t.same_as;
+  j["preset_json"] = t.bound.to_json();
+  return j;
+}
+
+// ---- ID -------------------------------------------------------------------------------------
+
+struct DeclaredDim {
+  bool fixed = false;
+  int64_t value = -1;
+  std::string param;  // the symbolic name of a dynamic dim; empty when it has none
+
+  json to_json() const { return fixed ? json(value) : (param.empty() ? json("?") : json(param)); }
+};
+
+struct DeclaredInput {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  bool has_shape = false;
+  std::vector<DeclaredDim> dims;
+};
+
+Result<DeclaredInput> image_input(const onnx::ModelProto& model, const std::string& label) {
+  FETAFIX_ASSIGN_OR_RETURN(auto view, model::GraphView::build(model.graph()));
+  if (view.real_inputs().empty()) return make_error("{}: the graph has no input to feed", label);
+  const std::string& name = view.real_inputs().front();
+  DeclaredInput in;
+  in.name = name;
+  for (const auto& vi : model.graph().input()) {
+    if (vi.name() != name) continue;
+    if (!vi.type().has_tensor_type()) return make_error("{}: input '{}' is not a tensor", label, name);
+    const auto& tt = vi.type().tensor_type();
+    in.dtype = static_cast<DType>(tt.elem_type());
+    in.has_shape = tt.has_shape();
+    for (const auto& d : tt.shape().dim()) {
+      DeclaredDim dim;
+      if (d.has_dim_value() && d.dim_value() > 0) {
+        dim.fixed = true;
+        dim.value = d.dim_value();
+      } else if (d.has_dim_param()) {
+        dim.param = d.dim_param();
+      }
+      in.dims.push_back(std::move(dim));
+    }
+  }
+  return in;
+}
+
+// The input's layout from its fixed dims; nullopt when it does not look like an image.
+std::optional<data::Layout> guess_layout(const DeclaredInput& in) {
+  if (in.dims.size() != 4) return std::nullopt;
+  auto is3 = [&](size_t i) { return in.dims[i].fixed && in.dims[i].value == 3; };
+  if (is3(1)) return data::Layout::kNCHW;
+  if (is3(3)) return data::Layout::kNHWC;
+  return std::nullopt;
+}
+
+// Logical axis name at each position.
+std::vector<std::string> axis_names(size_t rank, std::optional<data::Layout> layout) {
+  if (layout == data::Layout::kNCHW) return {"N", "C", "H", "W"};
+  if (layout == data::Layout::kNHWC) return {"N", "H", "W", "C"};
+  std::vector<std::string> names;
+  for (size_t i = 0; i < rank; ++i) names.push_back(fmt::format("d{}", i));
+  return names;
+}
+
+json shape_json(const DeclaredInput& in) {
+  if (!in.has_shape) return nullptr;
+  json a = json::array();
+  for (const auto& d : in.dims) a.push_back(d.to_json());
+  return a;
+}
+
+std::string dims_text(const DeclaredInput& in) {
+  if (!in.has_shape) return "unknown";
+  std::string s = "[";
+  for (size_t i = 0; i < in.dims.size(); ++i)
+    s += (i ? "," : "") + (in.dims[i].fixed ? std::to_string(in.dims[i].value)
+                                              : (in.dims[i].param.empty() ? std::string("?") : in.dims[i].param));
+  return s + "]";
+}
+
+std::string layout_text(std::optional<data::Layout> l) {
+  if (!l) return "unknown";
+  return *l == data::Layout::kNCHW ? "NCHW" : "NHWC";
+}
+
+}  // namespace
+
+Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
+                                                  const fs::path& image_dir, const PreprocessingCheckOptions& options) {
+  const auto& co = options.compare;
+  if (co.top_k < 1) return make_error("top-k must be at least 1 (got {})", co.top_k);
+  if (co.batch_size < 1) return make_error("batch size must be at least 1 (got {})", co.batch_size);
+  FETAFIX_ASSIGN_OR_RETURN(auto files, data::list_images(image_dir));
+  FETAFIX_ASSIGN_OR_RETURN(auto src_session, open_image_model(source, co.threads));
+  FETAFIX_ASSIGN_OR_RETURN(auto tgt_session, open_image_model(target, co.threads));
+  FETAFIX_ASSIGN_OR_RETURN(const data::Preset src_bound, bind_to(source.preset, *src_session, source.label));
+
+  PreprocessingReport report;
+  std::vector<size_t> measured_by;  // per trial: the trial whose run gives its numbers
+  auto add_trial = [&](data::Preset preset, const std::string& role) {
+    measured_by.push_back(report.trials.size());
+    PresetTrial t;
+    t.preset = preset.name;
+    t.role = role;
+    const auto& in = tgt_session->inputs()[0];
+    auto bound = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
+    if (!bound.ok() && (preset.width > 0 || preset.height > 0 || preset.layout)) {
+      // Size and layout describe the other model's input, not the preprocessing: let the
+      // Target's input decide them (a size mismatch is the ID check's business).
+      preset.width = preset.height = 0;
+      preset.layout.reset();
+      auto retry = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
+      if (retry.ok()) bound = std::move(retry);
+    }
+    if (!bound.ok()) {
+      t.skipped_reason = bound.error().message;
+    } else {
+      t.measured = true;
+      t.bound = std::move(bound).value();
+      for (size_t e = 0; e < report.trials.size(); ++e) {
+        const PresetTrial& earlier = report.trials[e];
+        if (earlier.measured && earlier.same_as.empty() && same_preprocessing(earlier.bound, t.bound)) {
+          t.same_as = earlier.preset;
+          measured_by.back() = e;
+          break;
+        }
+      }
+    }
+    report.trials.push_back(std::move(t));
+  };
+  {
+    const auto& in = tgt_session->inputs()[0];
+    auto bound = data::bind_preset_to_input(target.preset, in.shape, in.dtype, in.name);
+    if (!bound.ok()) return make_error("{}: {}", target.label, bound.error().message);
+  }
+  add_trial(target.preset, "target");
+  add_trial(source.preset, "source");
+  for (const auto& spec : options.presets) {
+    FETAFIX_ASSIGN_OR_RETURN(auto preset, data::resolve_preset(spec));
+    add_trial(std::move(preset), "standard");
+  }
+
+  std::vector<TrialTally> tallies(report.trials.size());
+  const int k = co.top_k;
+  const int64_t offset = co.label_offset.value_or(0);
+  const size_t batch = static_cast<size_t>(co.batch_size);
+  for (size_t first = 0; first < files.size(); first += batch) {
+    const size_t count = std::min(batch, files.size() - first);
+    std::vector<Result<data::Image>> decoded(count, Result<data::Image>(Error{}));
+    tbb::parallel_for(size_t{0}, count, [&](size_t j) { decoded[j] = data::decode_image(files[first + j]); });
+    std::vector<data::Image> images;
+    for (auto& d : decoded) {
+      if (!d.ok()) {
+        if (co.strict) return d.error();
+        ++report.images_skipped;
+        continue;
+      }
+      images.push_back(std::move(d).value());
+    }
+    if (images.empty()) continue;
+    int64_t src_classes = 0, tgt_classes = 0;
+    FETAFIX_ASSIGN_OR_RETURN(auto src_top, infer_top_k(*src_session, source.label, src_bound, images, k, src_classes));
+    for (size_t t = 0; t < report.trials.size(); ++t) {
+      const PresetTrial& trial = report.trials[t];
+      if (!trial.measured || !trial.same_as.empty()) continue;
+      FETAFIX_ASSIGN_OR_RETURN(auto tgt_top, infer_top_k(*tgt_session, target.label, trial.bound, images, k, tgt_classes));
+      for (size_t i = 0; i < images.size(); ++i) {
+        std::vector<int64_t> in_source;
+        for (int64_t id : tgt_top[i].ids) in_source.push_back(compare::to_source_label(id, offset, src_classes));
+        if (src_top[i].ids.empty() || in_source.empty() || src_top[i].ids[0] != in_source[0]) ++tallies[t].disagreeing;
+        tallies[t].overlap_sum += compare::top_k_overlap(src_top[i].ids, in_source, k);
+      }
+    }
+    report.images_compared += images.size();
+  }
+  if (report.images_compared == 0)
+    return make_error("{}: none of the {} images could be decoded", image_dir.string(), files.size());
+
+  const double n = static_cast<double>(report.images_compared);
+  for (size_t t = 0; t < report.trials.size(); ++t) {
+    PresetTrial& trial = report.trials[t];
+    if (!trial.measured) continue;
+    const size_t from = measured_by[t];
+    trial.disagreeing = tallies[from].disagreeing;
+    trial.disagreement = tallies[from].disagreeing / n;
+    trial.top_k_agreement = tallies[from].overlap_sum / n;
+  }
+  for (size_t t = 0; t < report.trials.size(); ++t) {
+    const PresetTrial& trial = report.trials[t];
+    if (!trial.measured) continue;
+    if (!report.best) {
+      report.best = t;
+      continue;
+    }
+    const PresetTrial& best = report.trials[*report.best];
+    if (trial.disagreeing < best.disagreeing ||
+        (trial.disagreeing == best.disagreeing && trial.top_k_agreement > best.top_k_agreement))
+      report.best = t;
+  }
+  return report;
+}
+
+std::vector<Finding> preprocessing_findings(const PreprocessingReport& report) {
+  if (report.trials.empty() || !report.best || !report.trials[0].measured) return {};
+  const PresetTrial& current = report.trials[0];
+  const PresetTrial& best = report.trials[*report.best];
+  if (best.disagreeing >= current.disagreeing) return {};
+  Finding f;
+  f.type = FaultType::kPP;
+  f.summary = fmt::format(
+      "Target disagrees with Source on {} of {} images ({:.1f}%) with its preset '{}', on {} ({:.1f}%) with the {} "
+      "preset '{}'",
+      current.disagreeing, report.images_compared, 100 * current.disagreement, current.preset, best.disagreeing,
+      100 * best.disagreement, best.role == "standard" ? "standard" : best.role + "'s", best.preset);
+  json trials = json::array();
+  for (const auto& t : report.trials) trials.push_back(trial_json(t));
+  f.evidence = json{{"check", "preprocessing"},
+                    {"images_compared", report.images_compared},
+                    {"images_skipped", report.images_skipped},
+                    {"current_preset", current.preset},
+                    {"current_disagreement", current.disagreement},
+                    {"best_preset", best.preset},
+                    {"best_role", best.role},
+                    {"best_disagreement", best.disagreement},
+                    {"best_preset_json", best.bound.to_json()},
+                    {"trials", std::move(trials)}};
+  return {std::move(f)};
+}
+
+Result<std::vector<Finding>> check_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
+                                                 const fs::path& image_dir, const PreprocessingCheckOptions& options) {
+  FETAFIX_ASSIGN_OR_RETURN(auto report, measure_preprocessing(source, target, image_dir, options));
+  return preprocessing_findings(report);
+}
+
+Result<std::vector<Finding>> check_input_dimensions(const onnx::ModelProto& source, const onnx::ModelProto& target) {
+  FETAFIX_ASSIGN_OR_RETURN(const DeclaredInput src, image_input(source, "Source"));
+  FETAFIX_ASSIGN_OR_RETURN(const DeclaredInput tgt, image_input(target, "Target"));
+  if (!src.has_shape || !tgt.has_shape) return std::vector<Finding>{};  // nothing declared to compare
+
+  std::optional<data::Layout> src_layout = guess_layout(src), tgt_layout = guess_layout(tgt);
+  if (!src_layout || !tgt_layout) src_layout = tgt_layout = std::nullopt;  // compare position by position
+  json differences = json::array();
+  std::vector<std::string> described;
+  const bool rank_differs = src.dims.size() != tgt.dims.size();
+  json expected = nullptr;  // the Source's dims placed in the Target's layout
+  if (!rank_differs) {
+    const auto src_axes = axis_names(src.dims.size(), src_layout);
+    const auto tgt_axes = axis_names(tgt.dims.size(), tgt_layout);
+    expected = json::array();
+    for (size_t tp = 0; tp < tgt.dims.size(); ++tp) {
+      const std::string& axis = tgt_axes[tp];
+      const size_t sp = static_cast<size_t>(std::find(src_axes.begin(), src_axes.end(), axis) - src_axes.begin());
+      const DeclaredDim& s = src.dims[sp];
+      const DeclaredDim& t = tgt.dims[tp];
+      expected.push_back(s.to_json());
+      std::string kind;
+      if (s.fixed && t.fixed && s.value != t.value) kind = "size";
+      else if (!s.fixed && t.fixed) kind = "dynamic_in_source_fixed_in_target";
+      else if (s.fixed && !t.fixed) kind = "fixed_in_source_dynamic_in_target";
+      if (kind.empty()) continue;
+      differences.push_back({{"axis", axis},
+                             {"source_position", sp},
+                             {"target_position", tp},
+                             {"source", s.to_json()},
+                             {"target", t.to_json()},
+                             {"kind", kind}});
+      described.push_back(fmt::format("{} {} vs {}", axis, s.to_json().dump(), t.to_json().dump()));
+    }
+    if (differences.empty()) return std::vector<Finding>{};
+  }
+  Finding f;
+  f.type = FaultType::kID;
+  std::string detail;
+  for (const auto& d : described) detail += (detail.empty() ? "" : ", ") + d;
+  f.summary = rank_differs ? fmt::format("input '{}' has rank {} {} in Source, rank {} {} in Target", src.name,
+                                         src.dims.size(), dims_text(src), tgt.dims.size(), dims_text(tgt))
+                           : fmt::format("input {} in Source, {} in Target: {}", dims_text(src), dims_text(tgt), detail);
+  f.evidence = json{{"check", "input_dimensions"},
+                    {"source_input", src.name},
+                    {"target_input", tgt.name},
+                    {"source_shape", shape_json(src)},
+                    {"target_shape", shape_json(tgt)},
+                    {"source_layout", layout_text(src_layout)},
+                    {"target_layout", layout_text(tgt_layout)},
+                    {"source_dtype", std::string(dtype_name(src.dtype))},
+                    {"target_dtype", std::string(dtype_name(tgt.dtype))},
+                    {"rank_differs", rank_differs},
+                    {"differences", std::move(differences)},
+                    {"target_shape_expected", std::move(expected)}};
+  return std::vector<Finding>{std::move(f)};
+}
+
+}  // namespace fetafix::localize
