@@ -161,7 +161,7 @@ TEST_F(Cli, HelpAndVersionExitZero) {
 
 TEST_F(Cli, LocalizeExitCodes) {
   ASSERT_TRUE(model::save_model(testing::build_cnn(), dir_ / "cnn.onnx").ok());
-  ASSERT_TRUE(model::save_model(testing::build_cnn({.scaled_layer = 2}), dir_ / "cnn_fault.onnx").ok());
+  ASSERT_TRUE(model::save_model(testing::build_cnn([] { testing::CnnOptions o; o.scaled_layer = 2; return o; }()), dir_ / "cnn_fault.onnx").ok());
   auto localize = [&](const std::string& target, const std::string& extra = "") {
     return run("localize '" + (dir_ / "cnn.onnx").string() + "' '" + (dir_ / target).string() + "' --images '" +
                images_.string() + "' --source-preprocess raw --target-preprocess raw --quiet" + extra);

@@ -46,6 +46,14 @@ static fs::path make_photos() {
   return dir;
 }
 
+// CnnOptions with one field changed (designated initializers would warn about the rest).
+template <class F>
+static CnnOptions with(F change) {
+  CnnOptions o;
+  change(o);
+  return o;
+}
+
 static LocalizeOptions quiet_options() {
   LocalizeOptions o;
   o.compare.progress = ProgressMode::kQuiet;
@@ -63,7 +71,13 @@ static Result<LocalizeResult> run(const onnx::ModelProto& source, const onnx::Mo
   return localize_faults({&source, "source.onnx", raw}, {&target, "target.onnx", tp}, make_photos(), quiet_options());
 }
 
-static std::string describe(const LocalizeResult& r) { return format_report(r); }
+// The report plus the evidence of every fault, for failure messages.
+static std::string describe(const LocalizeResult& r) {
+  std::string out = format_report(r);
+  for (const auto& f : r.findings)
+    if (f.equivalence != Equivalence::kEquivalent) out += f.evidence.dump() + "\n";
+  return out;
+}
 
 TEST(LocalizePipeline, SourceLabelsVaryAcrossThePhotos) {
   auto m = testing::build_cnn();
@@ -89,10 +103,10 @@ struct BenignCase {
 
 TEST(LocalizePipeline, SemanticallyEqualRewritesHaveNoFault) {
   const BenignCase cases[] = {
-      {"bn_folded", {.bn = BnForm::kFoldedIntoConv}},
-      {"bn_as_mul_add", {.bn = BnForm::kMulAdd}},
-      {"weights_as_constants", {.weights_as_constants = true}},
-      {"renamed_with_noops_and_explicit_pads", {.prefix = "tf_", .insert_noops = true}},
+      {"bn_folded", with([](CnnOptions& o) { o.bn = BnForm::kFoldedIntoConv; })},
+      {"bn_as_mul_add", with([](CnnOptions& o) { o.bn = BnForm::kMulAdd; })},
+      {"weights_as_constants", with([](CnnOptions& o) { o.weights_as_constants = true; })},
+      {"renamed_with_noops_and_explicit_pads", with([](CnnOptions& o) { o.prefix = "tf_"; o.insert_noops = true; })},
   };
   auto source = testing::build_cnn();
   for (const auto& c : cases) {
@@ -112,17 +126,20 @@ static const Finding* find(const LocalizeResult& r, FaultType type, const std::s
 
 TEST(LocalizePipeline, ScaledWeightsAreAWeightFaultAtThatLayer) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn({.scaled_layer = 4});  // conv5
+  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 4; }));  // conv5
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_NE(find(*r, FaultType::kWB, "conv5"), nullptr) << describe(*r);
-  for (const auto& f : r->findings)
-    if (f.equivalence != Equivalence::kEquivalent) EXPECT_EQ(f.target_node, "conv5") << describe(*r);
+  for (const auto& f : r->findings) {
+    if (f.equivalence != Equivalence::kEquivalent) {
+      EXPECT_EQ(f.target_node, "conv5") << describe(*r);
+    }
+  }
 }
 
 TEST(LocalizePipeline, DroppedPadsAreADivergentHyperparameterFault) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn({.drop_dw_pads = true});  // conv6, depthwise
+  auto target = testing::build_cnn(with([](CnnOptions& o) { o.drop_dw_pads = true; }));  // conv6, depthwise
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   const Finding* f = find(*r, FaultType::kLH, "conv6");
@@ -132,13 +149,16 @@ TEST(LocalizePipeline, DroppedPadsAreADivergentHyperparameterFault) {
 
 TEST(LocalizePipeline, HalfPrecisionWeightsAreWeightFaultsOnEveryLayer) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn({.fp16_rounded_weights = true});
+  auto target = testing::build_cnn(with([](CnnOptions& o) { o.fp16_rounded_weights = true; }));
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   for (const char* layer : {"conv1", "conv2", "conv5", "conv8", "fc"})
     EXPECT_NE(find(*r, FaultType::kWB, layer), nullptr) << layer << "\n" << describe(*r);
-  for (const auto& f : r->findings)
-    if (f.equivalence != Equivalence::kEquivalent) EXPECT_EQ(f.type, FaultType::kWB) << describe(*r);
+  for (const auto& f : r->findings) {
+    if (f.equivalence != Equivalence::kEquivalent) {
+      EXPECT_EQ(f.type, FaultType::kWB) << describe(*r);
+    }
+  }
 }
 
 TEST(LocalizePipeline, WrongPresetIsAPreprocessingFault) {
@@ -158,7 +178,7 @@ TEST(LocalizePipeline, WrongPresetIsAPreprocessingFault) {
 
 TEST(LocalizePipeline, JsonAndReportCarryTheFindings) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn({.scaled_layer = 1});
+  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 1; }));
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   auto j = to_json(*r);

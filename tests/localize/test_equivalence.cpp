@@ -1,0 +1,161 @@
+#include <gtest/gtest.h>
+
+#include "layer_fixtures.h"
+#include "localize/equivalence.h"
+#include "localize/layer_checks.h"
+#include "model/attributes.h"
+
+namespace fetafix::localize {
+namespace {
+
+using testing::layer::CnnSpec;
+using testing::layer::CnnWeights;
+using testing::layer::cnn_pairs;
+using testing::layer::node_named;
+using testing::layer::small_cnn;
+
+std::vector<Tensor> probe() { return {random_tensor({2, 3, 8, 8}, 99)}; }
+
+// LH and CG findings of the pair of models, filtered.
+std::vector<Finding> filtered(const onnx::ModelProto& s, const onnx::ModelProto& t,
+                              const std::vector<match::NodeMatch>& pairs = cnn_pairs()) {
+  std::vector<Finding> all;
+  auto lh = check_hyperparameters(s, t, pairs);
+  auto cg = check_graph(s, t, pairs);
+  EXPECT_TRUE(lh.ok() && cg.ok());
+  if (lh.ok()) all.insert(all.end(), lh->begin(), lh->end());
+  if (cg.ok()) all.insert(all.end(), cg->begin(), cg->end());
+  auto st = filter_equivalent(s, t, all, probe(), probe());
+  EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+  return all;
+}
+
+std::string describe(const std::vector<Finding>& fs) {
+  std::string s;
+  for (const auto& f : fs)
+    s += std::string(fault_type_name(f.type)) + " " + std::string(equivalence_name(f.equivalence)) + ": " + f.summary +
+         " " + f.evidence.value("equivalence_error", "") + "\n";
+  return s;
+}
+
+TEST(Equivalence, PadPlusConvEqualsConvWithPads) {
+  CnnSpec pad_node;
+  pad_node.conv1_pad = CnnSpec::Conv1Pad::kPadNode;
+  auto f = filtered(small_cnn(), small_cnn(pad_node));
+  ASSERT_EQ(f.size(), 1u) << describe(f);
+  EXPECT_EQ(f[0].type, FaultType::kCG);
+  EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
+}
+
+TEST(Equivalence, BatchNormEqualsMulAdd) {
+  CnnSpec mul_add;
+  mul_add.bn = CnnSpec::Bn::kMulAdd;
+  auto f = filtered(small_cnn(), small_cnn(mul_add));
+  ASSERT_EQ(f.size(), 1u) << describe(f);
+  EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
+  EXPECT_EQ(f[0].evidence["equivalence_entry_substituted"], false);
+}
+
+TEST(Equivalence, FoldedBatchNormEqualsUnfolded) {
+  CnnSpec folded;
+  folded.bn = CnnSpec::Bn::kFoldedIntoConv1;
+  auto f = filtered(small_cnn(), small_cnn(folded), cnn_pairs(true));
+  ASSERT_EQ(f.size(), 2u) << describe(f);  // the folded layer itself, and the layer after it
+  for (const auto& finding : f) EXPECT_EQ(finding.equivalence, Equivalence::kEquivalent) << describe(f);
+}
+
+TEST(Equivalence, DroppedPadsDiverge) {
+  CnnSpec dropped;
+  dropped.conv2_pads = false;
+  auto f = filtered(small_cnn(), small_cnn(dropped));
+  ASSERT_EQ(f.size(), 1u) << describe(f);
+  EXPECT_EQ(f[0].type, FaultType::kLH);
+  EXPECT_EQ(f[0].equivalence, Equivalence::kDivergent) << describe(f);
+}
+
+TEST(Equivalence, ChangedEpsilonAndRemovedClipMaxDiverge) {
+  auto target = small_cnn();
+  model::set_float(*node_named(target, "bn1"), "epsilon", 0.5f);
+  CnnSpec no_max;
+  no_max.clip_max = false;
+  auto f = filtered(small_cnn(), target);
+  ASSERT_EQ(f.size(), 1u) << describe(f);
+  EXPECT_EQ(f[0].equivalence, Equivalence::kDivergent) << describe(f);
+  auto g = filtered(small_cnn(), small_cnn(no_max));
+  ASSERT_EQ(g.size(), 1u) << describe(g);
+  EXPECT_EQ(g[0].equivalence, Equivalence::kDivergent) << describe(g);
+}
+
+TEST(Equivalence, ATinyEpsilonChangeIsWithinTolerance) {
+  auto target = small_cnn();
+  model::set_float(*node_named(target, "bn1"), "epsilon", 1.001e-5f);
+  auto f = filtered(small_cnn(), target);
+  ASSERT_EQ(f.size(), 1u) << describe(f);  // reported by LH...
+  EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);  // ...but harmless
+}
+
+TEST(Equivalence, UpstreamFaultDoesNotMakeARegionDivergent) {
+  // conv1's weights differ (a WB fault), so the entry of the BN-vs-Mul+Add region differs
+  // too; the region itself is still equivalent once both sides get the Source's entry.
+  CnnWeights changed;
+  for (float& v : changed.w1.span<float>()) v *= 1.5f;
+  CnnSpec mul_add;
+  mul_add.bn = CnnSpec::Bn::kMulAdd;
+  auto f = filtered(small_cnn(), small_cnn(mul_add, changed));
+  ASSERT_EQ(f.size(), 1u) << describe(f);
+  EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
+  EXPECT_EQ(f[0].evidence["equivalence_entry_substituted"], true);
+}
+
+TEST(Equivalence, OtherFindingsAreLeftAlone) {
+  CnnWeights changed;
+  changed.b1.span<float>()[0] += 1.0f;
+  auto wb = check_weights(small_cnn(), small_cnn({}, changed), cnn_pairs());
+  ASSERT_TRUE(wb.ok());
+  ASSERT_EQ(wb->size(), 1u);
+  auto findings = *wb;
+  ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn({}, changed), findings, probe(), probe()).ok());
+  EXPECT_EQ(findings[0].equivalence, Equivalence::kNotChecked);
+  auto single = check_equivalence(small_cnn(), small_cnn({}, changed), findings[0], probe(), probe());
+  ASSERT_FALSE(single.ok());
+  EXPECT_NE(single.error().message.find("LH and CG"), std::string::npos) << single.error().message;
+}
+
+TEST(Equivalence, CheckOneFindingDirectly) {
+  CnnSpec dropped;
+  dropped.conv2_pads = false;
+  auto lh = check_hyperparameters(small_cnn(), small_cnn(dropped), cnn_pairs());
+  ASSERT_TRUE(lh.ok());
+  ASSERT_EQ(lh->size(), 1u);
+  auto verdict = check_equivalence(small_cnn(), small_cnn(dropped), (*lh)[0], probe(), probe());
+  ASSERT_TRUE(verdict.ok()) << verdict.error().message;
+  EXPECT_EQ(*verdict, Equivalence::kDivergent);
+}
+
+TEST(Equivalence, BrokenRegionEvidenceStaysNotChecked) {
+  CnnSpec mul_add;
+  mul_add.bn = CnnSpec::Bn::kMulAdd;
+  auto cg = check_graph(small_cnn(), small_cnn(mul_add), cnn_pairs());
+  ASSERT_TRUE(cg.ok());
+  ASSERT_EQ(cg->size(), 1u);
+  auto findings = *cg;
+  findings[0].evidence["target_region"]["nodes"] = nlohmann::json::array({"conv2"});  // Relu/Add left out
+  ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), findings, probe(), probe()).ok());
+  EXPECT_EQ(findings[0].equivalence, Equivalence::kNotChecked);
+  EXPECT_NE(findings[0].evidence.value("equivalence_error", "").find("outside the region"), std::string::npos)
+      << findings[0].evidence.dump();
+}
+
+TEST(Equivalence, WrongProbeInputCountIsAnError) {
+  CnnSpec mul_add;
+  mul_add.bn = CnnSpec::Bn::kMulAdd;
+  auto cg = check_graph(small_cnn(), small_cnn(mul_add), cnn_pairs());
+  ASSERT_TRUE(cg.ok());
+  auto findings = *cg;
+  auto st = filter_equivalent(small_cnn(), small_cnn(mul_add), findings, {}, probe());
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("Source"), std::string::npos) << st.error().message;
+}
+
+}  // namespace
+}  // namespace fetafix::localize
