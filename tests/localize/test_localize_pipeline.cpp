@@ -5,7 +5,10 @@
 
 #include <map>
 
+#include <onnxruntime_cxx_api.h>
+
 #include "localize/localize.h"
+#include "model/model.h"
 #include "match/cnn_fixture.h"
 #include "model/builder.h"
 #include "support/assets.h"
@@ -116,6 +119,35 @@ TEST(LocalizePipeline, SemanticallyEqualRewritesHaveNoFault) {
     EXPECT_EQ(r->detection.summary.disagreeing, 0u) << c.name;
     EXPECT_EQ(r->fault_count(), 0u) << c.name << "\n" << describe(*r);
   }
+}
+
+// What ONNX Runtime itself writes when asked to save its optimized graph (basic level:
+// constant folding, Identity elimination, Conv+BatchNormalization fusion, ...).
+static onnx::ModelProto ort_optimized(const onnx::ModelProto& model, const std::string& name) {
+  const fs::path dir = testing::temp_dir("ort_optimized_" + name);
+  const std::string bytes = model::serialize_model(model);
+  Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "test");
+  Ort::SessionOptions so;
+  so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_BASIC);
+  so.SetOptimizedModelFilePath((dir / "optimized.onnx").c_str());
+  Ort::Session session(env, bytes.data(), bytes.size(), so);
+  auto loaded = model::load_model(dir / "optimized.onnx");
+  EXPECT_TRUE(loaded.ok()) << loaded.error().message;
+  return loaded.ok() ? loaded->proto : onnx::ModelProto{};
+}
+
+TEST(LocalizePipeline, OnnxRuntimeOptimizedModelHasNoFault) {
+  auto source = testing::build_cnn();
+  auto target = ort_optimized(source, "cnn");
+  // The rewrite must be a real one: BatchNormalization nodes fused away.
+  int bn = 0;
+  for (const auto& n : target.graph().node()) bn += n.op_type() == "BatchNormalization";
+  ASSERT_EQ(bn, 0);
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->detection.summary.disagreeing, 0u);
+  EXPECT_EQ(r->matching.pairs.size(), 9u);
+  EXPECT_EQ(r->fault_count(), 0u) << describe(*r);
 }
 
 static const Finding* find(const LocalizeResult& r, FaultType type, const std::string& target_node) {
