@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled demo: builds fetafix, makes the demo model pair (a small CNN
-# and a "converted" copy with planted faults) and compares them on real photos from
-# Debian's mate-backgrounds package. Exit code is fetafix's (1: the models disagree).
+# and a "converted" copy with three planted faults), compares them on real photos from
+# Debian's mate-backgrounds package, then localizes the faults. Exit code is the last
+# fetafix command's (1: faults found).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
@@ -15,6 +16,13 @@ set +e
 "$build/src/cli/fetafix" compare "$demo/source.onnx" "$demo/target.onnx" --images "$photos" \
   --json "$demo/compare.json" "$@"
 rc=$?
+echo "== compare exit code $rc (0: models agree, 1: they disagree, 2: bad input); JSON in $demo/compare.json"
+[ "$rc" -le 1 ] || exit "$rc"
+echo
+echo "== fetafix localize: which layers and settings differ, and which of them matter"
+"$build/src/cli/fetafix" localize "$demo/source.onnx" "$demo/target.onnx" --images "$photos" \
+  --json "$demo/localize.json" "$@"
+rc=$?
 set -e
-echo "== exit code $rc (0: models agree, 1: they disagree, 2: bad input); JSON in $demo/compare.json"
+echo "== localize exit code $rc (0: nothing found, 1: faults found, 2: bad input); JSON in $demo/localize.json"
 exit $rc
