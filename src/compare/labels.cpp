@@ -15,15 +15,20 @@ static bool is_distribution(std::span<const float> s) {
   return std::abs(sum - 1.0) <= kProbabilitySumTolerance;
 }
 
-TopK top_k(std::span<const float> class_scores, int k) {
-  const size_t n = class_scores.size();
+std::vector<float> probabilities(std::span<const float> class_scores) {
   std::vector<float> probs(class_scores.begin(), class_scores.end());
-  if (!is_distribution(class_scores) && n > 0) {
+  if (!is_distribution(class_scores) && !probs.empty()) {
     float mx = *std::max_element(probs.begin(), probs.end());
     double sum = 0;
     for (float& v : probs) { v = std::exp(v - mx); sum += v; }
     for (float& v : probs) v = static_cast<float>(v / sum);
   }
+  return probs;
+}
+
+TopK top_k(std::span<const float> class_scores, int k) {
+  const size_t n = class_scores.size();
+  const std::vector<float> probs = probabilities(class_scores);
   const size_t kk = std::min(n, static_cast<size_t>(std::max(k, 0)));
   std::vector<int64_t> idx(n);
   std::iota(idx.begin(), idx.end(), 0);

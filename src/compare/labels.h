@@ -20,6 +20,9 @@ inline constexpr double kProbabilitySumTolerance = 1e-3;
 
 TopK top_k(std::span<const float> class_scores, int k);
 
+// The scores as probabilities, by the same rule as top_k.
+std::vector<float> probabilities(std::span<const float> class_scores);
+
 // Shifts a Target label into the Source's numbering: source_id = target_id - offset.
 // offset = 1 maps a 1001-class Target (0 = background) onto a 1000-class Source; a
 // Target label that falls outside [0, source_classes) maps to -1 (matches nothing).
