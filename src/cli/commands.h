@@ -15,5 +15,8 @@ struct CommandRunner {
 
 void add_compare_command(CLI::App& app, CommandRunner& runner);
 void add_localize_command(CLI::App& app, CommandRunner& runner);
+void add_repair_command(CLI::App& app, CommandRunner& runner);
+void add_apply_command(CLI::App& app, CommandRunner& runner);
+void add_inject_command(CLI::App& app, CommandRunner& runner);
 
 }  // namespace fetafix::cli

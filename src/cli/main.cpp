@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   fetafix::cli::CommandRunner runner;
   fetafix::cli::add_compare_command(app, runner);
   fetafix::cli::add_localize_command(app, runner);
+  fetafix::cli::add_repair_command(app, runner);
+  fetafix::cli::add_apply_command(app, runner);
+  fetafix::cli::add_inject_command(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

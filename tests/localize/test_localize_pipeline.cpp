@@ -13,41 +13,14 @@
 #include "model/builder.h"
 #include "support/assets.h"
 #include "support/images.h"
+#include "support/photos.h"
 
 namespace fetafix::localize {
 namespace fs = std::filesystem;
 using testing::BnForm;
 using testing::CnnOptions;
 
-// 40 photos-like images: smooth colour gradients with blobs and noise, every one different.
-static fs::path make_photos() {
-  static fs::path dir;
-  if (!dir.empty()) return dir;
-  dir = testing::temp_dir("localize_photos");
-  Rng rng(42);
-  for (int i = 0; i < 40; ++i) {
-    const int w = 48, h = 40;
-    std::vector<uint8_t> rgb(static_cast<size_t>(w) * h * 3);
-    float base[3], grad[3][2];
-    for (int c = 0; c < 3; ++c) {
-      base[c] = rng.uniform(0, 255);
-      grad[c][0] = rng.uniform(-4, 4);
-      grad[c][1] = rng.uniform(-4, 4);
-    }
-    const float bx = rng.uniform(0, w), by = rng.uniform(0, h), br = rng.uniform(4, 16);
-    const float blob[3] = {rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255)};
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x)
-        for (int c = 0; c < 3; ++c) {
-          const bool in_blob = (x - bx) * (x - bx) + (y - by) * (y - by) < br * br;
-          float v = in_blob ? blob[c] : base[c] + grad[c][0] * (x - w / 2) + grad[c][1] * (y - h / 2);
-          v += rng.uniform(-20, 20);
-          rgb[(static_cast<size_t>(y) * w + x) * 3 + c] = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
-        }
-    testing::write_png_rgb(dir / ("photo" + std::to_string(100 + i) + ".png"), w, h, rgb);
-  }
-  return dir;
-}
+static fs::path make_photos() { return testing::synthetic_photos("localize_photos"); }
 
 // CnnOptions with one field changed (designated initializers would warn about the rest).
 template <class F>

@@ -1,0 +1,196 @@
+// TSS, ID and CG: the graph's shape and structure around otherwise intact layers.
+#include <algorithm>
+#include <numeric>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "inject/injection_context.h"
+#include "model/attributes.h"
+#include "model/weights.h"
+
+namespace fetafix::inject::detail {
+namespace {
+
+using nlohmann::json;
+
+bool is_conv(const onnx::NodeProto& n) { return n.domain().empty() && n.op_type() == "Conv"; }
+
+// id:input-size=S or =HxW: the input resized (224 -> 299) and the graph left as it was
+// (onnx2tflite #98).
+Result<Injected> resize_input(Injection& in) {
+  const std::string& value = in.spec().value;
+  if (value.empty()) return make_error("'input-size' needs a value, e.g. input-size=299 or input-size=299x320");
+  const size_t x = value.find('x');
+  FETAFIX_ASSIGN_OR_RETURN(int64_t height, parse_int(value.substr(0, x), "input-size"));
+  int64_t width = height;
+  if (x != std::string::npos) {
+    FETAFIX_ASSIGN_OR_RETURN(width, parse_int(value.substr(x + 1), "input-size"));
+  }
+  if (height < 1 || width < 1) return make_error("input-size must be positive, not '{}'", value);
+  FETAFIX_ASSIGN_OR_RETURN(std::string input, in.first_real_input());
+  FETAFIX_ASSIGN_OR_RETURN(auto dims, input_dims(in.graph(), input));
+  if (dims.size() != 4) return make_error("input '{}' has rank {}, not an image batch of rank 4", input, dims.size());
+  size_t h = 0;
+  if (dims[1] == 3 || dims[1] == 1) h = 2;        // NCHW
+  else if (dims[3] == 3 || dims[3] == 1) h = 1;   // NHWC
+  else return make_error("input '{}' {} has no channel dim of 1 or 3 at position 1 or 3", input, shape_to_string(dims));
+  auto resized = dims;
+  resized[h] = height;
+  resized[h + 1] = width;
+  if (resized == dims) return make_error("input '{}' is already {}", input, shape_to_string(dims));
+  FETAFIX_ASSIGN_OR_RETURN(model::Edit edit, model::set_graph_input_shape(in.model(), input, resized));
+  FETAFIX_TRY_STATUS(in.apply(edit));
+  Injected out;
+  out.values = {input};
+  out.details = {{"input", input}, {"old_shape", dims}, {"new_shape", resized}};
+  out.description = fmt::format("input '{}' resized from {} to {}, the graph left as it was", input,
+                                shape_to_string(dims), shape_to_string(resized));
+  return out;
+}
+
+// cg:extra-output[=VALUE]: an intermediate value exposed as an extra graph output
+// (onnx2tflite #98). Default: the value feeding the node that makes the first output.
+Result<Injected> extra_output(Injection& in) {
+  std::string value = in.spec().value;
+  const auto& g = in.graph();
+  if (value.empty()) {
+    const auto& first = g.output(0).name();
+    for (const auto& n : g.node())
+      if (std::find(n.output().begin(), n.output().end(), first) != n.output().end() && n.input_size() > 0)
+        value = n.input(0);
+    if (value.empty() || model::is_weight(in.model(), value))
+      return make_error("cannot pick a default value for the extra output; name one: extra-output=VALUE");
+  }
+  FETAFIX_ASSIGN_OR_RETURN(auto view, model::GraphView::build(g));
+  DType dtype = view.dtype(value);
+  if (dtype == DType::kUndefined) dtype = DType::kFloat32;
+  FETAFIX_TRY_STATUS(in.apply(model::Edit::add_graph_output(float_value_info(value, dtype))));
+  Injected out;
+  out.values = {value};
+  out.description = fmt::format("'{}' added as an extra graph output", value);
+  return out;
+}
+
+// cg:add-pad[:pads=K]: a zero Pad of K on every spatial side inserted before a Conv.
+Result<Injected> add_pad(Injection& in) {
+  int64_t amount = 1;
+  if (auto it = in.spec().options.find("pads"); it != in.spec().options.end()) {
+    FETAFIX_ASSIGN_OR_RETURN(amount, parse_int(it->second, "pads"));
+  }
+  if (amount < 1) return make_error("pads must be at least 1");
+  auto eligible = [&](const onnx::NodeProto& n) {
+    return is_conv(n) && spatial_rank(in.model(), n) > 0 && !model::is_weight(in.model(), n.input(0));
+  };
+  FETAFIX_ASSIGN_OR_RETURN(auto handles, in.select_nodes(eligible, "Conv", DefaultNodes::kFirst));
+  Injected out;
+  for (const auto& h : handles) {
+    const auto rank = static_cast<size_t>(spatial_rank(in.model(), in.node(h)));
+    std::vector<int64_t> pads(2 * (rank + 2), amount);  // ONNX Pad: all begins, then all ends
+    pads[0] = pads[1] = pads[rank + 2] = pads[rank + 3] = 0;  // batch and channel unpadded
+    const std::string conv = in.node_name(h);
+    const std::string x = in.node(h).input(0);
+    const std::string pad_name = in.fresh_name(conv + "_injected_pad");
+    const std::string padded = in.fresh_name(conv + "_injected_padded");
+    onnx::NodeProto pad;
+    if (in.opset() >= 11) {
+      const std::string pads_value = in.fresh_name(conv + "_injected_pads");
+      FETAFIX_TRY_STATUS(in.apply(model::Edit::add_initializer(pads_value, int64_tensor({static_cast<int64_t>(pads.size())}, pads))));
+      pad = make_node("Pad", pad_name, {x, pads_value}, {padded});
+      out.values.push_back(pads_value);
+    } else {
+      pad = make_node("Pad", pad_name, {x}, {padded}, {Attr::ints("pads", pads).proto});
+    }
+    FETAFIX_TRY_STATUS(in.apply(model::Edit::insert_node(pad, static_cast<int64_t>(*in.node_index(h)))));
+    FETAFIX_TRY_STATUS(in.apply(model::Edit::set_node_input(conv, 0, padded)));
+    out.node_handles.push_back(padded);
+    out.node_handles.push_back(h);
+  }
+  out.description = fmt::format("a zero Pad of {} on each spatial side inserted before {} Conv node(s)", amount,
+                                handles.size());
+  return out;
+}
+
+// cg:transpose-pair: NCHW -> NHWC -> NCHW Transposes after a Conv, as NHWC converters leave
+// around layers. It computes the same; it is a CG difference a comparison must see through.
+Result<Injected> transpose_pair(Injection& in) {
+  auto eligible = [&](const onnx::NodeProto& n) { return is_conv(n) && spatial_rank(in.model(), n) == 2; };
+  FETAFIX_ASSIGN_OR_RETURN(auto handles, in.select_nodes(eligible, "2-D Conv", DefaultNodes::kFirst));
+  Injected out;
+  for (const auto& h : handles) {
+    const std::string conv = in.node_name(h);
+    const auto position = static_cast<int64_t>(*in.node_index(h)) + 1;
+    const std::string nhwc = in.fresh_name(h + "_injected_nhwc");
+    FETAFIX_TRY_STATUS(in.apply(model::Edit::insert_node(
+        make_node("Transpose", in.fresh_name(conv + "_injected_to_nhwc"), {h}, {nhwc}, {Attr::ints("perm", {0, 2, 3, 1}).proto}),
+        position)));
+    const std::string nchw = in.fresh_name(h + "_injected_nchw");
+    FETAFIX_TRY_STATUS(in.apply(model::Edit::insert_node(
+        make_node("Transpose", in.fresh_name(conv + "_injected_to_nchw"), {nhwc}, {nchw}, {Attr::ints("perm", {0, 3, 1, 2}).proto}),
+        position + 1)));
+    FETAFIX_TRY_STATUS(in.redirect_uses(h, nchw, nhwc, out));
+    out.node_handles.insert(out.node_handles.end(), {nhwc, nchw});
+  }
+  out.description = fmt::format("a redundant Transpose pair inserted after {} Conv node(s)", handles.size());
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<int64_t>> input_dims(const onnx::GraphProto& graph, const std::string& input) {
+  for (const auto& vi : graph.input()) {
+    if (vi.name() != input) continue;
+    if (!vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape())
+      return make_error("input '{}' declares no tensor shape", input);
+    std::vector<int64_t> dims;
+    for (const auto& d : vi.type().tensor_type().shape().dim()) dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+    return dims;
+  }
+  return make_error("no graph input named '{}'", input);
+}
+
+Result<Injected> input_as_nhwc(Injection& in, const std::vector<int64_t>& perm) {
+  std::vector<int64_t> sorted = perm;
+  std::sort(sorted.begin(), sorted.end());
+  if (sorted != std::vector<int64_t>{0, 1, 2, 3})
+    return make_error("perm must be a permutation of 0,1,2,3, not {}", fmt::join(perm, ","));
+  FETAFIX_ASSIGN_OR_RETURN(std::string input, in.first_real_input());
+  FETAFIX_ASSIGN_OR_RETURN(auto dims, input_dims(in.graph(), input));
+  if (dims.size() != 4) return make_error("input '{}' has rank {}, not an NCHW image batch", input, dims.size());
+  const std::vector<int64_t> nhwc{dims[0], dims[2], dims[3], dims[1]};
+  const std::string transposed = in.fresh_name(input + "_nchw");
+  const std::string transpose = in.fresh_name(input + "_to_nchw");
+  FETAFIX_TRY_STATUS(in.apply(model::Edit::insert_node(
+      make_node("Transpose", transpose, {input}, {transposed}, {Attr::ints("perm", perm).proto}), 0)));
+  FETAFIX_TRY_STATUS(in.redirect_uses(input, transposed, transposed, out));
+  FETAFIX_ASSIGN_OR_RETURN(model::Edit reshape, model::set_graph_input_shape(in.model(), input, nhwc));
+  FETAFIX_TRY_STATUS(in.apply(reshape));
+  Injected out;
+  out.node_handles = {transposed};
+  out.values = {input};
+  out.details = {{"input", input}, {"old_shape", dims}, {"new_shape", nhwc}, {"perm", perm}};
+  out.description = fmt::format("input '{}' made NHWC {} with Transpose perm [{}] after it", input,
+                                shape_to_string(nhwc), fmt::join(perm, ","));
+  return out;
+}
+
+Result<Injected> inject_structure(Injection& in) {
+  const auto& spec = in.spec();
+  if (spec.type == FaultType::kTSS && spec.fault == "input-transpose") {
+    if (spec.value.empty()) return make_error("'input-transpose' needs a perm, e.g. input-transpose=0,3,2,1");
+    FETAFIX_ASSIGN_OR_RETURN(auto perm, parse_ints(spec.value, "input-transpose"));
+    if (perm == std::vector<int64_t>{0, 3, 1, 2})
+      return make_error("perm 0,3,1,2 is the faithful NHWC rewrite, not a fault (use benign:nhwc)");
+    return input_as_nhwc(in, perm);
+  }
+  if (spec.type == FaultType::kID && spec.fault == "input-size") return resize_input(in);
+  if (spec.type == FaultType::kCG && spec.fault == "extra-output") return extra_output(in);
+  if (spec.type == FaultType::kCG && spec.fault == "add-pad") return add_pad(in);
+  if (spec.type == FaultType::kCG && spec.fault == "transpose-pair") {
+    if (!spec.value.empty()) return make_error("'transpose-pair' takes no value");
+    return transpose_pair(in);
+  }
+  return make_error("fault '{}' is not supported yet", spec.text);
+}
+
+}  // namespace fetafix::inject::detail

@@ -1,0 +1,391 @@
+#include "repair/driver.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "compare/evaluator.h"
+#include "repair/repair.h"
+
+namespace fetafix::repair {
+namespace fs = std::filesystem;
+using localize::Equivalence;
+using localize::FaultType;
+using localize::Finding;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+bool input_based(FaultType t) { return t == FaultType::kPP || t == FaultType::kID || t == FaultType::kTSS; }
+
+// Layer findings: divergent first (the filter saw them change the function), then unchecked,
+// then equivalent (tried last: the paper's experience is that most change nothing).
+int equivalence_order(Equivalence e) {
+  switch (e) {
+    case Equivalence::kDivergent: return 0;
+    case Equivalence::kNotChecked: return 1;
+    case Equivalence::kEquivalent: return 2;
+  }
+  return 1;
+}
+
+class Loop {
+ public:
+  Loop(const compare::ModelSide& source, const compare::ModelSide& target, const fs::path& images,
+       const RepairOptions& o, RepairResult& r, compare::LabelEvaluator& eval)
+      : source_(source), target_side_(target), images_(images), o_(o), r_(r), eval_(eval), working_(*target.model),
+        log_(working_), start_(Clock::now()) {
+    target_side_.model = &working_;
+  }
+
+  Status run() {
+    FETAFIX_ASSIGN_OR_RETURN(current_, eval_.score(working_));
+    r_.images = eval_.images();
+    r_.initial_disagreeing = current_.disagreeing;
+    r_.history.push_back(current_.discrepancy);
+    say(fmt::format("initial disagreement {:.2f}% ({} of {} images)", 100 * current_.discrepancy,
+                    current_.disagreeing, r_.images));
+    for (int round = 1; round <= o_.max_rounds; ++round) {
+      if (current_.disagreeing == 0) { r_.stop_reason = "fully repaired"; break; }
+      if (out_of_time()) break;
+      round_ = round;
+      const size_t kept_before = kept_;
+      FETAFIX_TRY_STATUS(repair_round());
+      if (current_.disagreeing == 0) { r_.stop_reason = "fully repaired"; break; }
+      if (r_.time_limit_reached) break;
+      if (kept_ == kept_before) { r_.stop_reason = "no remaining candidate lowered the disagreement"; break; }
+      if (round == o_.max_rounds) r_.stop_reason = fmt::format("round limit ({}) reached", o_.max_rounds);
+    }
+    if (r_.stop_reason.empty() && current_.disagreeing == 0) r_.stop_reason = "fully repaired";
+    r_.final_disagreeing = current_.disagreeing;
+    r_.repaired = working_;
+    r_.patch.edits = log_.edits();
+    return {};
+  }
+
+ private:
+  void say(const std::string& line) {
+    if (o_.log) o_.log(line);
+  }
+
+  bool out_of_time() {
+    if (seconds_since(start_) < o_.time_limit_seconds) return false;
+    r_.time_limit_reached = true;
+    r_.stop_reason = fmt::format("time limit ({:.0f} s) reached", o_.time_limit_seconds);
+    return true;
+  }
+
+  // Whether a candidate's score is an improvement under the options' rules.
+  bool acceptable(const compare::CandidateScore& s, std::string& reason) const {
+    size_t regressions = 0;
+    for (size_t i = 0; i < s.agree.size(); ++i) regressions += current_.agree[i] && !s.agree[i];
+    if (s.disagreeing < current_.disagreeing) {
+      if (o_.regression == RegressionPolicy::kStrict && regressions) {
+        reason = fmt::format("{} image(s) that agreed would disagree", regressions);
+        return false;
+      }
+      return true;
+    }
+    if (o_.allow_equal && s.disagreeing == current_.disagreeing && regressions == 0 &&
+        s.distance < current_.distance - 1e-9)
+      return true;
+    reason = s.disagreeing == current_.disagreeing ? "no change in disagreement"
+                                                   : fmt::format("disagreement would rise to {}", s.disagreeing);
+    return false;
+  }
+
+  // Applies edits, scores, keeps or undoes. Returns whether they were kept.
+  bool try_candidate(const std::string& type, const std::string& description, const Finding* finding,
+                     const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset) {
+    RepairStep step;
+    step.round = round_;
+    step.type = type;
+    step.description = description;
+    if (finding) {
+      step.source_node = finding->source_node;
+      step.target_node = finding->target_node;
+    }
+    step.edits = edits.size();
+    step.disagreeing_before = current_.disagreeing;
+    const auto t0 = Clock::now();
+    for (auto& [name, c] : type_counts(type)) c->tried++;
+    if (auto st = log_.apply_all(edits); !st.ok()) {
+      step.reason = "no longer applies: " + st.error().message;
+      step.disagreeing_after = current_.disagreeing;
+      r_.steps.push_back(step);
+      return false;
+    }
+    auto score = preset ? eval_.score_with_preset(working_, *preset) : eval_.score(working_);
+    std::string reason;
+    const bool keep = score.ok() && acceptable(*score, reason);
+    if (!score.ok()) reason = "the edited Target does not run: " + score.error().message;
+    if (keep && preset) {
+      if (auto st = eval_.set_target_preset(working_, *preset); !st.ok()) reason = st.error().message;
+      r_.patch.preprocess = *preset;
+      target_side_.preset = *preset;
+    }
+    if (keep) {
+      current_ = std::move(score).value();
+      ++kept_;
+      step.kept = true;
+      step.reason = "kept";
+      r_.history.push_back(current_.discrepancy);
+      for (auto& [name, c] : type_counts(type)) c->kept++;
+    } else {
+      for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
+      step.reason = reason;
+    }
+    step.disagreeing_after = keep ? current_.disagreeing : (score.ok() ? score->disagreeing : current_.disagreeing);
+    step.seconds = seconds_since(t0);
+    say(fmt::format("round {} {} {}: {} -> {} ({})", round_, type, keep ? "kept" : "rejected", step.disagreeing_before,
+                    step.disagreeing_after, description));
+    r_.steps.push_back(std::move(step));
+    return keep;
+  }
+
+  // "WB*" (a group) counts towards WB.
+  std::vector<std::pair<std::string, TypeCounts*>> type_counts(const std::string& type) {
+    const std::string t = type == "WB*" ? "WB" : type;
+    return {{t, &r_.counts[t]}};
+  }
+
+  // Score of the working Target with `edits` applied (then undone); nullopt if they fail.
+  std::optional<compare::CandidateScore> probe(const std::vector<model::Edit>& edits) {
+    if (!log_.apply_all(edits).ok()) return std::nullopt;
+    auto s = eval_.score(working_);
+    for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
+    if (!s.ok()) return std::nullopt;
+    return std::move(s).value();
+  }
+
+  static std::vector<model::Edit> concat(const std::vector<const RepairCandidate*>& cs) {
+    std::vector<model::Edit> out;
+    for (auto* c : cs) out.insert(out.end(), c->edits.begin(), c->edits.end());
+    return out;
+  }
+
+  // Smallest subset of `cands` that, with `fixed`, reaches `goal` disagreements or fewer
+  // (delta debugging: halves first, then each half with the other held fixed).
+  std::vector<const RepairCandidate*> minimize(std::vector<const RepairCandidate*> cands,
+                                               const std::vector<const RepairCandidate*>& fixed, size_t goal) {
+    if (cands.size() <= 1 || out_of_time()) return cands;
+    const size_t half = cands.size() / 2;
+    std::vector<const RepairCandidate*> a(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(half));
+    std::vector<const RepairCandidate*> b(cands.begin() + static_cast<std::ptrdiff_t>(half), cands.end());
+    auto with = [&](const std::vector<const RepairCandidate*>& part) {
+      auto all = fixed;
+      all.insert(all.end(), part.begin(), part.end());
+      return all;
+    };
+    if (auto s = probe(concat(with(a))); s && s->disagreeing <= goal) return minimize(a, fixed, goal);
+    if (auto s = probe(concat(with(b))); s && s->disagreeing <= goal) return minimize(b, fixed, goal);
+    auto ka = minimize(a, with(b), goal);
+    auto kb = minimize(b, with(ka), goal);
+    ka.insert(ka.end(), kb.begin(), kb.end());
+    return ka;
+  }
+
+  Status repair_round() {
+    const auto t0 = Clock::now();
+    say(fmt::format("round {}: localizing faults", round_));
+    localize::LocalizeOptions lo = o_.localize;
+    lo.compare.progress = ProgressMode::kQuiet;
+    FETAFIX_ASSIGN_OR_RETURN(auto loc, localize::localize_faults(source_, target_side_, images_, lo));
+    std::vector<Finding> findings = loc.findings;
+    for (auto& f : find_extra_outputs(*source_.model, working_)) findings.push_back(std::move(f));
+    r_.timings.push_back({fmt::format("round {} localize", round_), seconds_since(t0)});
+    const auto t1 = Clock::now();
+
+    std::vector<RepairCandidate> candidates;
+    for (const auto& f : findings) {
+      const std::string type(localize::fault_type_name(f.type));
+      const auto key = std::make_tuple(type, f.source_node, f.target_node, f.summary);
+      if (seen_.insert(key).second) r_.counts[type].localized++;
+      auto c = plan_repair(*source_.model, working_, f);
+      if (!c.ok()) {
+        RepairStep step;
+        step.round = round_;
+        step.type = type;
+        step.description = f.summary;
+        step.source_node = f.source_node;
+        step.target_node = f.target_node;
+        step.reason = "no repair planned: " + c.error().message;
+        step.disagreeing_before = step.disagreeing_after = current_.disagreeing;
+        r_.steps.push_back(std::move(step));
+        continue;
+      }
+      candidates.push_back(std::move(c).value());
+    }
+    std::stable_sort(candidates.begin(), candidates.end(), [](const RepairCandidate& a, const RepairCandidate& b) {
+      const Finding &fa = a.finding, &fb = b.finding;
+      const bool ia = input_based(fa.type), ib = input_based(fb.type);
+      if (ia != ib) return ia;
+      if (ia) return static_cast<int>(fa.type) < static_cast<int>(fb.type);
+      const int ea = equivalence_order(fa.equivalence), eb = equivalence_order(fb.equivalence);
+      if (ea != eb) return ea < eb;
+      const int ra = fa.layer_rank < 0 ? INT32_MAX : fa.layer_rank, rb = fb.layer_rank < 0 ? INT32_MAX : fb.layer_rank;
+      if (ra != rb) return ra < rb;
+      return static_cast<int>(fa.type) < static_cast<int>(fb.type);
+    });
+
+    // Weight findings first as a group: one evaluation instead of one per layer when they
+    // help together, then bisection to the few that matter.
+    std::vector<const RepairCandidate*> weights;
+    for (const auto& c : candidates)
+      if (c.finding.type == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
+    std::set<const RepairCandidate*> handled;
+    std::map<std::string, int> rejections;
+    for (const auto& c : candidates) {  // input-based go first: they change what layers see
+      if (!input_based(c.finding.type) || out_of_time()) continue;
+      handled.insert(&c);
+      const std::string type(localize::fault_type_name(c.finding.type));
+      if (rejections[type] >= o_.max_rejections) continue;
+      if (try_candidate(type, c.description, &c.finding, c.edits, c.preset)) rejections[type] = 0;
+      else rejections[type]++;
+    }
+    if (weights.size() > 1 && !out_of_time()) {
+      if (auto all = probe(concat(weights)); all && all->disagreeing < current_.disagreeing) {
+        auto smallest = minimize(weights, {}, all->disagreeing);
+        std::vector<std::string> names;
+        for (auto* c : smallest) names.push_back(c->finding.target_node);
+        if (try_candidate("WB*", fmt::format("Source weights into {} of {} differing layers: {}", smallest.size(),
+                                             weights.size(), fmt::join(names, ", ")),
+                          nullptr, concat(smallest), std::nullopt))
+          for (auto* c : smallest) handled.insert(c);
+      }
+    }
+    for (const auto& c : candidates) {
+      if (handled.count(&c)) continue;
+      if (out_of_time()) break;
+      const std::string type(localize::fault_type_name(c.finding.type));
+      if (rejections[type] >= o_.max_rejections) continue;
+      if (try_candidate(type, c.description, &c.finding, c.edits, c.preset)) {
+        rejections[type] = 0;
+        if (current_.disagreeing == 0) break;
+      } else {
+        rejections[type]++;
+      }
+    }
+    r_.timings.push_back({fmt::format("round {} repair", round_), seconds_since(t1)});
+    return {};
+  }
+
+  const compare::ModelSide& source_;
+  compare::ModelSide target_side_;
+  fs::path images_;
+  const RepairOptions& o_;
+  RepairResult& r_;
+  compare::LabelEvaluator& eval_;
+  onnx::ModelProto working_;
+  model::EditLog log_;
+  compare::CandidateScore current_;
+  Clock::time_point start_;
+  int round_ = 0;
+  size_t kept_ = 0;
+  std::set<std::tuple<std::string, std::string, std::string, std::string>> seen_;
+};
+
+Result<Validation> validate(const compare::ModelSide& source, const compare::ModelSide& target,
+                            const RepairResult& r, const fs::path& dir, const compare::CompareOptions& co) {
+  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::LabelEvaluator::create(source, target, dir, co));
+  FETAFIX_ASSIGN_OR_RETURN(auto before, eval->score(*target.model));
+  auto after = r.patch.preprocess ? eval->score_with_preset(r.repaired, *r.patch.preprocess) : eval->score(r.repaired);
+  if (!after.ok()) return after.error();
+  Validation v;
+  v.images = eval->images();
+  v.initial_disagreeing = before.disagreeing;
+  v.final_disagreeing = after->disagreeing;
+  for (size_t i = 0; i < v.images; ++i)
+    if (before.agree[i] && !after->agree[i])
+      v.newly_disagreeing.push_back(fs::relative(eval->files()[i], dir).generic_string());
+  return v;
+}
+
+}  // namespace
+
+Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,
+                                   const fs::path& image_dir, const RepairOptions& options) {
+  RepairResult r;
+  const auto t0 = Clock::now();
+  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::LabelEvaluator::create(source, target, image_dir, options.localize.compare));
+  r.timings.push_back({"source run and image cache", seconds_since(t0)});
+  Loop loop(source, target, image_dir, options, r, *eval);
+  FETAFIX_TRY_STATUS(loop.run());
+  if (options.validation_images) {
+    const auto tv = Clock::now();
+    FETAFIX_ASSIGN_OR_RETURN(r.validation, validate(source, target, r, *options.validation_images, options.localize.compare));
+    r.timings.push_back({"validation", seconds_since(tv)});
+  }
+  r.timings.push_back({"total", seconds_since(t0)});
+  return r;
+}
+
+nlohmann::json to_json(const RepairResult& r) {
+  using nlohmann::json;
+  json steps = json::array();
+  for (const auto& s : r.steps)
+    steps.push_back({{"round", s.round}, {"type", s.type}, {"description", s.description},
+                     {"source_node", s.source_node}, {"target_node", s.target_node}, {"kept", s.kept},
+                     {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
+                     {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds}});
+  json counts = json::object();
+  for (const auto& [type, c] : r.counts)
+    counts[type] = {{"localized", c.localized}, {"tried", c.tried}, {"kept", c.kept}};
+  json timings = json::object();
+  for (const auto& t : r.timings) timings[t.phase] = t.seconds;
+  json j{{"schema", "fetafix.repair/1"},
+         {"images", r.images},
+         {"initial_disagreeing", r.initial_disagreeing},
+         {"final_disagreeing", r.final_disagreeing},
+         {"initial_discrepancy", r.images ? static_cast<double>(r.initial_disagreeing) / r.images : 0.0},
+         {"final_discrepancy", r.images ? static_cast<double>(r.final_disagreeing) / r.images : 0.0},
+         {"history", r.history},
+         {"steps", std::move(steps)},
+         {"counts", std::move(counts)},
+         {"kept_edits", r.patch.edits.size()},
+         {"preprocess", r.patch.preprocess ? r.patch.preprocess->to_json() : json(nullptr)},
+         {"stop_reason", r.stop_reason},
+         {"time_limit_reached", r.time_limit_reached},
+         {"timings_seconds", std::move(timings)}};
+  if (r.validation)
+    j["validation"] = {{"images", r.validation->images},
+                       {"initial_disagreeing", r.validation->initial_disagreeing},
+                       {"final_disagreeing", r.validation->final_disagreeing},
+                       {"newly_disagreeing", r.validation->newly_disagreeing}};
+  return j;
+}
+
+std::string format_report(const RepairResult& r) {
+  std::string out;
+  auto pct = [&](size_t n, size_t of) { return of ? 100.0 * n / of : 0.0; };
+  out += fmt::format("Detection images: {}   disagreement {:.2f}% ({}) -> {:.2f}% ({})\n", r.images,
+                     pct(r.initial_disagreeing, r.images), r.initial_disagreeing, pct(r.final_disagreeing, r.images),
+                     r.final_disagreeing);
+  if (r.validation)
+    out += fmt::format("Validation images: {}   disagreement {:.2f}% ({}) -> {:.2f}% ({}); newly disagreeing: {}\n",
+                       r.validation->images, pct(r.validation->initial_disagreeing, r.validation->images),
+                       r.validation->initial_disagreeing, pct(r.validation->final_disagreeing, r.validation->images),
+                       r.validation->final_disagreeing, r.validation->newly_disagreeing.size());
+  out += "Kept repairs:\n";
+  size_t kept = 0;
+  for (const auto& s : r.steps)
+    if (s.kept) {
+      ++kept;
+      out += fmt::format("  [{}] {}  ({} -> {} disagreeing)\n", s.type, s.description, s.disagreeing_before,
+                         s.disagreeing_after);
+    }
+  if (!kept) out += "  none\n";
+  out += "Per type (localized / tried / kept):";
+  for (const auto& [type, c] : r.counts) out += fmt::format("  {} {}/{}/{}", type, c.localized, c.tried, c.kept);
+  out += fmt::format("\nStopped: {}\n", r.stop_reason);
+  return out;
+}
+
+}  // namespace fetafix::repair

@@ -1,0 +1,83 @@
+// The greedy repair loop (paper §4.2, with its accept/revert logic fixed): localize, turn
+// each finding into an edit set, keep an edit only when label disagreement on the whole
+// detection set strictly drops, undo it exactly otherwise; input-based faults first, then
+// layer-based ones in rank order (divergent before unchecked before equivalent). Similar
+// weight findings are tried together and bisected to the smallest set that gives the gain.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include <onnx/onnx_pb.h>
+
+#include "compare/compare.h"
+#include "localize/localize.h"
+#include "repair/patch.h"
+
+namespace fetafix::repair {
+
+enum class RegressionPolicy {
+  kAllowIfTotalDrops,  // an edit may make an agreeing image disagree if the total still drops
+  kStrict,             // an edit that makes any agreeing image disagree is rejected
+};
+
+struct RepairOptions {
+  localize::LocalizeOptions localize;  // its `compare` holds threads, batch size, label offset, ...
+  double time_limit_seconds = 7200;
+  int max_rejections = 3;              // consecutive rejected edits per strategy before it stops
+  bool allow_equal = false;            // keep ties that lower the probability distance
+  RegressionPolicy regression = RegressionPolicy::kAllowIfTotalDrops;
+  int max_rounds = 4;                  // localize -> repair rounds
+  std::optional<std::filesystem::path> validation_images;
+  std::function<void(const std::string&)> log;  // progress lines; may be empty
+};
+
+struct RepairStep {
+  int round = 0;
+  std::string type;          // PP, ID, TSS, WB, LH, CG; "WB*" for a group of weight findings
+  std::string description;
+  std::string source_node, target_node;
+  bool kept = false;
+  std::string reason;        // why rejected (or "kept")
+  size_t disagreeing_before = 0, disagreeing_after = 0;
+  size_t edits = 0;
+  double seconds = 0;
+};
+
+struct TypeCounts {
+  size_t localized = 0, tried = 0, kept = 0;
+};
+
+struct Validation {
+  size_t images = 0;
+  size_t initial_disagreeing = 0, final_disagreeing = 0;
+  std::vector<std::string> newly_disagreeing;  // agreed before repair, disagree after
+};
+
+struct RepairResult {
+  onnx::ModelProto repaired;
+  Patch patch;
+  size_t images = 0;
+  size_t initial_disagreeing = 0, final_disagreeing = 0;
+  std::vector<double> history;                  // discrepancy at start and after each kept step
+  std::vector<RepairStep> steps;
+  std::map<std::string, TypeCounts> counts;     // by fault type name
+  std::vector<localize::PhaseTime> timings;
+  bool time_limit_reached = false;
+  std::string stop_reason;
+  std::optional<Validation> validation;
+};
+
+Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,
+                                   const std::filesystem::path& image_dir, const RepairOptions& options);
+
+// The repair log (`fetafix repair --json`, schema fetafix.repair/1, docs/repair.md).
+nlohmann::json to_json(const RepairResult& result);
+std::string format_report(const RepairResult& result);
+
+}  // namespace fetafix::repair

@@ -1,0 +1,123 @@
+// The greedy loop end to end on the small CNN (tests/match/cnn_fixture.h) and synthetic photos:
+// planted faults repaired to 0 %, every kept step lowers disagreement, the patch replays to the
+// same bytes, and the stop rules hold.
+#include <gtest/gtest.h>
+
+#include "match/cnn_fixture.h"
+#include "model/model.h"
+#include "repair/driver.h"
+#include "support/photos.h"
+
+namespace fetafix::repair {
+namespace fs = std::filesystem;
+using testing::CnnOptions;
+
+template <class F>
+static CnnOptions with(F change) {
+  CnnOptions o;
+  change(o);
+  return o;
+}
+
+static RepairOptions quiet_options() {
+  RepairOptions o;
+  o.localize.compare.progress = ProgressMode::kQuiet;
+  o.localize.compare.threads = 1;
+  o.localize.activation.threads = 1;
+  o.localize.activation.max_similar = 20;
+  o.localize.activation.max_dissimilar = 20;
+  return o;
+}
+
+static Result<RepairResult> run(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                RepairOptions options = quiet_options()) {
+  const auto raw = data::preset_by_name("raw").value();
+  return repair_target({&source, "source.onnx", raw}, {&target, "target.onnx", raw},
+                       testing::synthetic_photos("repair_photos"), options);
+}
+
+static std::string steps_of(const RepairResult& r) {
+  std::string out = format_report(r);
+  for (const auto& s : r.steps)
+    out += "  step: " + s.type + " " + s.description + " -> " + s.reason + "\n";
+  return out;
+}
+
+static void expect_monotone_history(const RepairResult& r) {
+  for (size_t i = 1; i < r.history.size(); ++i) EXPECT_LT(r.history[i], r.history[i - 1]) << steps_of(r);
+  for (const auto& s : r.steps)
+    if (s.kept) EXPECT_LT(s.disagreeing_after, s.disagreeing_before) << steps_of(r);
+}
+
+TEST(RepairDriver, IdenticalModelsNeedNothing) {
+  auto m = testing::build_cnn();
+  auto r = run(m, m);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->initial_disagreeing, 0u);
+  EXPECT_TRUE(r->steps.empty());
+  EXPECT_TRUE(r->patch.edits.empty());
+  EXPECT_EQ(model::serialize_model(r->repaired), model::serialize_model(m));
+}
+
+TEST(RepairDriver, ScaledLayerAndDroppedPadsAreRepairedToZero) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(with([](CnnOptions& o) {
+    o.scaled_layer = 1;
+    o.drop_dw_pads = true;
+  }));
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->initial_disagreeing, 0u);
+  EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
+  expect_monotone_history(*r);
+  EXPECT_GE(r->counts["WB"].kept + r->counts["LH"].kept, 1u) << steps_of(*r);
+
+  // The patch replays on the Target to the very same model.
+  onnx::ModelProto replayed = target;
+  ASSERT_TRUE(apply_patch(r->patch, replayed).ok());
+  EXPECT_EQ(model::serialize_model(replayed), model::serialize_model(r->repaired));
+}
+
+TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(with([](CnnOptions& o) {
+    o.fp16_rounded_weights = true;
+    o.scaled_layer = 6;
+  }));
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->initial_disagreeing, 0u);
+  EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
+  expect_monotone_history(*r);
+  EXPECT_GE(r->counts["WB"].localized, 9u) << steps_of(*r);
+}
+
+TEST(RepairDriver, TimeLimitStopsTheLoop) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 1; }));
+  RepairOptions o = quiet_options();
+  o.time_limit_seconds = 1e-9;
+  auto r = run(source, target, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->time_limit_reached);
+  EXPECT_TRUE(r->patch.edits.empty());
+  EXPECT_NE(r->stop_reason.find("time limit"), std::string::npos);
+}
+
+TEST(RepairDriver, ValidationReportsBeforeAndAfterOnOtherImages) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 3; }));
+  RepairOptions o = quiet_options();
+  o.validation_images = testing::synthetic_photos("repair_validation", 30, 7);
+  auto r = run(source, target, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->validation.has_value());
+  EXPECT_EQ(r->validation->images, 30u);
+  EXPECT_LE(r->validation->final_disagreeing, r->validation->initial_disagreeing);
+  EXPECT_TRUE(r->validation->newly_disagreeing.empty());
+  auto j = to_json(*r);
+  EXPECT_EQ(j["schema"], "fetafix.repair/1");
+  EXPECT_EQ(j["validation"]["images"], 30);
+}
+
+}  // namespace fetafix::repair
