@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled demo: builds fetafix, makes the demo model pair (a small CNN
 # and a "converted" copy with three planted faults), compares them on real photos from
-# Debian's mate-backgrounds package, then localizes the faults. Exit code is the last
-# fetafix command's (1: faults found).
+# Debian's mate-backgrounds package, localizes the faults and repairs the Target. Exit code
+# is the repair's (0: fully repaired).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
@@ -23,6 +23,14 @@ echo "== fetafix localize: which layers and settings differ, and which of them m
 "$build/src/cli/fetafix" localize "$demo/source.onnx" "$demo/target.onnx" --images "$photos" \
   --json "$demo/localize.json" "$@"
 rc=$?
-set -e
 echo "== localize exit code $rc (0: nothing found, 1: faults found, 2: bad input); JSON in $demo/localize.json"
+[ "$rc" -le 1 ] || exit "$rc"
+echo
+echo "== fetafix repair: keep each fix only if fewer photos disagree"
+"$build/src/cli/fetafix" repair "$demo/source.onnx" "$demo/target.onnx" --images "$photos" \
+  -o "$demo/repaired.onnx" --patch "$demo/patch.json" --json "$demo/repair.json" "$@"
+rc=$?
+set -e
+echo "== repair exit code $rc (0: fully repaired, 1: improved, 3: no improvement, 2: bad input)"
+echo "   repaired model $demo/repaired.onnx, patch $demo/patch.json, log $demo/repair.json"
 exit $rc
