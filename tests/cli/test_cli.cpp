@@ -184,4 +184,31 @@ TEST_F(Cli, LocalizeExitCodes) {
   EXPECT_EQ(localize("cnn.onnx", " --alpha 2").exit_code, 2);
 }
 
+TEST_F(Cli, RepairWritesModelPatchAndLogAndRefusesToOverwriteInputs) {
+  ASSERT_TRUE(model::save_model(testing::build_cnn(), dir_ / "cnn.onnx").ok());
+  ASSERT_TRUE(model::save_model(testing::build_cnn([] { testing::CnnOptions o; o.scaled_layer = 1; return o; }()),
+                                dir_ / "cnn_fault.onnx").ok());
+  const std::string base = "repair '" + (dir_ / "cnn.onnx").string() + "' '" + (dir_ / "cnn_fault.onnx").string() +
+                           "' --images '" + images_.string() + "' --source-preprocess raw --target-preprocess raw --quiet";
+  const fs::path out = dir_ / "repaired.onnx", patch = dir_ / "patch.json", log = dir_ / "log.json";
+  RunResult r = run(base + " -o '" + out.string() + "' --patch '" + patch.string() + "' --json '" + log.string() + "'");
+  EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1 || r.exit_code == 3) << r.out << r.err;
+  ASSERT_TRUE(fs::exists(out)) << r.err;
+  auto j = nlohmann::json::parse(slurp(log));
+  EXPECT_EQ(j["schema"], "fetafix.repair/1");
+  EXPECT_EQ(r.exit_code, j["final_disagreeing"] == 0 ? 0 : (j["final_disagreeing"] < j["initial_disagreeing"] ? 1 : 3));
+  // The patch replays on the Target to the same bytes.
+  RunResult a = run("apply '" + patch.string() + "' '" + (dir_ / "cnn_fault.onnx").string() + "' -o '" +
+                    (dir_ / "applied.onnx").string() + "'");
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(slurp(dir_ / "applied.onnx"), slurp(out));
+
+  const std::string before = slurp(dir_ / "cnn_fault.onnx");
+  RunResult over = run(base + " -o '" + (dir_ / "cnn_fault.onnx").string() + "'");
+  EXPECT_EQ(over.exit_code, 2);
+  EXPECT_EQ(lines(over.err), 1) << over.err;
+  EXPECT_EQ(slurp(dir_ / "cnn_fault.onnx"), before);
+  EXPECT_EQ(run(base).exit_code, 2);  // -o is required
+}
+
 }  // namespace fetafix
