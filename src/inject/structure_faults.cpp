@@ -158,6 +158,7 @@ Result<Injected> input_as_nhwc(Injection& in, const std::vector<int64_t>& perm) 
   FETAFIX_ASSIGN_OR_RETURN(auto dims, input_dims(in.graph(), input));
   if (dims.size() != 4) return make_error("input '{}' has rank {}, not an NCHW image batch", input, dims.size());
   const std::vector<int64_t> nhwc{dims[0], dims[2], dims[3], dims[1]};
+  Injected out;
   const std::string transposed = in.fresh_name(input + "_nchw");
   const std::string transpose = in.fresh_name(input + "_to_nchw");
   FETAFIX_TRY_STATUS(in.apply(model::Edit::insert_node(
@@ -165,8 +166,7 @@ Result<Injected> input_as_nhwc(Injection& in, const std::vector<int64_t>& perm) 
   FETAFIX_TRY_STATUS(in.redirect_uses(input, transposed, transposed, out));
   FETAFIX_ASSIGN_OR_RETURN(model::Edit reshape, model::set_graph_input_shape(in.model(), input, nhwc));
   FETAFIX_TRY_STATUS(in.apply(reshape));
-  Injected out;
-  out.node_handles = {transposed};
+  out.node_handles.insert(out.node_handles.begin(), transposed);
   out.values = {input};
   out.details = {{"input", input}, {"old_shape", dims}, {"new_shape", nhwc}, {"perm", perm}};
   out.description = fmt::format("input '{}' made NHWC {} with Transpose perm [{}] after it", input,

@@ -22,13 +22,6 @@ using testing::CnnOptions;
 
 static fs::path make_photos() { return testing::synthetic_photos("localize_photos"); }
 
-// CnnOptions with one field changed (designated initializers would warn about the rest).
-template <class F>
-static CnnOptions with(F change) {
-  CnnOptions o;
-  change(o);
-  return o;
-}
 
 static LocalizeOptions quiet_options() {
   LocalizeOptions o;
@@ -79,10 +72,10 @@ struct BenignCase {
 
 TEST(LocalizePipeline, SemanticallyEqualRewritesHaveNoFault) {
   const BenignCase cases[] = {
-      {"bn_folded", with([](CnnOptions& o) { o.bn = BnForm::kFoldedIntoConv; })},
-      {"bn_as_mul_add", with([](CnnOptions& o) { o.bn = BnForm::kMulAdd; })},
-      {"weights_as_constants", with([](CnnOptions& o) { o.weights_as_constants = true; })},
-      {"renamed_with_noops_and_explicit_pads", with([](CnnOptions& o) { o.prefix = "tf_"; o.insert_noops = true; })},
+      {"bn_folded", testing::cnn_options([](CnnOptions& o) { o.bn = BnForm::kFoldedIntoConv; })},
+      {"bn_as_mul_add", testing::cnn_options([](CnnOptions& o) { o.bn = BnForm::kMulAdd; })},
+      {"weights_as_constants", testing::cnn_options([](CnnOptions& o) { o.weights_as_constants = true; })},
+      {"renamed_with_noops_and_explicit_pads", testing::cnn_options([](CnnOptions& o) { o.prefix = "tf_"; o.insert_noops = true; })},
   };
   auto source = testing::build_cnn();
   for (const auto& c : cases) {
@@ -131,7 +124,7 @@ static const Finding* find(const LocalizeResult& r, FaultType type, const std::s
 
 TEST(LocalizePipeline, ScaledWeightsAreAWeightFaultAtThatLayer) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 4; }));  // conv5
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 4; }));  // conv5
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_NE(find(*r, FaultType::kWB, "conv5"), nullptr) << describe(*r);
@@ -144,7 +137,7 @@ TEST(LocalizePipeline, ScaledWeightsAreAWeightFaultAtThatLayer) {
 
 TEST(LocalizePipeline, DroppedPadsAreADivergentHyperparameterFault) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) { o.drop_dw_pads = true; }));  // conv6, depthwise
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.drop_dw_pads = true; }));  // conv6, depthwise
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   const Finding* f = find(*r, FaultType::kLH, "conv6");
@@ -154,7 +147,7 @@ TEST(LocalizePipeline, DroppedPadsAreADivergentHyperparameterFault) {
 
 TEST(LocalizePipeline, HalfPrecisionWeightsAreWeightFaultsOnEveryLayer) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) { o.fp16_rounded_weights = true; }));
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.fp16_rounded_weights = true; }));
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   for (const char* layer : {"conv1", "conv2", "conv5", "conv8", "fc"})
@@ -183,7 +176,7 @@ TEST(LocalizePipeline, WrongPresetIsAPreprocessingFault) {
 
 TEST(LocalizePipeline, JsonAndReportCarryTheFindings) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 1; }));
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 1; }));
   auto r = run(source, target);
   ASSERT_TRUE(r.ok()) << r.error().message;
   auto j = to_json(*r);

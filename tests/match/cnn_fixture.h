@@ -209,4 +209,13 @@ class CnnBuilder {
 
 inline onnx::ModelProto build_cnn(CnnOptions options = {}) { return CnnBuilder(std::move(options)).build(); }
 
+// CnnOptions with some fields changed: cnn_options([](CnnOptions& o) { o.scaled_layer = 2; }).
+// (Designated initializers would warn about every field left out.)
+template <class F>
+CnnOptions cnn_options(F change) {
+  CnnOptions o;
+  change(o);
+  return o;
+}
+
 }  // namespace fetafix::testing

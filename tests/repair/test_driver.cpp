@@ -12,12 +12,6 @@ namespace fetafix::repair {
 namespace fs = std::filesystem;
 using testing::CnnOptions;
 
-template <class F>
-static CnnOptions with(F change) {
-  CnnOptions o;
-  change(o);
-  return o;
-}
 
 static RepairOptions quiet_options() {
   RepairOptions o;
@@ -61,7 +55,7 @@ TEST(RepairDriver, IdenticalModelsNeedNothing) {
 
 TEST(RepairDriver, ScaledLayerAndDroppedPadsAreRepairedToZero) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) {
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) {
     o.scaled_layer = 1;
     o.drop_dw_pads = true;
   }));
@@ -80,7 +74,7 @@ TEST(RepairDriver, ScaledLayerAndDroppedPadsAreRepairedToZero) {
 
 TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) {
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) {
     o.fp16_rounded_weights = true;
     o.scaled_layer = 6;
   }));
@@ -94,7 +88,7 @@ TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
 
 TEST(RepairDriver, TimeLimitStopsTheLoop) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 1; }));
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 1; }));
   RepairOptions o = quiet_options();
   o.time_limit_seconds = 1e-9;
   auto r = run(source, target, o);
@@ -106,7 +100,7 @@ TEST(RepairDriver, TimeLimitStopsTheLoop) {
 
 TEST(RepairDriver, ValidationReportsBeforeAndAfterOnOtherImages) {
   auto source = testing::build_cnn();
-  auto target = testing::build_cnn(with([](CnnOptions& o) { o.scaled_layer = 3; }));
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 3; }));
   RepairOptions o = quiet_options();
   o.validation_images = testing::synthetic_photos("repair_validation", 30, 7);
   auto r = run(source, target, o);

@@ -1,0 +1,99 @@
+// `fetafix inject`: writes the model and its ground truth, refuses bad specs and overwriting.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "inject_helpers.h"
+#include "match/cnn_fixture.h"
+#include "support/assets.h"
+
+namespace fetafix::inject {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class InjectCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* bin = std::getenv("FETAFIX_BIN");
+    if (!bin || !*bin) GTEST_SKIP() << "FETAFIX_BIN is not set (run through ctest)";
+    bin_ = bin;
+    dir_ = fetafix::testing::temp_dir(std::string("inject_cli_") +
+                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(model::save_model(fetafix::testing::build_cnn(), dir_ / "model.onnx").ok());
+  }
+  struct Run {
+    int exit_code = -1;
+    std::string out, err;
+  };
+  Run run(const std::string& args) {
+    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    const std::string cmd = "'" + bin_ + "' inject " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  }
+  std::string path(const std::string& name) const { return "'" + (dir_ / name).string() + "'"; }
+
+  std::string bin_;
+  fs::path dir_;
+};
+
+TEST_F(InjectCli, WritesTheModelAndTheGroundTruthBesideIt) {
+  const Run r = run(path("model.onnx") + " -o " + path("target.onnx") + " --fault wb:fp16:layers=conv1 --fault lh:drop-pads");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("lh:drop-pads: pads removed from 1 node(s)"), std::string::npos) << r.out;
+  auto target = model::load_model(dir_ / "target.onnx");
+  ASSERT_TRUE(target.ok()) << target.error().message;
+  const auto truth = nlohmann::json::parse(slurp(dir_ / "target.truth.json"));
+  EXPECT_EQ(truth["format"], "fetafix-injection");
+  EXPECT_EQ(truth["injections"].size(), 2u);
+  EXPECT_EQ(truth["injections"][1]["type"], "LH");
+  onnx::ModelProto copy = fetafix::testing::build_cnn();
+  ASSERT_TRUE(model::replay(truth["edits"], copy).ok());
+  EXPECT_EQ(model::serialize_model(copy), model::serialize_model(target->proto));
+  // --truth puts it elsewhere.
+  ASSERT_EQ(run(path("model.onnx") + " -o " + path("t2.onnx") + " --fault cg:extra-output --truth " + path("gt.json")).exit_code, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "gt.json"));
+}
+
+TEST_F(InjectCli, BadSpecOrOverwritingTheInputExitsTwoWithOneLine) {
+  const std::string before = slurp(dir_ / "model.onnx");
+  for (const std::string& args :
+       {path("model.onnx") + " -o " + path("t.onnx") + " --fault wb:fp99",
+        path("model.onnx") + " -o " + path("t.onnx") + " --fault lh:strides=2:node=missing",
+        path("model.onnx") + " -o " + path("model.onnx") + " --fault wb:fp16",
+        path("model.onnx") + " -o " + path("t.onnx") + " --truth " + path("model.onnx") + " --fault wb:fp16",
+        path("missing.onnx") + " -o " + path("t.onnx") + " --fault wb:fp16"}) {
+    const Run r = run(args);
+    EXPECT_EQ(r.exit_code, 2) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("fetafix: ", 0), 0u) << r.err;
+  }
+  EXPECT_EQ(slurp(dir_ / "model.onnx"), before);
+  EXPECT_FALSE(fs::exists(dir_ / "t.onnx"));
+}
+
+TEST(InjectAssets, Fp16IntoMobileNetV2) {
+  FETAFIX_REQUIRE_ASSET(path, "models/mobilenet_v2_1.0_224_int8_per_tensor.onnx");
+  auto loaded = model::load_model(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  const auto r = testing::must_inject(loaded->proto, {"wb:fp16"});
+  const auto diff = diff_models(loaded->proto, r.model);
+  ASSERT_FALSE(diff.empty());
+  for (const auto& entry : diff) EXPECT_EQ(entry.rfind("weight-changed ", 0), 0u) << entry;
+  EXPECT_EQ(diff.size(), r.ground_truth["injections"][0]["values"].size());
+}
+
+}  // namespace
+}  // namespace fetafix::inject
