@@ -11,8 +11,8 @@ namespace fetafix::compare {
 namespace fs = std::filesystem;
 
 // Same 10 images as test_compare.cpp: 4 red, 3 green, 3 blue.
-static fs::path colour_folder() {
-  fs::path dir = testing::temp_dir("evaluator_colours");
+static fs::path colour_folder(const std::string& name) {
+  fs::path dir = testing::temp_dir(name);
   struct C { const char* file; uint8_t r, g, b; };
   const C colours[] = {{"r1.png", 200, 50, 50}, {"r2.png", 180, 60, 40}, {"r3.png", 220, 90, 80}, {"r4.png", 150, 20, 30},
                        {"g1.png", 50, 200, 50}, {"g2.png", 70, 160, 60}, {"g3.png", 10, 90, 20},
@@ -29,7 +29,7 @@ TEST(LabelEvaluator, ScoresCandidatesAgainstOneSourceRun) {
   CompareOptions o;
   o.threads = 1;
   o.batch_size = 3;
-  auto e = LabelEvaluator::create({&src, "s", raw}, {&tgt, "t", raw}, colour_folder(), o);
+  auto e = LabelEvaluator::create({&src, "s", raw}, {&tgt, "t", raw}, colour_folder("evaluator_scores"), o);
   ASSERT_TRUE(e.ok()) << e.error().message;
   EXPECT_EQ((*e)->images(), 10u);
 
@@ -54,7 +54,7 @@ TEST(LabelEvaluator, ScoresCandidatesAgainstOneSourceRun) {
 }
 
 TEST(LabelEvaluator, UndecodableImageIsAnErrorNamingIt) {
-  fs::path dir = colour_folder();
+  fs::path dir = colour_folder("evaluator_broken");
   { std::ofstream(dir / "zz_broken.png") << "garbage"; }
   auto m = testing::dominant_channel_model(false);
   auto raw = data::preset_by_name("raw").value();

@@ -1,5 +1,7 @@
 #include "support/photos.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 #include <vector>
@@ -11,9 +13,19 @@
 namespace fetafix::testing {
 
 std::filesystem::path synthetic_photos(const std::string& name, int count, unsigned seed) {
-  static std::map<std::string, std::filesystem::path> made;
+  // ctest runs each test in its own process, several at once: every process gets its own
+  // folder (removed when it exits), made once however many tests use it.
+  struct Folders {
+    std::map<std::string, std::filesystem::path> made;
+    ~Folders() {
+      std::error_code ec;
+      for (const auto& [n, dir] : made) std::filesystem::remove_all(dir, ec);
+    }
+  };
+  static Folders folders;
+  auto& made = folders.made;
   if (auto it = made.find(name); it != made.end()) return it->second;
-  const auto dir = temp_dir(name);
+  const auto dir = temp_dir(name + "_" + std::to_string(::getpid()));
   Rng rng(seed);
   for (int i = 0; i < count; ++i) {
     const int w = 48, h = 40;
