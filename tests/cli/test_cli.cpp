@@ -12,30 +12,20 @@
 #include "model/builder.h"
 #include "model/model.h"
 #include "support/assets.h"
+#include "support/cli.h"
 #include "support/images.h"
 #include "support/models.h"
 
 namespace fetafix {
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-static std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using RunResult = testing::CliRun;
+using testing::slurp;
 
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* bin = std::getenv("FETAFIX_BIN");
-    ASSERT_TRUE(bin && *bin) << "FETAFIX_BIN is not set (run through ctest)";
-    bin_ = bin;
+    ASSERT_FALSE(testing::fetafix_bin().empty()) << "FETAFIX_BIN is not set (run through ctest)";
     dir_ = testing::temp_dir(std::string("cli_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     images_ = dir_ / "images";
     fs::create_directories(images_);
@@ -47,16 +37,7 @@ class Cli : public ::testing::Test {
     ASSERT_TRUE(model::save_model(testing::dominant_channel_model(true), dir_ / "target.onnx").ok());
   }
 
-  RunResult run(const std::string& args) {
-    RunResult r;
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    std::string cmd = "'" + bin_ + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-    int status = std::system(cmd.c_str());
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  RunResult run(const std::string& args) { return testing::run_fetafix(args, dir_); }
 
   std::string models(const std::string& target = "target.onnx") {
     return "compare '" + (dir_ / "source.onnx").string() + "' '" + (dir_ / target).string() + "' --images '" +
@@ -65,7 +46,6 @@ class Cli : public ::testing::Test {
 
   static int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-  std::string bin_;
   fs::path dir_, images_;
 };
 

@@ -10,42 +10,27 @@
 #include "inject_helpers.h"
 #include "match/cnn_fixture.h"
 #include "support/assets.h"
+#include "support/cli.h"
 
 namespace fetafix::inject {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using fetafix::testing::slurp;
 
 class InjectCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* bin = std::getenv("FETAFIX_BIN");
-    if (!bin || !*bin) GTEST_SKIP() << "FETAFIX_BIN is not set (run through ctest)";
-    bin_ = bin;
+    if (fetafix::testing::fetafix_bin().empty()) GTEST_SKIP() << "FETAFIX_BIN is not set (run through ctest)";
     dir_ = fetafix::testing::temp_dir(std::string("inject_cli_") +
                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_TRUE(model::save_model(fetafix::testing::build_cnn(), dir_ / "model.onnx").ok());
   }
-  struct Run {
-    int exit_code = -1;
-    std::string out, err;
-  };
-  Run run(const std::string& args) {
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = "'" + bin_ + "' inject " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-  }
-  std::string path(const std::string& name) const { return "'" + (dir_ / name).string() + "'"; }
+  using Run = fetafix::testing::CliRun;
+  Run run(const std::string& args) { return fetafix::testing::run_fetafix("inject " + args, dir_); }
+  std::string path(const std::string& name) const { return fetafix::testing::shell_quoted(dir_ / name); }
 
-  std::string bin_;
   fs::path dir_;
 };
 

@@ -10,24 +10,18 @@
 #include "model/weights.h"
 #include "repair_helpers.h"
 #include "support/assets.h"
+#include "support/cli.h"
 
 namespace fetafix::repair {
 namespace {
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using fetafix::testing::slurp;
 
 class ApplyCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* bin = std::getenv("FETAFIX_BIN");
-    if (!bin || !*bin) GTEST_SKIP() << "FETAFIX_BIN is not set (run through ctest)";
-    bin_ = bin;
+    if (fetafix::testing::fetafix_bin().empty()) GTEST_SKIP() << "FETAFIX_BIN is not set (run through ctest)";
     dir_ = fetafix::testing::temp_dir(std::string("repair_apply_") +
                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
@@ -54,16 +48,14 @@ class ApplyCli : public ::testing::Test {
   }
 
   int run(const std::string& args) {
-    const std::string cmd = "'" + bin_ + "' apply " + args + " >'" + (dir_ / "out.txt").string() + "' 2>'" +
-                            (dir_ / "err.txt").string() + "'";
-    const int status = std::system(cmd.c_str());
-    out_ = slurp(dir_ / "out.txt");
-    err_ = slurp(dir_ / "err.txt");
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto r = fetafix::testing::run_fetafix("apply " + args, dir_);
+    out_ = std::move(r.out);
+    err_ = std::move(r.err);
+    return r.exit_code;
   }
-  std::string q(const fs::path& p) const { return "'" + p.string() + "'"; }
+  static std::string q(const fs::path& p) { return fetafix::testing::shell_quoted(p); }
 
-  std::string bin_, out_, err_;
+  std::string out_, err_;
   fs::path dir_;
   onnx::ModelProto target_, expected_;
 };
