@@ -1,5 +1,6 @@
 #include "localize/layer_checks.h"
 
+#include <functional>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -729,9 +730,15 @@ Finding graph_finding(const Views& v, size_t s, size_t t, const layer::Region& r
 
 }  // namespace
 
-Result<std::vector<Finding>> check_weights(const onnx::ModelProto& source, const onnx::ModelProto& target,
-                                           const std::vector<match::NodeMatch>& pairs,
-                                           const LayerCheckOptions& options) {
+namespace {
+
+// Calls compare(src, tgt, v, source node, target node, pair, rank, out) on every pair and on
+// each of its paired neighbours (those `keep_neighbour` accepts), in the given pair order.
+template <class Compare, class KeepNeighbour>
+Result<std::vector<Finding>> over_pairs_and_neighbours(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                                       const std::vector<match::NodeMatch>& pairs,
+                                                       const LayerCheckOptions& options, Compare compare_core_node,
+                                                       Compare compare_neighbour_node, KeepNeighbour keep_neighbour) {
   FETAFIX_ASSIGN_OR_RETURN(Views v, build_views(source, target));
   const Side src{source, v.source, options.source_shapes, "Source"};
   const Side tgt{target, v.target, options.target_shapes, "Target"};
@@ -741,31 +748,43 @@ Result<std::vector<Finding>> check_weights(const onnx::ModelProto& source, const
     FETAFIX_ASSIGN_OR_RETURN(auto nodes, locate(v, pair));
     auto [s, t] = nodes;
     const int r = static_cast<int>(rank);
-    FETAFIX_TRY_STATUS(compare_core(src, tgt, v, s, t, pair, r, options, out));
+    FETAFIX_TRY_STATUS(compare_core_node(src, tgt, v, s, t, pair, r, out));
     for (auto [ns, nt] : neighbour_pairs(v, s, t, pair, options))
-      if (options.neighbour_weight_ops.count(v.source.node(ns).op_type()))
-        FETAFIX_TRY_STATUS(compare_neighbour(src, tgt, v, ns, nt, pair, r, options, out));
+      if (keep_neighbour(v, ns)) FETAFIX_TRY_STATUS(compare_neighbour_node(src, tgt, v, ns, nt, pair, r, out));
   }
   return out;
+}
+
+using PairCompare = std::function<Status(const Side&, const Side&, const Views&, size_t, size_t,
+                                         const match::NodeMatch&, int, std::vector<Finding>&)>;
+
+}  // namespace
+
+Result<std::vector<Finding>> check_weights(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                           const std::vector<match::NodeMatch>& pairs,
+                                           const LayerCheckOptions& options) {
+  const PairCompare core = [&](const Side& a, const Side& b, const Views& v, size_t s, size_t t,
+                               const match::NodeMatch& pair, int r, std::vector<Finding>& out) {
+    return compare_core(a, b, v, s, t, pair, r, options, out);
+  };
+  const PairCompare neighbour = [&](const Side& a, const Side& b, const Views& v, size_t s, size_t t,
+                                    const match::NodeMatch& pair, int r, std::vector<Finding>& out) {
+    return compare_neighbour(a, b, v, s, t, pair, r, options, out);
+  };
+  return over_pairs_and_neighbours(source, target, pairs, options, core, neighbour, [&](const Views& v, size_t ns) {
+    return options.neighbour_weight_ops.count(v.source.node(ns).op_type()) > 0;
+  });
 }
 
 Result<std::vector<Finding>> check_hyperparameters(const onnx::ModelProto& source, const onnx::ModelProto& target,
                                                    const std::vector<match::NodeMatch>& pairs,
                                                    const LayerCheckOptions& options) {
-  FETAFIX_ASSIGN_OR_RETURN(Views v, build_views(source, target));
-  const Side src{source, v.source, options.source_shapes, "Source"};
-  const Side tgt{target, v.target, options.target_shapes, "Target"};
-  std::vector<Finding> out;
-  for (size_t rank = 0; rank < pairs.size(); ++rank) {
-    const auto& pair = pairs[rank];
-    FETAFIX_ASSIGN_OR_RETURN(auto nodes, locate(v, pair));
-    auto [s, t] = nodes;
-    const int r = static_cast<int>(rank);
-    FETAFIX_TRY_STATUS(compare_hyperparameters(src, tgt, v, s, t, pair, r, options, out));
-    for (auto [ns, nt] : neighbour_pairs(v, s, t, pair, options))
-      FETAFIX_TRY_STATUS(compare_hyperparameters(src, tgt, v, ns, nt, pair, r, options, out));
-  }
-  return out;
+  const PairCompare attributes = [&](const Side& a, const Side& b, const Views& v, size_t s, size_t t,
+                                     const match::NodeMatch& pair, int r, std::vector<Finding>& out) {
+    return compare_hyperparameters(a, b, v, s, t, pair, r, options, out);
+  };
+  return over_pairs_and_neighbours(source, target, pairs, options, attributes, attributes,
+                                   [](const Views&, size_t) { return true; });
 }
 
 Result<std::vector<Finding>> check_graph(const onnx::ModelProto& source, const onnx::ModelProto& target,

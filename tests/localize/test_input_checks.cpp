@@ -60,28 +60,6 @@ onnx::ModelProto first_conv_model(std::optional<std::vector<int64_t>> nhwc_perm)
   return g.build();
 }
 
-// InceptionV3-style per-channel normalisation on an NHWC input: for each channel c,
-// Gather(c, axis) -> Unsqueeze(3) -> Mul; Concat(axis 3); Transpose [0,3,1,2]; Conv.
-onnx::ModelProto channel_normalising_model(int64_t gather_axis) {
-  GraphBuilder g("normalise", 13);
-  std::string x = g.input("image", DType::kFloat32, {1, 8, 8, 3});
-  g.initializer("unsqueeze_axes", int64_tensor({1}, {3}));
-  std::vector<std::string> branches;
-  for (int c = 0; c < 3; ++c) {
-    const std::string id = std::to_string(c);
-    g.initializer("index_" + id, int64_tensor({}, {c}));
-    g.initializer("scale_" + id, float_tensor({}, {0.5f + c}));
-    std::string b = g.node("Gather", "gather_" + id, {x, "index_" + id}, {Attr::i("axis", gather_axis)});
-    b = g.node("Unsqueeze", "unsqueeze_" + id, {b, "unsqueeze_axes"});
-    branches.push_back(g.node("Mul", "scale_mul_" + id, {b, "scale_" + id}));
-  }
-  std::string y = g.node("Concat", "concat", branches, {Attr::i("axis", 3)});
-  y = g.node("Transpose", "to_nchw", {y}, {Attr::ints("perm", {0, 3, 1, 2})});
-  g.initializer("w", random_tensor({4, 3, 1, 1}, 12));
-  g.node("Conv", "conv", {y, "w"}, {}, "out");
-  g.output("out", DType::kFloat32, {});
-  return g.build();
-}
 
 // [1,3,8,8] -> Conv 1x1 (4 channels) -> Relu -> [Transpose(perm)] -> Flatten -> Gemm -> [1,5].
 onnx::ModelProto flatten_head_model(std::optional<std::vector<int64_t>> perm_before_flatten, bool pool = false) {
@@ -289,8 +267,8 @@ TEST(InputChecksTSS, CorrectTransposeAndIdenticalModelsGiveNothing) {
 }
 
 TEST(InputChecksTSS, GatherOnWrongAxisIsATiedNode) {
-  auto src = channel_normalising_model(3);  // C of NHWC
-  auto tgt = channel_normalising_model(2);  // W: the stale axis of a converter
+  auto src = fetafix::testing::channel_normalising_model(3);  // C of NHWC
+  auto tgt = fetafix::testing::channel_normalising_model(2);  // W: the stale axis of a converter
   auto r = check_input_structure(src, tgt);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 1u);
@@ -316,7 +294,7 @@ TEST(InputChecksTSS, GatherOnWrongAxisIsATiedNode) {
   }
   EXPECT_EQ(gathers, 3u);
   // The matching model: nothing.
-  auto same = check_input_structure(src, channel_normalising_model(3));
+  auto same = check_input_structure(src, fetafix::testing::channel_normalising_model(3));
   ASSERT_TRUE(same.ok());
   EXPECT_TRUE(same->empty());
 }

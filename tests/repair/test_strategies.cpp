@@ -9,6 +9,7 @@
 #include "data/image.h"
 #include "model/attributes.h"
 #include "model/weights.h"
+#include "support/models.h"
 #include "repair_helpers.h"
 
 namespace fetafix::repair {
@@ -196,31 +197,10 @@ TEST(RepairTSS, WrongInputTransposePermIsCorrected) {
   EXPECT_GT(output_error(source, target, 3, nchw_to_nhwc), 1e-3);
 }
 
-// InceptionV3-style per-channel normalisation on an NHWC input, Gathers on `gather_axis`.
-onnx::ModelProto channel_normalising_model(int64_t gather_axis) {
-  GraphBuilder g("normalise", 13);
-  std::string x = g.input("image", DType::kFloat32, {1, 8, 8, 3});
-  g.initializer("unsqueeze_axes", int64_tensor({1}, {3}));
-  std::vector<std::string> branches;
-  for (int c = 0; c < 3; ++c) {
-    const std::string id = std::to_string(c);
-    g.initializer("index_" + id, int64_tensor({}, {c}));
-    g.initializer("scale_" + id, float_tensor({}, {0.5f + c}));
-    std::string b = g.node("Gather", "gather_" + id, {x, "index_" + id}, {Attr::i("axis", gather_axis)});
-    b = g.node("Unsqueeze", "unsqueeze_" + id, {b, "unsqueeze_axes"});
-    branches.push_back(g.node("Mul", "scale_mul_" + id, {b, "scale_" + id}));
-  }
-  std::string y = g.node("Concat", "concat", branches, {Attr::i("axis", 3)});
-  y = g.node("Transpose", "to_nchw", {y}, {Attr::ints("perm", {0, 3, 1, 2})});
-  g.initializer("w", random_tensor({4, 3, 1, 1}, 12));
-  g.node("Conv", "conv", {y, "w"}, {}, "out");
-  g.output("out", DType::kFloat32, {1, 4, 8, 8});
-  return g.build();
-}
 
 TEST(RepairTSS, GathersOnTheWrongAxisAreCorrected) {
-  const auto source = channel_normalising_model(3);
-  const auto target = channel_normalising_model(2);
+  const auto source = fetafix::testing::channel_normalising_model(3);
+  const auto target = fetafix::testing::channel_normalising_model(2);
   auto findings = localize::check_input_structure(source, target);
   ASSERT_TRUE(findings.ok()) << findings.error().message;
   ASSERT_EQ(findings->size(), 1u);

@@ -11,4 +11,9 @@ namespace fetafix::testing {
 // blue images then disagree, green ones agree.
 onnx::ModelProto dominant_channel_model(bool swap_rb);
 
+// InceptionV3-style per-channel normalisation on an NHWC input [1,8,8,3]: for each channel c,
+// Gather(c, gather_axis) -> Unsqueeze(3) -> Mul; Concat(axis 3); Transpose [0,3,1,2]; Conv.
+// gather_axis 3 is right (C of NHWC); 2 is the stale axis a converter leaves (W).
+onnx::ModelProto channel_normalising_model(int64_t gather_axis);
+
 }  // namespace fetafix::testing
