@@ -28,9 +28,10 @@ echo "== localize exit code $rc (0: nothing found, 1: faults found, 2: bad input
 echo
 echo "== fetafix repair: keep each fix only if fewer photos disagree"
 "$build/src/cli/fetafix" repair "$demo/source.onnx" "$demo/target.onnx" --images "$photos" \
-  -o "$demo/repaired.onnx" --patch "$demo/patch.json" --json "$demo/repair.json" "$@"
+  -o "$demo/repaired.onnx" --patch "$demo/patch.json" --json "$demo/repair.json" --report "$demo/report.html" "$@"
 rc=$?
 set -e
 echo "== repair exit code $rc (0: fully repaired, 1: improved, 3: no improvement, 2: bad input)"
 echo "   repaired model $demo/repaired.onnx, patch $demo/patch.json, log $demo/repair.json"
+echo "   report (open it in a browser) $demo/report.html"
 exit $rc

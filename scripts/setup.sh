@@ -12,7 +12,8 @@ debs=(build-essential cmake pkg-config git
       libjpeg62-turbo-dev libpng-dev
       libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libtbb-dev libboost-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      mate-backgrounds)
+      mate-backgrounds
+      chromium)  # headless: the report's browser test and bench_report open the HTML in it
 # npm may come from nodesource's nodejs rather than Debian's npm package.
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 missing=()

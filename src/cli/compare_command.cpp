@@ -7,11 +7,22 @@
 #include "cli/commands.h"
 #include "cli/pair_options.h"
 #include "common/fs.h"
+#include "report/cli_support.h"
+#include "report/report.h"
 
 namespace fetafix::cli {
 namespace {
 
-int run_compare(const PairArgs& a) {
+struct CompareArgs {
+  PairArgs pair;
+  std::string report;
+};
+
+int run_compare(const CompareArgs& args) {
+  const PairArgs& a = args.pair;
+  const report::Stopwatch clock;
+  if (auto st = report::check_output_path(args.report, {a.source_path, a.target_path}, "--report"); !st.ok())
+    return fail(st.error());
   auto pair = load_pair(a);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -23,18 +34,32 @@ int run_compare(const PairArgs& a) {
     if (auto st = write_file_atomic(a.json_path, compare::to_json(*result).dump(2) + "\n"); !st.ok()) return fail(st.error());
     std::cout << "JSON written to " << a.json_path << "\n";
   }
-  return result->summary.disagreeing == 0 ? kExitOk : kExitDifferent;
+  const int exit_code = result->summary.disagreeing == 0 ? kExitOk : kExitDifferent;
+  if (!args.report.empty()) {
+    report::ReportInput in;
+    in.command = "compare";
+    in.source = p.source_side;
+    in.target = p.target_side;
+    in.image_dir = a.images;
+    in.before = &*result;
+    in.exit_code = exit_code;
+    in.seconds = clock.seconds();
+    if (auto st = report::write_report(args.report, in); !st.ok()) return fail(st.error());
+    std::cout << "Report written to " << args.report << "\n";
+  }
+  return exit_code;
 }
 
 }  // namespace
 
 void add_compare_command(CLI::App& app, CommandRunner& runner) {
-  auto args = std::make_shared<PairArgs>();
+  auto args = std::make_shared<CompareArgs>();
   CLI::App* cmd = app.add_subcommand(
       "compare",
       "Run Source and Target on every image of a folder and report where their top-1 labels differ.\n"
       "Exit code: 0 no image disagrees, 1 some disagree, 2 bad usage or bad input.");
-  add_pair_options(cmd, *args);
+  add_pair_options(cmd, args->pair);
+  cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)");
   cmd->callback([&runner, args] { runner.action = [args] { return run_compare(*args); }; });
 }
 

@@ -11,6 +11,10 @@
 #include "cli/localize_options.h"
 #include "common/fs.h"
 #include "repair/driver.h"
+#include "repair/repair.h"
+#include "report/cli_support.h"
+#include "report/model_explorer.h"
+#include "report/report.h"
 
 namespace fetafix::cli {
 namespace {
@@ -18,7 +22,7 @@ namespace {
 struct RepairArgs {
   LocalizeArgs localize;
   repair::RepairOptions options;
-  std::string output, patch, validate_images;
+  std::string output, patch, validate_images, report, model_explorer;
   bool strict_regressions = false;
 };
 
@@ -44,9 +48,12 @@ void check_with_onnx(const onnx::ModelProto& m) {
 }
 
 int run_repair(RepairArgs& a) {
+  const report::Stopwatch clock;
   PairArgs& pair_args = a.localize.pair;
-  for (auto [path, what] : {std::pair{a.output, "-o"}, std::pair{a.patch, "--patch"}})
+  for (auto [path, what] : {std::pair{a.output, "-o"}, std::pair{a.patch, "--patch"}, std::pair{a.report, "--report"}})
     if (auto st = check_output(path, pair_args, what); !st.ok()) return fail(st.error());
+  const std::vector<std::string> inputs{pair_args.source_path, pair_args.target_path};
+  if (auto st = report::check_output_folder(a.model_explorer, inputs, "--model-explorer"); !st.ok()) return fail(st.error());
   auto pair = load_pair(pair_args);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -56,6 +63,18 @@ int run_repair(RepairArgs& a) {
   o.regression = a.strict_regressions ? repair::RegressionPolicy::kStrict : repair::RegressionPolicy::kAllowIfTotalDrops;
   if (!a.validate_images.empty()) o.validation_images = a.validate_images;
   if (!pair_args.quiet) o.log = [](const std::string& line) { std::fprintf(stderr, "repair: %s\n", line.c_str()); };
+  // The report shows the first round's localization (ranking, side-by-side findings); the
+  // driver does not hand it out, so it is run once more here, only when asked for.
+  const bool reporting = !a.report.empty() || !a.model_explorer.empty();
+  std::optional<localize::LocalizeResult> first_localization;
+  if (reporting) {
+    if (o.log) o.log("localizing once for the report");
+    localize::LocalizeOptions lo = o.localize;
+    lo.compare.progress = ProgressMode::kQuiet;
+    auto loc = localize::localize_faults(p.source_side, p.target_side, pair_args.images, lo);
+    if (!loc.ok()) return fail(loc.error());
+    first_localization = std::move(loc).value();
+  }
   auto result = repair::repair_target(p.source_side, p.target_side, pair_args.images, o);
   if (!result.ok()) return fail(result.error());
   const auto& r = *result;
@@ -72,8 +91,42 @@ int run_repair(RepairArgs& a) {
   if (!a.patch.empty()) std::cout << "Patch written to " << a.patch << " (replay: fetafix apply PATCH TARGET -o OUT)\n";
   if (r.patch.preprocess)
     std::cout << "Feed the repaired Target with preset: " << r.patch.preprocess->to_json().dump() << "\n";
-  if (r.final_disagreeing == 0) return kExitOk;
-  return r.final_disagreeing < r.initial_disagreeing ? kExitDifferent : kExitNoImprovement;
+  const int exit_code = r.final_disagreeing == 0                      ? kExitOk
+                        : r.final_disagreeing < r.initial_disagreeing ? kExitDifferent
+                                                                      : kExitNoImprovement;
+  if (reporting) {
+    const auto extra = repair::find_extra_outputs(*p.source_side.model, *p.target_side.model);
+    std::vector<localize::Finding> findings = first_localization->findings;
+    findings.insert(findings.end(), extra.begin(), extra.end());
+    if (!a.model_explorer.empty()) {
+      auto files = report::write_model_explorer_files(a.model_explorer, p.source.proto, p.target.proto,
+                                                      *first_localization, findings);
+      if (!files.ok()) return fail(files.error());
+      std::cout << "Model Explorer mapping and node data written to " << a.model_explorer << "\n";
+    }
+    if (!a.report.empty()) {
+      // Per-image labels after the repair, for the report's before/after table.
+      compare::ModelSide repaired{&r.repaired, a.output, r.patch.preprocess ? *r.patch.preprocess : p.target_side.preset};
+      compare::CompareOptions co = o.localize.compare;
+      co.progress = ProgressMode::kQuiet;
+      auto after = compare::compare_models(p.source_side, repaired, pair_args.images, co);
+      if (!after.ok()) return fail(after.error());
+      report::ReportInput in;
+      in.command = "repair";
+      in.source = p.source_side;
+      in.target = p.target_side;
+      in.image_dir = pair_args.images;
+      in.after = &*after;
+      in.localization = &*first_localization;
+      in.repair = &r;
+      in.extra_findings = extra;
+      in.exit_code = exit_code;
+      in.seconds = clock.seconds();
+      if (auto st = report::write_report(a.report, in); !st.ok()) return fail(st.error());
+      std::cout << "Report written to " << a.report << "\n";
+    }
+  }
+  return exit_code;
 }
 
 }  // namespace
@@ -90,6 +143,12 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--patch", args->patch, "Also write the kept edits as a patch (JSON)");
   cmd->add_option("--validate-images", args->validate_images,
                   "Independent images: disagreement before and after, and images that newly disagree");
+  cmd->add_option("--report", args->report,
+                  "Also write a self-contained HTML report here (docs/report.md); localizes once more and compares "
+                  "the repaired model on the images for it");
+  cmd->add_option("--model-explorer", args->model_explorer,
+                  "Also write a node mapping and node data for Google's Model Explorer into this folder "
+                  "(docs/model-explorer.md)");
   cmd->add_option("--time-limit", args->options.time_limit_seconds, "Seconds before the repair stops")
       ->capture_default_str()->check(CLI::Range(1.0, 1e7));
   cmd->add_option("--max-rejections", args->options.max_rejections,

@@ -328,7 +328,11 @@ Result<Injected> inject_benign(Injection& in) {
   if (fault == "weights-as-constants") return weights_as_constants(in);
   if (fault == "nhwc") {
     if (!in.spec().value.empty()) return make_error("'nhwc' takes no value");
-    return input_as_nhwc(in, {0, 3, 1, 2});
+    FETAFIX_ASSIGN_OR_RETURN(std::string input, in.first_real_input());
+    FETAFIX_ASSIGN_OR_RETURN(auto dims, input_dims(in.graph(), input));
+    FETAFIX_ASSIGN_OR_RETURN(const std::string layout, input_layout(dims, input));
+    if (layout != "NCHW") return make_error("input '{}' {} is already NHWC", input, shape_to_string(dims));
+    return flip_input_layout(in, {0, 3, 1, 2});
   }
   return make_error("fault '{}' is not supported yet", in.spec().text);
 }

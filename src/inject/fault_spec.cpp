@@ -27,7 +27,7 @@ constexpr std::array kKnownFaults{
     KnownFault{FaultType::kLH, "epsilon", true},
     KnownFault{FaultType::kLH, "clip-max-removed", true},
     KnownFault{FaultType::kTSS, "input-transpose", true},
-    KnownFault{FaultType::kTSS, "gather-axis", false},
+    KnownFault{FaultType::kTSS, "gather-axis", true},
     KnownFault{FaultType::kID, "input-size", true},
     KnownFault{FaultType::kCG, "extra-output", true},
     KnownFault{FaultType::kCG, "add-pad", true},

@@ -79,9 +79,13 @@ onnx::ValueInfoProto float_value_info(const std::string& name, DType dtype);
 onnx::NodeProto make_node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
                           std::vector<std::string> outputs, std::vector<onnx::AttributeProto> attributes = {});
 
-// Makes the first graph input NHWC with Transpose(perm) after it feeding what the input fed:
-// perm [0,3,1,2] is the faithful rewrite (benign:nhwc), any other a TSS fault.
-Result<Injected> input_as_nhwc(Injection& in, const std::vector<int64_t>& perm);
+// "NCHW" or "NHWC" from an image input's dims (a channel dim of 1 or 3 at position 1 wins);
+// an error naming the input otherwise.
+Result<std::string> input_layout(const std::vector<int64_t>& dims, const std::string& input);
+// Flips the first graph input's layout (NCHW -> NHWC, NHWC -> NCHW) with Transpose(perm) after
+// it feeding what the input fed: perm [0,3,1,2] (resp. [0,2,3,1]) is the faithful rewrite
+// (benign:nhwc), any other a TSS fault.
+Result<Injected> flip_input_layout(Injection& in, const std::vector<int64_t>& perm);
 // The Conv/pool's number of spatial dims (kernel_shape, strides, pads or weight rank); 0 unknown.
 int64_t spatial_rank(const onnx::ModelProto& model, const onnx::NodeProto& node);
 // The graph input's dims, -1 where dynamic; error when it has no tensor shape.

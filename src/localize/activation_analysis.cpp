@@ -578,6 +578,12 @@ Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& sou
       differences[u].resize(rows * static_cast<size_t>(pass[u].end - pass[u].begin));
 
     for (size_t first = 0; first < rows; first += options.batch_size) {
+      if (options.deadline && std::chrono::steady_clock::now() >= *options.deadline) {
+        result.ranked.clear();
+        result.timed_out = true;
+        result.skipped_reason = "the time limit was reached before the ranking finished";
+        return result;
+      }
       const size_t count = std::min(options.batch_size, rows - first);
       const std::span<const size_t> images(row_images.data() + first, count);
       FETAFIX_ASSIGN_OR_RETURN(auto s_out,

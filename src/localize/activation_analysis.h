@@ -7,6 +7,7 @@
 // Method, options and memory streaming: docs/activation-analysis.md.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -41,6 +42,9 @@ struct ActivationAnalysisOptions {
   // For what one pass holds: the differences of its layers over all images, and one batch of
   // captured activations. The probe (two images, all layers) comes on top.
   size_t memory_budget_bytes = size_t{1} << 30;
+  // Checked before every batch: past it the analysis stops and returns an empty ranking with
+  // skipped_reason saying so (repair's time limit reaches inside this long loop).
+  std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 struct LayerScore {
@@ -72,6 +76,7 @@ struct ActivationAnalysis {
   std::vector<std::vector<size_t>> similar_samples;  // image indices, per repeat, ascending
   std::vector<size_t> dissimilar_sample;             // image indices, ascending
   std::string skipped_reason;  // set (and `ranked` empty) when there is nothing to compare
+  bool timed_out = false;      // stopped at options.deadline
 };
 
 // `source_inputs` and `target_inputs` are the preprocessed images for each model's single

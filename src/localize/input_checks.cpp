@@ -196,7 +196,10 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
   const auto& co = options.compare;
   if (co.top_k < 1) return make_error("top-k must be at least 1 (got {})", co.top_k);
   if (co.batch_size < 1) return make_error("batch size must be at least 1 (got {})", co.batch_size);
-  FETAFIX_ASSIGN_OR_RETURN(auto files, data::list_images(image_dir));
+  std::vector<fs::path> files = options.files;
+  if (files.empty()) {
+    FETAFIX_ASSIGN_OR_RETURN(files, data::list_images(image_dir));
+  }
   FETAFIX_ASSIGN_OR_RETURN(auto src_session, open_image_model(source, co.threads));
   FETAFIX_ASSIGN_OR_RETURN(auto tgt_session, open_image_model(target, co.threads));
   FETAFIX_ASSIGN_OR_RETURN(const data::Preset src_bound, bind_to(source.preset, *src_session, source.label));
@@ -306,11 +309,13 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
   return report;
 }
 
-std::vector<Finding> preprocessing_findings(const PreprocessingReport& report) {
+std::vector<Finding> preprocessing_findings(const PreprocessingReport& report, double min_relative_gain) {
   if (report.trials.empty() || !report.best || !report.trials[0].measured) return {};
   const PresetTrial& current = report.trials[0];
   const PresetTrial& best = report.trials[*report.best];
   if (best.disagreeing >= current.disagreeing) return {};
+  const double gain = static_cast<double>(current.disagreeing - best.disagreeing) / current.disagreeing;
+  if (gain + 1e-12 < min_relative_gain) return {};
   Finding f;
   f.type = FaultType::kPP;
   f.summary = fmt::format(
@@ -336,7 +341,7 @@ std::vector<Finding> preprocessing_findings(const PreprocessingReport& report) {
 Result<std::vector<Finding>> check_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
                                                  const fs::path& image_dir, const PreprocessingCheckOptions& options) {
   FETAFIX_ASSIGN_OR_RETURN(auto report, measure_preprocessing(source, target, image_dir, options));
-  return preprocessing_findings(report);
+  return preprocessing_findings(report, options.min_relative_gain);
 }
 
 Result<std::vector<Finding>> check_input_dimensions(const onnx::ModelProto& source, const onnx::ModelProto& target) {

@@ -28,6 +28,9 @@ struct PreprocessingCheckOptions {
   // with the reason recorded.
   std::vector<std::string> presets{"torch", "tf", "caffe", "raw", "uint8"};
   compare::CompareOptions compare;  // top_k, label_offset, threads, batch_size, strict
+  // These images (sorted paths) instead of the whole folder, when not empty.
+  std::vector<std::filesystem::path> files;
+  double min_relative_gain = 0.25;  // see preprocessing_findings (kDefaultPresetMinGain)
 };
 
 struct PresetTrial {
@@ -54,8 +57,14 @@ struct PreprocessingReport {
 Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
                                                   const std::filesystem::path& image_dir,
                                                   const PreprocessingCheckOptions& options = {});
-// A PP finding when some preset gives strictly lower disagreement than the Target's current one.
-std::vector<Finding> preprocessing_findings(const PreprocessingReport& report);
+// A PP finding when some preset removes at least `min_relative_gain` of the Target's current
+// disagreement (0 = any strict drop). A wrong preset moves many labels and the right one
+// brings most back; a small drop is as likely chance (a preset that happens to match a few
+// more labels of a model broken elsewhere), and keeping it would feed every later step the
+// wrong input.
+inline constexpr double kDefaultPresetMinGain = 0.25;
+std::vector<Finding> preprocessing_findings(const PreprocessingReport& report,
+                                            double min_relative_gain = kDefaultPresetMinGain);
 Result<std::vector<Finding>> check_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
                                                  const std::filesystem::path& image_dir,
                                                  const PreprocessingCheckOptions& options = {});

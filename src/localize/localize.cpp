@@ -69,24 +69,58 @@ Result<Tensor> preprocess_images(const std::vector<fs::path>& files, const std::
 
 int type_order(FaultType t) { return static_cast<int>(t); }
 
+// Usable images that agree (similar) and that do not (dissimilar), ascending.
+std::pair<std::vector<size_t>, std::vector<size_t>> split_by_agreement(const DetectionView& view) {
+  std::pair<std::vector<size_t>, std::vector<size_t>> out;
+  for (size_t i = 0; i < view.files.size(); ++i)
+    if (view.usable[i]) (view.agree[i] ? out.first : out.second).push_back(i);
+  return out;
+}
+
+void sort_findings(std::vector<Finding>& findings) {
+  std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
+    const bool ea = a.equivalence == Equivalence::kEquivalent, eb = b.equivalence == Equivalence::kEquivalent;
+    if (ea != eb) return !ea;
+    if (a.type != b.type) return type_order(a.type) < type_order(b.type);
+    const int ra = a.layer_rank < 0 ? INT32_MAX : a.layer_rank, rb = b.layer_rank < 0 ? INT32_MAX : b.layer_rank;
+    return ra < rb;
+  });
+}
+
 }  // namespace
 
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
                                        const fs::path& image_dir, const LocalizeOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  FETAFIX_ASSIGN_OR_RETURN(auto detection, compare::compare_models(source, target, image_dir, options.compare));
+  const double detection_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  DetectionView view;
+  view.image_dir = image_dir;
+  FETAFIX_ASSIGN_OR_RETURN(view.files, data::list_images(image_dir));
+  if (view.files.size() != detection.records.size())
+    return make_error("{}: the folder changed during the run ({} images, then {})", image_dir.string(),
+                      detection.records.size(), view.files.size());
+  for (const auto& rec : detection.records) {
+    view.usable.push_back(rec.error.empty());
+    view.agree.push_back(rec.agree);
+  }
+  view.source_preset = detection.source_preset;
+  view.target_preset = detection.target_preset;
+  FETAFIX_ASSIGN_OR_RETURN(auto r, localize_detected(source, target, view, options));
+  r.detection = std::move(detection);
+  r.timings.insert(r.timings.begin(), PhaseTime{"detection", detection_seconds});
+  return r;
+}
+
+Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const compare::ModelSide& target,
+                                         const DetectionView& view, const LocalizeOptions& options,
+                                         const LocalizeStages& stages) {
   LocalizeResult r;
   r.source_label = source.label;
   r.target_label = target.label;
   PhaseTimer timer(r.timings);
-
-  FETAFIX_ASSIGN_OR_RETURN(r.detection, compare::compare_models(source, target, image_dir, options.compare));
-  timer.mark("detection");
-  FETAFIX_ASSIGN_OR_RETURN(auto files, data::list_images(image_dir));
-  const auto& records = r.detection.records;
-  std::vector<size_t> similar, dissimilar;
-  for (size_t i = 0; i < records.size(); ++i) {
-    if (!records[i].error.empty()) continue;
-    (records[i].agree ? similar : dissimilar).push_back(i);
-  }
+  const auto& files = view.files;
+  const auto [similar, dissimilar] = split_by_agreement(view);
 
   std::vector<Finding> findings;
   auto append = [&](std::vector<Finding> more) {
@@ -98,14 +132,26 @@ Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const c
   append(std::move(id_findings));
   FETAFIX_ASSIGN_OR_RETURN(auto tss_findings,
                            check_input_structure(*source.model, *target.model,
-                                                 {r.detection.source_preset.layout, r.detection.target_preset.layout}));
+                                                 {view.source_preset.layout, view.target_preset.layout}));
   append(std::move(tss_findings));
-  if (!dissimilar.empty()) {
+  if (!stages.preprocessing) {
+    r.notes.push_back("preprocessing check not run in this stage");
+  } else if (!dissimilar.empty()) {
     PreprocessingCheckOptions pp;
     pp.presets = options.presets_to_try;
     pp.compare = options.compare;
-    FETAFIX_ASSIGN_OR_RETURN(r.preprocessing, measure_preprocessing(source, target, image_dir, pp));
-    append(preprocessing_findings(r.preprocessing));
+    if (options.preprocessing_sample > 0 &&
+        dissimilar.size() + similar.size() > 2 * options.preprocessing_sample) {
+      auto chosen = sample(dissimilar, options.preprocessing_sample, options.activation.seed + 7);
+      auto agreeing = sample(similar, options.preprocessing_sample, options.activation.seed + 8);
+      chosen.insert(chosen.end(), agreeing.begin(), agreeing.end());
+      std::sort(chosen.begin(), chosen.end());
+      for (size_t i : chosen) pp.files.push_back(files[i]);
+      r.notes.push_back(fmt::format("preprocessing check on a seeded sample of {} images ({} disagreeing)",
+                                    chosen.size(), std::min(dissimilar.size(), options.preprocessing_sample)));
+    }
+    FETAFIX_ASSIGN_OR_RETURN(r.preprocessing, measure_preprocessing(source, target, view.image_dir, pp));
+    append(preprocessing_findings(r.preprocessing, options.preprocessing_min_gain));
   } else {
     r.notes.push_back("preprocessing check skipped: no image disagrees, so no preset can do better");
   }
@@ -115,12 +161,13 @@ Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const c
   timer.mark("matching");
 
   // One decoded photo for the Flatten/Reshape structure check.
-  const size_t first_ok = similar.empty() ? (dissimilar.empty() ? 0 : dissimilar[0])
-                                          : (dissimilar.empty() ? similar[0] : std::min(similar[0], dissimilar[0]));
+  size_t first_ok = 0;
+  while (first_ok < files.size() && !view.usable[first_ok]) ++first_ok;
+  if (first_ok == files.size()) return make_error("no image could be decoded");
   FETAFIX_ASSIGN_OR_RETURN(auto sample_image, data::decode_image(files[first_ok]));
   compare::ModelSide bound_source = source, bound_target = target;
-  bound_source.preset = r.detection.source_preset;
-  bound_target.preset = r.detection.target_preset;
+  bound_source.preset = view.source_preset;
+  bound_target.preset = view.target_preset;
   FlattenCheckOptions flatten_options;
   flatten_options.threads = options.compare.threads;
   FETAFIX_ASSIGN_OR_RETURN(auto flatten_findings, check_flatten_structure(bound_source, bound_target, sample_image,
@@ -128,47 +175,12 @@ Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const c
   append(std::move(flatten_findings));
   timer.mark("structure check");
 
-  // Activation analysis on a bounded, seeded subset: every dissimilar image up to the
-  // option's count, and enough similar ones for every repeat to draw a fresh sample.
-  const auto& ao = options.activation;
-  std::vector<size_t> chosen_dissimilar = sample(dissimilar, ao.max_dissimilar, ao.seed);
-  std::vector<size_t> chosen_similar =
-      sample(similar, ao.max_similar * static_cast<size_t>(std::max(ao.repeats, 1)), ao.seed + 1);
-  std::vector<size_t> chosen = chosen_similar;
-  chosen.insert(chosen.end(), chosen_dissimilar.begin(), chosen_dissimilar.end());
-  std::sort(chosen.begin(), chosen.end());
-  std::vector<bool> agree;
-  for (size_t i : chosen) agree.push_back(records[i].agree);
-  std::map<std::string, int> rank_of;  // source node -> rank
-  if (!chosen_dissimilar.empty() && chosen_similar.size() >= 2 && !r.matching.pairs.empty()) {
-    FETAFIX_ASSIGN_OR_RETURN(auto src_in, preprocess_images(files, chosen, r.detection.source_preset));
-    FETAFIX_ASSIGN_OR_RETURN(auto tgt_in, preprocess_images(files, chosen, r.detection.target_preset));
-    ActivationAnalysisOptions ao2 = ao;
-    if (ao2.threads == 0) ao2.threads = options.compare.threads;
-    FETAFIX_ASSIGN_OR_RETURN(r.activation, analyze_layer_activations(*source.model, *target.model, r.matching.pairs,
-                                                                     src_in, tgt_in, agree, ao2));
-    for (const auto& layer : r.activation.ranked)
-      if (layer.rank >= 0) rank_of[layer.source_node] = layer.rank;
-  } else {
-    r.activation.skipped_reason = dissimilar.empty() ? "no image disagrees"
-                                  : similar.size() < 2 ? "fewer than two images agree"
-                                                       : "no core layer was matched";
-    r.notes.push_back("activation analysis skipped: " + r.activation.skipped_reason);
-  }
-  timer.mark("activation analysis");
-
-  // Layer-based checks over every matched pair, ranked layers first.
-  std::vector<match::NodeMatch> ordered = r.matching.pairs;
-  std::stable_sort(ordered.begin(), ordered.end(), [&](const match::NodeMatch& a, const match::NodeMatch& b) {
-    auto ra = rank_of.find(a.source_node), rb = rank_of.find(b.source_node);
-    int ka = ra == rank_of.end() ? INT32_MAX : ra->second, kb = rb == rank_of.end() ? INT32_MAX : rb->second;
-    return ka < kb;
-  });
+  // Layer-based checks over every matched pair (ranked afterwards when the ranking runs).
   LayerCheckOptions lo = options.layer_checks;
   if (lo.source_shapes.empty() || lo.target_shapes.empty()) {
     // Shapes resolve auto_pad=SAME_* into pads: one run of each model on the sample photo.
-    auto src_one = preprocess_images(files, {first_ok}, r.detection.source_preset);
-    auto tgt_one = preprocess_images(files, {first_ok}, r.detection.target_preset);
+    auto src_one = preprocess_images(files, {first_ok}, view.source_preset);
+    auto tgt_one = preprocess_images(files, {first_ok}, view.target_preset);
     if (src_one.ok() && tgt_one.ok()) {
       auto s = runtime::observe_value_shapes(*source.model, {*src_one}, options.compare.threads, source.label);
       auto t = runtime::observe_value_shapes(*target.model, {*tgt_one}, options.compare.threads, target.label);
@@ -181,38 +193,77 @@ Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const c
     }
   }
   std::vector<Finding> layer_findings;
-  FETAFIX_ASSIGN_OR_RETURN(auto wb, check_weights(*source.model, *target.model, ordered, lo));
-  FETAFIX_ASSIGN_OR_RETURN(auto lh, check_hyperparameters(*source.model, *target.model, ordered, lo));
-  FETAFIX_ASSIGN_OR_RETURN(auto cg, check_graph(*source.model, *target.model, ordered, lo));
+  FETAFIX_ASSIGN_OR_RETURN(auto wb, check_weights(*source.model, *target.model, r.matching.pairs, lo));
+  FETAFIX_ASSIGN_OR_RETURN(auto lh, check_hyperparameters(*source.model, *target.model, r.matching.pairs, lo));
+  FETAFIX_ASSIGN_OR_RETURN(auto cg, check_graph(*source.model, *target.model, r.matching.pairs, lo));
   for (auto* group : {&wb, &lh, &cg})
-    for (auto& f : *group) {
-      auto it = rank_of.find(f.source_node);
-      f.layer_rank = it == rank_of.end() ? -1 : it->second;
-      layer_findings.push_back(std::move(f));
-    }
+    for (auto& f : *group) layer_findings.push_back(std::move(f));
   timer.mark("layer checks");
 
   // Equivalence filter on a few real photos.
   std::vector<size_t> probes;
-  for (size_t i = 0; i < records.size() && probes.size() < options.probe_images; ++i)
-    if (records[i].error.empty()) probes.push_back(i);
-  FETAFIX_ASSIGN_OR_RETURN(auto src_probe, preprocess_images(files, probes, r.detection.source_preset));
-  FETAFIX_ASSIGN_OR_RETURN(auto tgt_probe, preprocess_images(files, probes, r.detection.target_preset));
+  for (size_t i = 0; i < files.size() && probes.size() < options.probe_images; ++i)
+    if (view.usable[i]) probes.push_back(i);
+  FETAFIX_ASSIGN_OR_RETURN(auto src_probe, preprocess_images(files, probes, view.source_preset));
+  FETAFIX_ASSIGN_OR_RETURN(auto tgt_probe, preprocess_images(files, probes, view.target_preset));
   EquivalenceOptions eo = options.equivalence;
   if (options.compare.threads > 0) eo.threads = options.compare.threads;
   FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, {src_probe}, {tgt_probe}, eo));
   append(std::move(layer_findings));
   timer.mark("equivalence filter");
 
-  std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
-    const bool ea = a.equivalence == Equivalence::kEquivalent, eb = b.equivalence == Equivalence::kEquivalent;
-    if (ea != eb) return !ea;
-    if (a.type != b.type) return type_order(a.type) < type_order(b.type);
-    const int ra = a.layer_rank < 0 ? INT32_MAX : a.layer_rank, rb = b.layer_rank < 0 ? INT32_MAX : b.layer_rank;
-    return ra < rb;
-  });
   r.findings = std::move(findings);
+  if (stages.activation_analysis) {
+    FETAFIX_TRY_STATUS(rank_layers(source, target, view, options, r));
+  } else {
+    r.activation.skipped_reason = "not run in this stage";
+    sort_findings(r.findings);
+  }
   return r;
+}
+
+Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& target, const DetectionView& view,
+                   const LocalizeOptions& options, LocalizeResult& r) {
+  PhaseTimer timer(r.timings);
+  const auto& files = view.files;
+  const auto [similar, dissimilar] = split_by_agreement(view);
+  // Activation analysis on a bounded, seeded subset: every dissimilar image up to the
+  // option's count, and enough similar ones for every repeat to draw a fresh sample.
+  const auto& ao = options.activation;
+  std::vector<size_t> chosen_dissimilar = sample(dissimilar, ao.max_dissimilar, ao.seed);
+  std::vector<size_t> chosen_similar =
+      sample(similar, ao.max_similar * static_cast<size_t>(std::max(ao.repeats, 1)), ao.seed + 1);
+  std::vector<size_t> chosen = chosen_similar;
+  chosen.insert(chosen.end(), chosen_dissimilar.begin(), chosen_dissimilar.end());
+  std::sort(chosen.begin(), chosen.end());
+  std::vector<bool> agree;
+  for (size_t i : chosen) agree.push_back(view.agree[i]);
+  std::map<std::string, int> rank_of;  // source node -> rank
+  r.activation = {};
+  if (!chosen_dissimilar.empty() && chosen_similar.size() >= 2 && !r.matching.pairs.empty()) {
+    FETAFIX_ASSIGN_OR_RETURN(auto src_in, preprocess_images(files, chosen, view.source_preset));
+    FETAFIX_ASSIGN_OR_RETURN(auto tgt_in, preprocess_images(files, chosen, view.target_preset));
+    ActivationAnalysisOptions ao2 = ao;
+    if (ao2.threads == 0) ao2.threads = options.compare.threads;
+    FETAFIX_ASSIGN_OR_RETURN(r.activation, analyze_layer_activations(*source.model, *target.model, r.matching.pairs,
+                                                                     src_in, tgt_in, agree, ao2));
+    for (const auto& layer : r.activation.ranked)
+      if (layer.rank >= 0) rank_of[layer.source_node] = layer.rank;
+    if (r.activation.timed_out) r.notes.push_back("activation analysis stopped: " + r.activation.skipped_reason);
+  } else {
+    r.activation.skipped_reason = dissimilar.empty() ? "no image disagrees"
+                                  : similar.size() < 2 ? "fewer than two images agree"
+                                                       : "no core layer was matched";
+    r.notes.push_back("activation analysis skipped: " + r.activation.skipped_reason);
+  }
+  for (auto& f : r.findings) {
+    if (f.type != FaultType::kWB && f.type != FaultType::kLH && f.type != FaultType::kCG) continue;
+    auto it = rank_of.find(f.source_node);
+    f.layer_rank = it == rank_of.end() ? -1 : it->second;
+  }
+  sort_findings(r.findings);
+  timer.mark("activation analysis");
+  return {};
 }
 
 nlohmann::json to_json(const LocalizeResult& r) {

@@ -28,6 +28,28 @@ struct LocalizeOptions {
   LayerCheckOptions layer_checks;
   EquivalenceOptions equivalence;
   size_t probe_images = 4;  // images the equivalence filter runs the subgraphs on
+  // PP check on a seeded sample: up to this many disagreeing images and as many agreeing ones
+  // (0 = every image). Repair screens presets this way and verifies the winner on every image.
+  size_t preprocessing_sample = 0;
+  double preprocessing_min_gain = kDefaultPresetMinGain;  // see preprocessing_findings
+};
+
+// What the detection run told localization: which images agree, with the presets bound to
+// each model's input. localize_faults gets it from compare_models; repair gets it from its
+// evaluator, so the images are not run through both models again.
+struct DetectionView {
+  std::filesystem::path image_dir;
+  std::vector<std::filesystem::path> files;    // the image folder's files, sorted
+  std::vector<bool> usable;                    // decoded and compared
+  std::vector<bool> agree;                     // top-1 equal (where usable)
+  data::Preset source_preset, target_preset;   // bound to the models' inputs
+};
+
+// The data-driven stages; the static checks (ID, TSS, matching, WB, LH, CG, equivalence on a
+// few probe images) always run.
+struct LocalizeStages {
+  bool preprocessing = true;        // PP: the Target run under every preset
+  bool activation_analysis = true;  // the layer ranking
 };
 
 struct PhaseTime {
@@ -52,6 +74,17 @@ struct LocalizeResult {
 
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
                                        const std::filesystem::path& image_dir, const LocalizeOptions& options);
+
+// Localization after a detection run the caller already has. `result.detection` stays empty.
+Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const compare::ModelSide& target,
+                                         const DetectionView& detection, const LocalizeOptions& options,
+                                         const LocalizeStages& stages = {});
+
+// The layer ranking alone (for callers that ran the static stage first): activation analysis
+// on a bounded, seeded subset of the detection images. Fills result.activation and the
+// layer_rank of its findings, and re-sorts them.
+Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& target, const DetectionView& detection,
+                   const LocalizeOptions& options, LocalizeResult& result);
 
 // `fetafix localize --json` (schema: docs/localize-json.md).
 nlohmann::json to_json(const LocalizeResult& result);

@@ -46,10 +46,11 @@ class Loop {
   }
 
   Status run() {
-    FETAFIX_ASSIGN_OR_RETURN(current_, eval_.score(working_));
+    FETAFIX_ASSIGN_OR_RETURN(current_, eval_.score_full(working_));
     r_.images = eval_.images();
     r_.initial_disagreeing = current_.disagreeing;
     r_.history.push_back(current_.discrepancy);
+    rebase();
     say(fmt::format("initial disagreement {:.2f}% ({} of {} images)", 100 * current_.discrepancy,
                     current_.disagreeing, r_.images));
     for (int round = 1; round <= o_.max_rounds; ++round) {
@@ -67,6 +68,8 @@ class Loop {
     r_.final_disagreeing = current_.disagreeing;
     r_.repaired = working_;
     r_.patch.edits = log_.edits();
+    r_.full_runs = eval_.full_runs();
+    r_.partial_runs = eval_.partial_runs();
     return {};
   }
 
@@ -80,6 +83,42 @@ class Loop {
     r_.time_limit_reached = true;
     r_.stop_reason = fmt::format("time limit ({:.0f} s) reached", o_.time_limit_seconds);
     return true;
+  }
+
+  Clock::time_point deadline() const {
+    return start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.time_limit_seconds));
+  }
+
+  // After a kept edit: the working Target is the new base for partial runs, and the screening
+  // subset follows the images that now disagree.
+  void rebase() {
+    if (o_.partial_execution) (void)eval_.set_base(working_, o_.partial_budget_bytes);
+    std::vector<size_t> disagreeing, agreeing;
+    for (size_t i = 0; i < current_.agree.size(); ++i) (current_.agree[i] ? agreeing : disagreeing).push_back(i);
+    screen_.clear();
+    const size_t n = current_.agree.size();
+    // A screen is worth it only when it is much smaller than the whole set.
+    if (o_.allow_equal || disagreeing.empty() ||
+        std::min(disagreeing.size(), o_.screen_disagreeing) + std::min(agreeing.size(), o_.screen_agreeing) > n / 2)
+      return;
+    auto a = seeded_sample(disagreeing, o_.screen_disagreeing, 11);
+    auto b = seeded_sample(agreeing, o_.screen_agreeing, 12);
+    screen_ = a;
+    screen_.insert(screen_.end(), b.begin(), b.end());
+    std::sort(screen_.begin(), screen_.end());
+    screen_disagreeing_ = a.size();
+  }
+
+  static std::vector<size_t> seeded_sample(std::vector<size_t> v, size_t keep, uint64_t salt) {
+    if (v.size() <= keep) return v;
+    uint64_t x = 0x9E3779B97F4A7C15ull * (salt + 1);
+    for (size_t i = v.size() - 1; i > 0; --i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift64: the same subset on every run
+      std::swap(v[i], v[x % (i + 1)]);
+    }
+    v.resize(keep);
+    std::sort(v.begin(), v.end());
+    return v;
   }
 
   // Whether a candidate's score is an improvement under the options' rules.
@@ -101,9 +140,22 @@ class Loop {
     return false;
   }
 
+  // Screening: whether the working Target (edits applied) lowers the disagreement on the
+  // screening subset. Always true without a subset.
+  bool passes_screen(size_t& screened_disagreeing) {
+    if (screen_.empty()) return true;
+    auto s = eval_.score(working_, screen_);
+    if (!s.ok()) return true;  // let the full run report why it does not run
+    screened_disagreeing = s->disagreeing;
+    return s->disagreeing < screen_disagreeing_;
+  }
+
   // Applies edits, scores, keeps or undoes. Returns whether they were kept.
+  // `known`: the whole-set score of exactly these edits, measured already. `at_most`: reject
+  // unless the disagreement falls to this or lower (a subset must match its group's gain).
   bool try_candidate(const std::string& type, const std::string& description, const Finding* finding,
-                     const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset) {
+                     const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset,
+                     const compare::CandidateScore* known = nullptr, std::optional<size_t> at_most = std::nullopt) {
     RepairStep step;
     step.round = round_;
     step.type = type;
@@ -122,9 +174,31 @@ class Loop {
       r_.steps.push_back(step);
       return false;
     }
-    auto score = preset ? eval_.score_with_preset(working_, *preset) : eval_.score(working_);
+    size_t screened = 0;
+    if (!preset && !known && !passes_screen(screened)) {
+      for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
+      step.screened_out = true;
+      step.reason = fmt::format("no drop on the {} screening images ({} of them disagree, {} would)", screen_.size(),
+                                screen_disagreeing_, screened);
+      step.disagreeing_after = current_.disagreeing;
+      step.seconds = seconds_since(t0);
+      say(fmt::format("round {} {} rejected on screen: {} ({})", round_, type, description, step.reason));
+      r_.steps.push_back(std::move(step));
+      return false;
+    }
+    Result<compare::CandidateScore> score = known     ? Result<compare::CandidateScore>(*known)
+                                            : preset  ? eval_.score_with_preset(working_, *preset)
+                                                      : eval_.score(working_);
     std::string reason;
-    const bool keep = score.ok() && acceptable(*score, reason);
+    bool keep = score.ok() && acceptable(*score, reason);
+    if (keep && at_most && score->disagreeing > *at_most) {
+      keep = false;
+      reason = fmt::format("reaches {} disagreeing, not the {} of the whole group", score->disagreeing, *at_most);
+    }
+    if (keep && score->partial) {  // a partial run proposes, a full run decides
+      score = eval_.score_full(working_);
+      keep = score.ok() && acceptable(*score, reason) && (!at_most || score->disagreeing <= *at_most);
+    }
     if (!score.ok()) reason = "the edited Target does not run: " + score.error().message;
     if (keep && preset) {
       if (auto st = eval_.set_target_preset(working_, *preset); !st.ok()) reason = st.error().message;
@@ -138,6 +212,7 @@ class Loop {
       step.reason = "kept";
       r_.history.push_back(current_.discrepancy);
       for (auto& [name, c] : type_counts(type)) c->kept++;
+      rebase();
     } else {
       for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
       step.reason = reason;
@@ -156,13 +231,15 @@ class Loop {
     return {{t, &r_.counts[t]}};
   }
 
-  // Score of the working Target with `edits` applied (then undone); nullopt if they fail.
-  std::optional<compare::CandidateScore> probe(const std::vector<model::Edit>& edits) {
+  // Disagreeing images on the screening subset (every image without one) with `edits`
+  // applied, then undone; nullopt if they fail.
+  std::optional<size_t> probe(const std::vector<model::Edit>& edits) {
+    ++probes_;
     if (!log_.apply_all(edits).ok()) return std::nullopt;
-    auto s = eval_.score(working_);
+    auto s = eval_.score(working_, screen_);
     for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
     if (!s.ok()) return std::nullopt;
-    return std::move(s).value();
+    return s->disagreeing;
   }
 
   static std::vector<model::Edit> concat(const std::vector<const RepairCandidate*>& cs) {
@@ -171,11 +248,16 @@ class Loop {
     return out;
   }
 
-  // Smallest subset of `cands` that, with `fixed`, reaches `goal` disagreements or fewer
-  // (delta debugging: halves first, then each half with the other held fixed).
+  bool bisection_spent() {
+    return probes_ >= static_cast<size_t>(std::max(o_.max_bisection_probes, 0)) || out_of_time();
+  }
+
+  // A small subset of `cands` that, with `fixed`, reaches `goal` disagreements or fewer
+  // (delta debugging: halves first, then each half with the other held fixed). Anytime: when
+  // the probe budget runs out, the sets it returns still reach the goal.
   std::vector<const RepairCandidate*> minimize(std::vector<const RepairCandidate*> cands,
                                                const std::vector<const RepairCandidate*>& fixed, size_t goal) {
-    if (cands.size() <= 1 || out_of_time()) return cands;
+    if (cands.size() <= 1 || bisection_spent()) return cands;
     const size_t half = cands.size() / 2;
     std::vector<const RepairCandidate*> a(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(half));
     std::vector<const RepairCandidate*> b(cands.begin() + static_cast<std::ptrdiff_t>(half), cands.end());
@@ -184,20 +266,41 @@ class Loop {
       all.insert(all.end(), part.begin(), part.end());
       return all;
     };
-    if (auto s = probe(concat(with(a))); s && s->disagreeing <= goal) return minimize(a, fixed, goal);
-    if (auto s = probe(concat(with(b))); s && s->disagreeing <= goal) return minimize(b, fixed, goal);
+    if (auto s = probe(concat(with(a))); s && *s <= goal) return minimize(a, fixed, goal);
+    if (bisection_spent()) return cands;
+    if (auto s = probe(concat(with(b))); s && *s <= goal) return minimize(b, fixed, goal);
     auto ka = minimize(a, with(b), goal);
     auto kb = minimize(b, with(ka), goal);
     ka.insert(ka.end(), kb.begin(), kb.end());
     return ka;
   }
 
+  localize::DetectionView detection_view() const {
+    localize::DetectionView v;
+    v.image_dir = images_;
+    v.files = eval_.files();
+    v.usable.assign(v.files.size(), true);
+    v.agree = current_.agree;
+    v.source_preset = eval_.source_preset();
+    v.target_preset = eval_.target_preset();
+    return v;
+  }
+
   Status repair_round() {
     const auto t0 = Clock::now();
-    say(fmt::format("round {}: localizing faults", round_));
+    say(fmt::format("round {}: localizing faults (static checks{})", round_, pp_due_ ? ", preprocessing" : ""));
     localize::LocalizeOptions lo = o_.localize;
     lo.compare.progress = ProgressMode::kQuiet;
-    FETAFIX_ASSIGN_OR_RETURN(auto loc, localize::localize_faults(source_, target_side_, images_, lo));
+    lo.preprocessing_sample = o_.preprocessing_sample;
+    lo.activation.deadline = deadline();
+    lo.activation.max_similar = std::min(lo.activation.max_similar, o_.ranking_max_similar);
+    lo.activation.max_dissimilar = std::min(lo.activation.max_dissimilar, o_.ranking_max_dissimilar);
+    localize::LocalizeStages stages;
+    stages.preprocessing = pp_due_;
+    stages.activation_analysis = false;  // ranked later, only if the cheap candidates leave work
+    const auto view = detection_view();
+    FETAFIX_ASSIGN_OR_RETURN(auto loc, localize::localize_detected(source_, target_side_, view, lo, stages));
+    pp_due_ = false;
     std::vector<Finding> findings = loc.findings;
     for (auto& f : find_extra_outputs(*source_.model, working_)) findings.push_back(std::move(f));
     r_.timings.push_back({fmt::format("round {} localize", round_), seconds_since(t0)});
@@ -223,23 +326,8 @@ class Loop {
       }
       candidates.push_back(std::move(c).value());
     }
-    std::stable_sort(candidates.begin(), candidates.end(), [](const RepairCandidate& a, const RepairCandidate& b) {
-      const Finding &fa = a.finding, &fb = b.finding;
-      const bool ia = input_based(fa.type), ib = input_based(fb.type);
-      if (ia != ib) return ia;
-      if (ia) return static_cast<int>(fa.type) < static_cast<int>(fb.type);
-      const int ea = equivalence_order(fa.equivalence), eb = equivalence_order(fb.equivalence);
-      if (ea != eb) return ea < eb;
-      const int ra = fa.layer_rank < 0 ? INT32_MAX : fa.layer_rank, rb = fb.layer_rank < 0 ? INT32_MAX : fb.layer_rank;
-      if (ra != rb) return ra < rb;
-      return static_cast<int>(fa.type) < static_cast<int>(fb.type);
-    });
+    sort_candidates(candidates);
 
-    // Weight findings first as a group: one evaluation instead of one per layer when they
-    // help together, then bisection to the few that matter.
-    std::vector<const RepairCandidate*> weights;
-    for (const auto& c : candidates)
-      if (c.finding.type == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
     std::set<const RepairCandidate*> handled;
     std::map<std::string, int> rejections;
     for (const auto& c : candidates) {  // input-based go first: they change what layers see
@@ -247,34 +335,119 @@ class Loop {
       handled.insert(&c);
       const std::string type(localize::fault_type_name(c.finding.type));
       if (rejections[type] >= o_.max_rejections) continue;
-      if (try_candidate(type, c.description, &c.finding, c.edits, c.preset)) rejections[type] = 0;
-      else rejections[type]++;
-    }
-    if (weights.size() > 1 && !out_of_time()) {
-      if (auto all = probe(concat(weights)); all && all->disagreeing < current_.disagreeing) {
-        auto smallest = minimize(weights, {}, all->disagreeing);
-        std::vector<std::string> names;
-        for (auto* c : smallest) names.push_back(c->finding.target_node);
-        if (try_candidate("WB*", fmt::format("Source weights into {} of {} differing layers: {}", smallest.size(),
-                                             weights.size(), fmt::join(names, ", ")),
-                          nullptr, concat(smallest), std::nullopt))
-          for (auto* c : smallest) handled.insert(c);
+      if (try_candidate(type, c.description, &c.finding, c.edits, c.preset)) {
+        rejections[type] = 0;
+        pp_due_ = c.finding.type != FaultType::kPP && !r_.patch.preprocess;
+      } else {
+        rejections[type]++;
       }
     }
-    for (const auto& c : candidates) {
-      if (handled.count(&c)) continue;
+    if (current_.disagreeing == 0) return finish_round(t1);
+
+    // Weight findings first as a group: one evaluation instead of one per layer when they
+    // help together, then bisection (on the screening subset) to the few that matter.
+    std::vector<const RepairCandidate*> weights;
+    for (const auto& c : candidates)
+      if (c.finding.type == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
+    if (weights.size() > 1 && !out_of_time()) try_weight_group(weights, handled);
+    if (current_.disagreeing == 0) return finish_round(t1);
+
+    // What is left goes one finding at a time, in the order of the layer ranking.
+    if (!out_of_time()) {
+      const auto t2 = Clock::now();
+      say(fmt::format("round {}: ranking layers by activation analysis", round_));
+      localize::LocalizeResult ranked;
+      ranked.matching = loc.matching;
+      for (const auto& c : candidates) ranked.findings.push_back(c.finding);
+      FETAFIX_TRY_STATUS(localize::rank_layers(source_, target_side_, detection_view(), lo, ranked));
+      std::map<std::tuple<std::string, std::string, std::string>, int> rank;
+      for (const auto& f : ranked.findings)
+        rank[{std::string(localize::fault_type_name(f.type)), f.source_node, f.summary}] = f.layer_rank;
+      for (auto& c : candidates) {
+        auto it = rank.find({std::string(localize::fault_type_name(c.finding.type)), c.finding.source_node,
+                             c.finding.summary});
+        if (it != rank.end()) c.finding.layer_rank = it->second;
+      }
+      r_.timings.push_back({fmt::format("round {} ranking", round_), seconds_since(t2)});
+    }
+    std::vector<const RepairCandidate*> order;
+    for (const auto& c : candidates) order.push_back(&c);
+    std::stable_sort(order.begin(), order.end(), [](const RepairCandidate* a, const RepairCandidate* b) {
+      return candidate_before(*a, *b);
+    });
+    for (const auto* c : order) {
+      if (handled.count(c)) continue;
       if (out_of_time()) break;
-      const std::string type(localize::fault_type_name(c.finding.type));
+      const std::string type(localize::fault_type_name(c->finding.type));
       if (rejections[type] >= o_.max_rejections) continue;
-      if (try_candidate(type, c.description, &c.finding, c.edits, c.preset)) {
+      if (try_candidate(type, c->description, &c->finding, c->edits, c->preset)) {
         rejections[type] = 0;
         if (current_.disagreeing == 0) break;
       } else {
         rejections[type]++;
       }
     }
+    return finish_round(t1);
+  }
+
+  Status finish_round(Clock::time_point t1) {
     r_.timings.push_back({fmt::format("round {} repair", round_), seconds_since(t1)});
     return {};
+  }
+
+  void try_weight_group(const std::vector<const RepairCandidate*>& weights, std::set<const RepairCandidate*>& handled) {
+    // The whole group on every image first: if it does not help, no subset is worth a search.
+    const auto t0 = Clock::now();
+    const auto group_edits = concat(weights);
+    if (!log_.apply_all(group_edits).ok()) return;
+    auto group = eval_.score(working_);
+    for (size_t i = 0; i < group_edits.size(); ++i) log_.undo_last();
+    std::string reason;
+    if (!group.ok() || !acceptable(*group, reason)) {
+      say(fmt::format("round {}: the {} weight fixes together do not help ({})", round_, weights.size(),
+                      group.ok() ? reason : group.error().message));
+      return;
+    }
+    say(fmt::format("round {}: the {} weight fixes together: {} -> {} disagreeing ({:.1f} s)", round_, weights.size(),
+                    current_.disagreeing, group->disagreeing, seconds_since(t0)));
+    // Bisect on the screening subset to a small set reaching the group's count there.
+    probes_ = 0;
+    const auto t1 = Clock::now();
+    std::vector<const RepairCandidate*> smallest = weights;
+    if (auto on_screen = probe(group_edits)) smallest = minimize(weights, {}, *on_screen);
+    say(fmt::format("round {}: bisection kept {} of {} weight fixes ({} probes on {} images, {:.1f} s)", round_,
+                    smallest.size(), weights.size(), probes_, screen_.empty() ? current_.agree.size() : screen_.size(),
+                    seconds_since(t1)));
+    auto describe = [&](const std::vector<const RepairCandidate*>& set) {
+      std::vector<std::string> names;
+      for (auto* c : set)
+        if (std::find(names.begin(), names.end(), c->finding.target_node) == names.end())
+          names.push_back(c->finding.target_node);
+      return fmt::format("Source weights into {} of {} differing tensors ({} layers): {}", set.size(), weights.size(),
+                         names.size(), fmt::join(names, ", "));
+    };
+    if (smallest.size() < weights.size() && try_candidate("WB*", describe(smallest), nullptr, concat(smallest),
+                                                          std::nullopt, nullptr, group->disagreeing)) {
+      for (auto* c : smallest) handled.insert(c);
+    } else if (try_candidate("WB*", describe(weights), nullptr, group_edits, std::nullopt, &*group)) {
+      for (auto* c : weights) handled.insert(c);
+    }
+  }
+
+  static bool candidate_before(const RepairCandidate& a, const RepairCandidate& b) {
+    const Finding &fa = a.finding, &fb = b.finding;
+    const bool ia = input_based(fa.type), ib = input_based(fb.type);
+    if (ia != ib) return ia;
+    if (ia) return static_cast<int>(fa.type) < static_cast<int>(fb.type);
+    const int ea = equivalence_order(fa.equivalence), eb = equivalence_order(fb.equivalence);
+    if (ea != eb) return ea < eb;
+    const int ra = fa.layer_rank < 0 ? INT32_MAX : fa.layer_rank, rb = fb.layer_rank < 0 ? INT32_MAX : fb.layer_rank;
+    if (ra != rb) return ra < rb;
+    return static_cast<int>(fa.type) < static_cast<int>(fb.type);
+  }
+
+  static void sort_candidates(std::vector<RepairCandidate>& cs) {
+    std::stable_sort(cs.begin(), cs.end(), candidate_before);
   }
 
   const compare::ModelSide& source_;
@@ -289,6 +462,10 @@ class Loop {
   Clock::time_point start_;
   int round_ = 0;
   size_t kept_ = 0;
+  bool pp_due_ = true;
+  std::vector<size_t> screen_;       // screening subset (empty: none)
+  size_t screen_disagreeing_ = 0;    // of it, how many disagree now
+  size_t probes_ = 0;
   std::set<std::tuple<std::string, std::string, std::string, std::string>> seen_;
 };
 
@@ -334,7 +511,8 @@ nlohmann::json to_json(const RepairResult& r) {
     steps.push_back({{"round", s.round}, {"type", s.type}, {"description", s.description},
                      {"source_node", s.source_node}, {"target_node", s.target_node}, {"kept", s.kept},
                      {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
-                     {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds}});
+                     {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds},
+                     {"screened_out", s.screened_out}});
   json counts = json::object();
   for (const auto& [type, c] : r.counts)
     counts[type] = {{"localized", c.localized}, {"tried", c.tried}, {"kept", c.kept}};
@@ -353,6 +531,7 @@ nlohmann::json to_json(const RepairResult& r) {
          {"preprocess", r.patch.preprocess ? r.patch.preprocess->to_json() : json(nullptr)},
          {"stop_reason", r.stop_reason},
          {"time_limit_reached", r.time_limit_reached},
+         {"evaluations", {{"full", r.full_runs}, {"partial", r.partial_runs}}},
          {"timings_seconds", std::move(timings)}};
   if (r.validation)
     j["validation"] = {{"images", r.validation->images},

@@ -34,6 +34,21 @@ struct RepairOptions {
   RegressionPolicy regression = RegressionPolicy::kAllowIfTotalDrops;
   int max_rounds = 4;                  // localize -> repair rounds
   std::optional<std::filesystem::path> validation_images;
+  // Fast evaluation (docs/repair.md). Candidates are screened on a subset first — every image
+  // that disagrees (up to screen_disagreeing; beyond it a seeded sample) plus a seeded sample
+  // of screen_agreeing that agree — and only those that lower the disagreement there are run on
+  // the whole detection set, which alone decides. With every disagreeing image in the subset
+  // the screen never rejects an edit the whole set would keep.
+  size_t screen_disagreeing = 256;
+  size_t screen_agreeing = 32;
+  bool partial_execution = true;           // re-run only what an edit changes, from cached values
+  size_t partial_budget_bytes = size_t{1} << 30;
+  int max_bisection_probes = 24;           // screening runs spent shrinking a group of weight fixes
+  size_t preprocessing_sample = 16;        // PP check: disagreeing (and as many agreeing) images
+  // The layer ranking only orders the remaining candidates, so repair ranks on fewer images
+  // than `fetafix localize` does (caps on the localize options' similar/dissimilar counts).
+  size_t ranking_max_similar = 30;
+  size_t ranking_max_dissimilar = 30;
   std::function<void(const std::string&)> log;  // progress lines; may be empty
 };
 
@@ -47,6 +62,7 @@ struct RepairStep {
   size_t disagreeing_before = 0, disagreeing_after = 0;
   size_t edits = 0;
   double seconds = 0;
+  bool screened_out = false;  // rejected on the screening subset, never run on every image
 };
 
 struct TypeCounts {
@@ -71,6 +87,7 @@ struct RepairResult {
   bool time_limit_reached = false;
   std::string stop_reason;
   std::optional<Validation> validation;
+  size_t full_runs = 0, partial_runs = 0;   // Target evaluations by kind
 };
 
 Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,

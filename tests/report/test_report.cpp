@@ -1,0 +1,360 @@
+// The HTML report's pieces (escaping, base64, charts, thumbnails, the side-by-side alignment,
+// finding outcomes, the Model Explorer files) and the page made from a real repair.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "data/image.h"
+#include "match/match.h"
+#include "model/graph.h"
+#include "report/graph_diff.h"
+#include "report/html.h"
+#include "report/model_explorer.h"
+#include "report/report.h"
+#include "report/thumbnail.h"
+#include "report_fixture.h"
+#include "support/assets.h"
+#include "support/cli.h"
+#include "support/images.h"
+
+namespace fetafix::report {
+namespace {
+namespace fs = std::filesystem;
+using localize::FaultType;
+using localize::Finding;
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + needle.size())) ++n;
+  return n;
+}
+
+std::vector<unsigned char> unbase64(const std::string& s) {
+  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::vector<unsigned char> out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : s) {
+    if (c == '=') break;
+    acc = (acc << 6) | static_cast<uint32_t>(alphabet.find(c));
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<unsigned char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+TEST(Html, EscapesEverythingThatCouldBreakOut) {
+  EXPECT_EQ(escape("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+  EXPECT_EQ(escape("conv1/weight:0"), "conv1/weight:0");
+}
+
+TEST(Html, Base64MatchesRfc4648Vectors) {
+  auto b = [](std::string s) { return base64(std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(s.data()), s.size())); };
+  EXPECT_EQ(b(""), "");
+  EXPECT_EQ(b("f"), "Zg==");
+  EXPECT_EQ(b("fo"), "Zm8=");
+  EXPECT_EQ(b("foo"), "Zm9v");
+  EXPECT_EQ(b("foob"), "Zm9vYg==");
+  EXPECT_EQ(b("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(b("foobar"), "Zm9vYmFy");
+}
+
+TEST(Html, NumbersAndPercentages) {
+  EXPECT_EQ(percent(0.125), "12.5%");
+  EXPECT_EQ(percent(1.0 / 3, 0), "33%");
+  EXPECT_EQ(number(0), "0");
+  EXPECT_EQ(number(576), "576");
+  EXPECT_EQ(number(0.21345), "0.213");
+  EXPECT_EQ(number(1.5e-6), "1.50e-06");
+}
+
+TEST(Html, ChartsDrawOneMarkPerValueAndEscapeLabels) {
+  std::vector<LinePoint> points{{0.5, "start", ""}, {0.25, "1 <WB>", "t"}, {0.0, "2 LH", ""}};
+  const std::string line = line_chart(points);
+  EXPECT_EQ(count(line, "<circle"), 3u);
+  EXPECT_NE(line.find("1 &lt;WB&gt;"), std::string::npos);
+  EXPECT_EQ(line.find("<WB>"), std::string::npos);
+  EXPECT_EQ(line.rfind("<svg", 0), 0u);
+  EXPECT_EQ(line.substr(line.size() - 6), "</svg>");
+
+  std::vector<Bar> bars{{"a", 0.5, "50%", "fault", "", "#x"}, {"b", 0.0, "0%", "plain", "", ""}, {"c", 1.0, "100%", "", "", ""}};
+  const std::string hbar = horizontal_bar_chart(bars);
+  EXPECT_EQ(count(hbar, "class=\"bar "), 3u);
+  EXPECT_EQ(count(hbar, "<a href=\"#x\">"), 1u);
+
+  const std::string grouped = grouped_bar_chart({{"WB", {3, 2, 1}}, {"LH", {1, 1, 0}}}, {"localized", "tried", "kept"},
+                                                {"s-localized", "s-tried", "s-kept"});
+  EXPECT_EQ(count(grouped, "<rect class=\"bar s-kept\""), 3u);  // two groups + the legend
+}
+
+TEST(Thumbnail, DownscalesKeepingAspectAndRoundTripsThroughJpeg) {
+  const fs::path dir = fetafix::testing::temp_dir("report_thumbnail");
+  fetafix::testing::write_png_rgb(dir / "wide.png", 200, 100, fetafix::testing::textured_solid(200, 100, 200, 40, 30, 1));
+  auto uri = thumbnail_data_uri(dir / "wide.png", 96);
+  ASSERT_TRUE(uri.ok()) << uri.error().message;
+  const std::string prefix = "data:image/jpeg;base64,";
+  ASSERT_EQ(uri->rfind(prefix, 0), 0u);
+  const auto jpeg = unbase64(uri->substr(prefix.size()));
+  std::ofstream(dir / "thumb.jpg", std::ios::binary).write(reinterpret_cast<const char*>(jpeg.data()),
+                                                           static_cast<std::streamsize>(jpeg.size()));
+  auto decoded = data::decode_image(dir / "thumb.jpg");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(decoded->width, 96);
+  EXPECT_EQ(decoded->height, 48);
+  // The colour survives (JPEG is lossy: within a few levels).
+  const auto& px = decoded->rgb;
+  EXPECT_NEAR(px[(24 * 96 + 48) * 3 + 0], 200, 12);
+  EXPECT_NEAR(px[(24 * 96 + 48) * 3 + 1], 40, 12);
+
+  auto missing = thumbnail_data_uri(dir / "nope.png");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("nope.png"), std::string::npos);
+}
+
+TEST(Thumbnail, SmallImagesAreNotUpscaled) {
+  data::Image img{10, 6, std::vector<uint8_t>(10 * 6 * 3, 128)};
+  const auto out = downscale(img, 96);
+  EXPECT_EQ(out.width, 10);
+  EXPECT_EQ(out.height, 6);
+}
+
+TEST(GraphDiff, MissingPadsSitBesideTheirMatchedLayerAndNoOpsGetRowsOfTheirOwn) {
+  const auto source = fetafix::testing::build_cnn();
+  const auto target = fetafix::testing::build_cnn(testing::faulty_target_options());
+  auto matching = match::match_models(source, target);
+  ASSERT_TRUE(matching.ok()) << matching.error().message;
+  auto sg = GraphContext::create(source, {"Conv", "Gemm"});
+  auto tg = GraphContext::create(target, {"Conv", "Gemm"});
+  ASSERT_TRUE(sg.ok() && tg.ok());
+
+  Finding lh;
+  lh.type = FaultType::kLH;
+  lh.source_node = lh.target_node = "conv6";
+  lh.evidence = {{"attribute", "pads"}};
+  auto rows = side_by_side(**sg, **tg, *matching, lh, {});
+  ASSERT_FALSE(rows.empty());
+  const DiffRow* focus = nullptr;
+  for (const auto& r : rows)
+    if (r.source && r.source->name == "conv6") focus = &r;
+  ASSERT_NE(focus, nullptr);
+  EXPECT_EQ(focus->kind, RowKind::kMatched);
+  ASSERT_TRUE(focus->target.has_value());
+  EXPECT_EQ(focus->target->name, "conv6");
+  EXPECT_TRUE(focus->source->focus && focus->target->focus);
+  EXPECT_TRUE(focus->differing_attributes.count("pads"));
+  EXPECT_TRUE(focus->source->core);
+  // The Target's converter no-ops (Cast, Identity) have no Source counterpart.
+  size_t target_only = 0;
+  for (const auto& r : rows) {
+    if (r.kind != RowKind::kTargetOnly) continue;
+    ++target_only;
+    EXPECT_FALSE(r.source.has_value());
+    EXPECT_TRUE(r.target->op == "Cast" || r.target->op == "Identity" || r.target->op == "Pad") << r.target->op;
+  }
+  EXPECT_GE(target_only, 1u);
+
+  // A WB finding marks its tensor on the side it names.
+  Finding wb;
+  wb.type = FaultType::kWB;
+  wb.source_node = wb.target_node = "conv2";
+  wb.evidence = {{"source_tensor", "conv2_w"}, {"target_tensor", "conv2_w"}, {"differing", 576}, {"total", 576},
+                 {"max_abs_diff", 0.5}};
+  const auto diffs = weight_differences({wb});
+  rows = side_by_side(**sg, **tg, *matching, wb, diffs);
+  bool marked = false;
+  for (const auto& r : rows)
+    if (r.target && r.target->name == "conv2")
+      for (const auto& w : r.target->weights) marked |= w.value == "conv2_w" && w.difference.find("576/576") == 0;
+  EXPECT_TRUE(marked);
+
+  // Nothing to show for a finding without nodes.
+  Finding pp;
+  pp.type = FaultType::kPP;
+  EXPECT_TRUE(side_by_side(**sg, **tg, *matching, pp, {}).empty());
+}
+
+TEST(FindingOutcomes, KeptRejectedAndNotTriedFollowTheSteps) {
+  std::vector<Finding> fs(4);
+  fs[0].type = FaultType::kLH;
+  fs[0].source_node = fs[0].target_node = "conv6";
+  fs[0].evidence = {{"attribute", "pads"}};
+  fs[1].type = FaultType::kWB;
+  fs[1].source_node = fs[1].target_node = "conv2";
+  fs[1].evidence = {{"target_tensor", "conv2_w"}};
+  fs[2].type = FaultType::kWB;
+  fs[2].source_node = fs[2].target_node = "conv2";
+  fs[2].evidence = {{"target_tensor", "conv2_b"}};
+  fs[3].type = FaultType::kCG;
+  fs[3].source_node = fs[3].target_node = "conv4";
+  repair::RepairResult r;
+  r.stop_reason = "fully repaired";
+  repair::RepairStep kept{.round = 1, .type = "LH", .description = "LH: Conv 'conv6': pads [1,1,1,1]", .source_node = "conv6",
+                          .target_node = "conv6", .kept = true, .reason = "kept"};
+  repair::RepairStep rejected{.round = 1, .type = "WB", .description = "WB: Source values into 'conv2_b' (float32[8])",
+                              .source_node = "conv2", .target_node = "conv2", .kept = false, .reason = "no change in disagreement"};
+  r.steps = {kept, rejected};
+  r.patch.edits.push_back(model::Edit::set_weight("conv2_w", Tensor(DType::kFloat32, {1})));  // kept in a WB* group
+  const auto o = finding_outcomes(fs, &r);
+  EXPECT_EQ(o[0].status, RepairStatus::kKept);
+  EXPECT_EQ(o[1].status, RepairStatus::kKept);
+  EXPECT_EQ(o[2].status, RepairStatus::kRejected);
+  EXPECT_EQ(o[2].reason, "no change in disagreement");
+  EXPECT_EQ(o[3].status, RepairStatus::kNotTried);
+  EXPECT_NE(o[3].reason.find("fully repaired"), std::string::npos);
+  for (const auto& x : finding_outcomes(fs, nullptr)) EXPECT_EQ(x.status, RepairStatus::kNotRepaired);
+}
+
+class ReportFromRepair : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& run = testing::repair_run();
+    ASSERT_GT(run.repair.initial_disagreeing, 0u);
+    ASSERT_FALSE(run.localization.findings.empty());
+    auto html = render_report(run.input());
+    ASSERT_TRUE(html.ok()) << html.error().message;
+    html_ = std::move(html).value();
+  }
+  std::string html_;
+};
+
+TEST_F(ReportFromRepair, HasEverySectionAndTheRunsNumbers) {
+  const auto& run = testing::repair_run();
+  for (const char* id : {"summary", "history", "ranking", "findings", "images", "patch", "notes"})
+    EXPECT_NE(html_.find(fmt::format("<section id=\"{}\" data-section=\"{}\">", id, id)), std::string::npos) << id;
+  const size_t n = run.repair.images;
+  EXPECT_NE(html_.find(fmt::format("{} of {} images disagree on top-1", run.repair.initial_disagreeing, n)), std::string::npos);
+  EXPECT_NE(html_.find(percent(double(run.repair.initial_disagreeing) / n)), std::string::npos);
+  EXPECT_NE(html_.find(fmt::format("{} of {} images", run.repair.final_disagreeing, n)), std::string::npos);
+  // Figure 4: one point for the start and one per kept step.
+  size_t kept = 0;
+  for (const auto& s : run.repair.steps) kept += s.kept;
+  const size_t history_start = html_.find("<svg class=\"chart line\"");
+  ASSERT_NE(history_start, std::string::npos);
+  const std::string history = html_.substr(history_start, html_.find("</svg>", history_start) - history_start);
+  EXPECT_EQ(count(history, "<circle"), kept + 1);
+  // One card per finding (the localization's and the extra outputs'), each with its summary, escaped.
+  EXPECT_EQ(count(html_, "<details class=\"finding "), run.localization.findings.size() + run.extra.size());
+  for (const auto& f : run.localization.findings) EXPECT_NE(html_.find(escape(f.summary)), std::string::npos) << f.summary;
+  // The LH fault on the depthwise conv is shown side by side with its pads highlighted.
+  EXPECT_NE(html_.find("<table class=\"sbs\">"), std::string::npos);
+  EXPECT_NE(html_.find("<span class=\"a diff fault\"><i>pads</i> [1,1,1,1]</span>"), std::string::npos);
+  EXPECT_NE(html_.find("<span class=\"a diff absent fault\"><i>pads</i> absent</span>"), std::string::npos);
+  // A bar per ranked layer (the CNN has fewer than the chart's limit).
+  size_t ranked = 0;
+  for (const auto& l : run.localization.activation.ranked) ranked += l.rank >= 0;
+  const size_t ranking_start = html_.find("<svg class=\"chart hbar\"");
+  const std::string ranking = html_.substr(ranking_start, html_.find("</svg>", ranking_start) - ranking_start);
+  EXPECT_EQ(count(ranking, "class=\"bar "), ranked);
+  // A row (with a thumbnail) per image that disagreed before or after.
+  std::map<std::string, bool> after_agree;
+  for (const auto& r : run.after.records) after_agree[r.file] = r.agree;
+  size_t rows = 0;
+  for (const auto& r : run.localization.detection.records) rows += !r.agree || !after_agree[r.file];
+  EXPECT_EQ(count(html_, "<img class=\"thumb\" loading=\"lazy\""), rows);
+  EXPECT_EQ(count(html_, "src=\"data:image/jpeg;base64,"), rows);
+  // The patch: one line per edit.
+  EXPECT_EQ(count(html_, "<span class=\"kind\">"), run.repair.patch.edits.size());
+  // The model label with markup in it is escaped everywhere.
+  EXPECT_EQ(html_.find("target <converted>"), std::string::npos);
+  EXPECT_NE(html_.find("target &lt;converted&gt;.onnx"), std::string::npos);
+}
+
+TEST_F(ReportFromRepair, IsSelfContained) {
+  for (const char* external : {"src=\"http", "href=\"http", "src='http", "<link", "@import", "url(", "<iframe", "<object"})
+    EXPECT_EQ(html_.find(external), std::string::npos) << external;
+  // The only absolute URL is SVG's namespace name, which is never fetched.
+  std::regex url("https?://[^\"'\\s<]+");
+  for (auto it = std::sregex_iterator(html_.begin(), html_.end(), url); it != std::sregex_iterator(); ++it)
+    EXPECT_EQ(it->str(), "http://www.w3.org/2000/svg");
+  EXPECT_NE(html_.find("Content-Security-Policy"), std::string::npos);
+}
+
+TEST_F(ReportFromRepair, SameInputSameBytes) {
+  auto again = render_report(testing::repair_run().input());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, html_);
+}
+
+TEST(Report, CompareOnlyReportListsTheImagesAndEscapesFileNames) {
+  compare::CompareResult c;
+  c.summary.images_found = c.summary.images_compared = 2;
+  c.summary.disagreeing = 1;
+  c.summary.discrepancy = 0.5;
+  c.summary.top_k = 2;
+  compare::ImageRecord bad;
+  bad.file = "<img src=x onerror=alert(1)>.png";
+  bad.source = {{3, 1}, {0.7f, 0.2f}};
+  bad.target = {{1, 3}, {0.6f, 0.3f}};
+  bad.target_in_source = {1, 3};
+  bad.agree = false;
+  compare::ImageRecord good = bad;
+  good.file = "ok.png";
+  good.target = bad.source;
+  good.target_in_source = {3, 1};
+  good.agree = true;
+  c.records = {bad, good};
+  ReportInput in;
+  in.command = "compare";
+  in.source.label = "s.onnx";
+  in.target.label = "t.onnx";
+  in.image_dir = "/nonexistent";
+  in.before = &c;
+  in.exit_code = 1;
+  auto html = render_report(in);
+  ASSERT_TRUE(html.ok()) << html.error().message;
+  EXPECT_EQ(html->find("<img src=x"), std::string::npos);
+  EXPECT_NE(html->find("&lt;img src=x onerror=alert(1)&gt;.png"), std::string::npos);
+  EXPECT_NE(html->find("some images disagree"), std::string::npos);
+  EXPECT_NE(html->find("1 of 2 images disagree on top-1"), std::string::npos);
+  EXPECT_NE(html->find("<section id=\"images\""), std::string::npos);
+  EXPECT_EQ(html->find("<section id=\"history\""), std::string::npos);  // nothing was repaired
+  EXPECT_EQ(html->find("<section id=\"findings\""), std::string::npos);
+  // The image that agrees is not listed; the missing file leaves a placeholder, not a broken image.
+  EXPECT_EQ(html->find("ok.png"), std::string::npos);
+  EXPECT_EQ(count(*html, "<img class=\"thumb\" loading=\"lazy\""), 0u);
+  EXPECT_EQ(count(*html, "<div class=\"thumb\" title="), 1u);
+}
+
+TEST(ModelExplorer, MappingPairsEveryMatchedLayerAndNodeDataNamesRealNodes) {
+  const auto& run = testing::repair_run();
+  const auto mapping = model_explorer_mapping(run.localization.matching);
+  ASSERT_EQ(mapping["mappingEntries"].size(), run.localization.matching.pairs.size());
+  for (size_t i = 0; i < run.localization.matching.pairs.size(); ++i) {
+    EXPECT_EQ(mapping["mappingEntries"][i]["leftNodeIds"][0], run.localization.matching.pairs[i].source_node);
+    EXPECT_EQ(mapping["mappingEntries"][i]["rightNodeIds"][0], run.localization.matching.pairs[i].target_node);
+  }
+  const auto data = model_explorer_node_data(run.source, run.target, run.localization, run.localization.findings);
+  ASSERT_EQ(data.size(), 6u);
+  const std::string graph = run.source.graph().name();
+  ASSERT_FALSE(graph.empty());
+  for (const auto& d : data) {
+    ASSERT_TRUE(d.json.contains(graph)) << d.file;
+    const auto& g = d.json[graph];
+    ASSERT_TRUE(g.contains("results")) << d.file;
+    EXPECT_TRUE(g.contains("gradient") || g.contains("thresholds")) << d.file;
+    const auto& model = d.file.rfind("source", 0) == 0 ? run.source : run.target;
+    for (const auto& [node, result] : g["results"].items()) {
+      EXPECT_TRUE(model::find_node(model.graph(), node).has_value()) << d.file << ": " << node;
+      EXPECT_TRUE(result["value"].is_number()) << d.file;
+    }
+  }
+  // The ranked layers all carry a problematic share, in percent.
+  size_t ranked = 0;
+  for (const auto& l : run.localization.activation.ranked) ranked += l.rank >= 0;
+  EXPECT_EQ(data[0].json[graph]["results"].size(), ranked);
+
+  const fs::path dir = fetafix::testing::temp_dir("report_model_explorer") / "me";
+  auto files = write_model_explorer_files(dir, run.source, run.target, run.localization, run.localization.findings);
+  ASSERT_TRUE(files.ok()) << files.error().message;
+  EXPECT_EQ(files->size(), 7u);
+  for (const auto& f : *files) EXPECT_FALSE(nlohmann::json::parse(fetafix::testing::slurp(f), nullptr, false).is_discarded());
+}
+
+}  // namespace
+}  // namespace fetafix::report
