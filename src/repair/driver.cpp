@@ -49,6 +49,8 @@ class Loop {
     FETAFIX_ASSIGN_OR_RETURN(current_, eval_.score_full(working_));
     r_.images = eval_.images();
     r_.initial_disagreeing = current_.disagreeing;
+    r_.initial_agree = current_.agree;
+    for (const auto& f : eval_.files()) r_.image_files.push_back(fs::relative(f, images_).generic_string());
     r_.history.push_back(current_.discrepancy);
     rebase();
     say(fmt::format("initial disagreement {:.2f}% ({} of {} images)", 100 * current_.discrepancy,
@@ -66,6 +68,7 @@ class Loop {
     }
     if (r_.stop_reason.empty() && current_.disagreeing == 0) r_.stop_reason = "fully repaired";
     r_.final_disagreeing = current_.disagreeing;
+    r_.final_agree = current_.agree;
     r_.repaired = working_;
     r_.patch.edits = log_.edits();
     r_.full_runs = eval_.full_runs();
@@ -151,11 +154,8 @@ class Loop {
   }
 
   // Applies edits, scores, keeps or undoes. Returns whether they were kept.
-  // `known`: the whole-set score of exactly these edits, measured already. `at_most`: reject
-  // unless the disagreement falls to this or lower (a subset must match its group's gain).
   bool try_candidate(const std::string& type, const std::string& description, const Finding* finding,
-                     const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset,
-                     const compare::CandidateScore* known = nullptr, std::optional<size_t> at_most = std::nullopt) {
+                     const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset) {
     RepairStep step;
     step.round = round_;
     step.type = type;
@@ -166,6 +166,12 @@ class Loop {
     }
     step.edits = edits.size();
     step.disagreeing_before = current_.disagreeing;
+    if (finding) {
+      step.finding_summary = finding->summary;
+      if (!finding->target_node.empty()) step.target_nodes.push_back(finding->target_node);
+    } else {
+      step.target_nodes = group_nodes_;
+    }
     const auto t0 = Clock::now();
     for (auto& [name, c] : type_counts(type)) c->tried++;
     if (auto st = log_.apply_all(edits); !st.ok()) {
@@ -175,7 +181,7 @@ class Loop {
       return false;
     }
     size_t screened = 0;
-    if (!preset && !known && !passes_screen(screened)) {
+    if (!preset && !passes_screen(screened)) {
       for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
       step.screened_out = true;
       step.reason = fmt::format("no drop on the {} screening images ({} of them disagree, {} would)", screen_.size(),
@@ -186,18 +192,12 @@ class Loop {
       r_.steps.push_back(std::move(step));
       return false;
     }
-    Result<compare::CandidateScore> score = known     ? Result<compare::CandidateScore>(*known)
-                                            : preset  ? eval_.score_with_preset(working_, *preset)
-                                                      : eval_.score(working_);
+    auto score = preset ? eval_.score_with_preset(working_, *preset) : eval_.score(working_);
     std::string reason;
     bool keep = score.ok() && acceptable(*score, reason);
-    if (keep && at_most && score->disagreeing > *at_most) {
-      keep = false;
-      reason = fmt::format("reaches {} disagreeing, not the {} of the whole group", score->disagreeing, *at_most);
-    }
     if (keep && score->partial) {  // a partial run proposes, a full run decides
       score = eval_.score_full(working_);
-      keep = score.ok() && acceptable(*score, reason) && (!at_most || score->disagreeing <= *at_most);
+      keep = score.ok() && acceptable(*score, reason);
     }
     if (!score.ok()) reason = "the edited Target does not run: " + score.error().message;
     if (keep && preset) {
@@ -342,7 +342,10 @@ class Loop {
         rejections[type]++;
       }
     }
-    if (current_.disagreeing == 0) return finish_round(t1);
+    if (current_.disagreeing == 0) {
+      record_localization(std::move(loc), candidates);
+      return finish_round(t1);
+    }
 
     // Weight findings first as a group: one evaluation instead of one per layer when they
     // help together, then bisection (on the screening subset) to the few that matter.
@@ -350,7 +353,10 @@ class Loop {
     for (const auto& c : candidates)
       if (c.finding.type == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
     if (weights.size() > 1 && !out_of_time()) try_weight_group(weights, handled);
-    if (current_.disagreeing == 0) return finish_round(t1);
+    if (current_.disagreeing == 0) {
+      record_localization(std::move(loc), candidates);
+      return finish_round(t1);
+    }
 
     // What is left goes one finding at a time, in the order of the layer ranking.
     if (!out_of_time()) {
@@ -360,6 +366,7 @@ class Loop {
       ranked.matching = loc.matching;
       for (const auto& c : candidates) ranked.findings.push_back(c.finding);
       FETAFIX_TRY_STATUS(localize::rank_layers(source_, target_side_, detection_view(), lo, ranked));
+      loc.activation = ranked.activation;
       std::map<std::tuple<std::string, std::string, std::string>, int> rank;
       for (const auto& f : ranked.findings)
         rank[{std::string(localize::fault_type_name(f.type)), f.source_node, f.summary}] = f.layer_rank;
@@ -375,6 +382,7 @@ class Loop {
     std::stable_sort(order.begin(), order.end(), [](const RepairCandidate* a, const RepairCandidate* b) {
       return candidate_before(*a, *b);
     });
+    record_localization(std::move(loc), candidates);
     for (const auto* c : order) {
       if (handled.count(c)) continue;
       if (out_of_time()) break;
@@ -390,48 +398,72 @@ class Loop {
     return finish_round(t1);
   }
 
+  // Keeps the round's localization for reports, with the ranks the candidates ended up with.
+  void record_localization(localize::LocalizeResult loc, const std::vector<RepairCandidate>& candidates) {
+    std::map<std::tuple<std::string, std::string, std::string>, int> rank;
+    for (const auto& c : candidates)
+      rank[{std::string(localize::fault_type_name(c.finding.type)), c.finding.source_node, c.finding.summary}] =
+          c.finding.layer_rank;
+    for (auto& f : loc.findings) {
+      auto it = rank.find({std::string(localize::fault_type_name(f.type)), f.source_node, f.summary});
+      if (it != rank.end()) f.layer_rank = it->second;
+    }
+    r_.localizations.push_back(std::move(loc));
+  }
+
   Status finish_round(Clock::time_point t1) {
     r_.timings.push_back({fmt::format("round {} repair", round_), seconds_since(t1)});
     return {};
   }
 
   void try_weight_group(const std::vector<const RepairCandidate*>& weights, std::set<const RepairCandidate*>& handled) {
-    // The whole group on every image first: if it does not help, no subset is worth a search.
-    const auto t0 = Clock::now();
+    // Screening first: do they help together at all, and which few of them are enough? Then
+    // the whole set decides — on the small set when it matches the group, else on the group.
     const auto group_edits = concat(weights);
-    if (!log_.apply_all(group_edits).ok()) return;
-    auto group = eval_.score(working_);
-    for (size_t i = 0; i < group_edits.size(); ++i) log_.undo_last();
-    std::string reason;
-    if (!group.ok() || !acceptable(*group, reason)) {
-      say(fmt::format("round {}: the {} weight fixes together do not help ({})", round_, weights.size(),
-                      group.ok() ? reason : group.error().message));
+    probes_ = 0;
+    const auto t0 = Clock::now();
+    const size_t start = screen_.empty() ? current_.disagreeing : screen_disagreeing_;
+    auto together = probe(group_edits);
+    if (!together || *together >= start) {
+      say(fmt::format("round {}: the {} weight fixes together do not lower the disagreement{}", round_, weights.size(),
+                      screen_.empty() ? "" : " on the screening images"));
       return;
     }
-    say(fmt::format("round {}: the {} weight fixes together: {} -> {} disagreeing ({:.1f} s)", round_, weights.size(),
-                    current_.disagreeing, group->disagreeing, seconds_since(t0)));
-    // Bisect on the screening subset to a small set reaching the group's count there.
-    probes_ = 0;
-    const auto t1 = Clock::now();
-    std::vector<const RepairCandidate*> smallest = weights;
-    if (auto on_screen = probe(group_edits)) smallest = minimize(weights, {}, *on_screen);
+    std::vector<const RepairCandidate*> smallest = minimize(weights, {}, *together);
     say(fmt::format("round {}: bisection kept {} of {} weight fixes ({} probes on {} images, {:.1f} s)", round_,
                     smallest.size(), weights.size(), probes_, screen_.empty() ? current_.agree.size() : screen_.size(),
-                    seconds_since(t1)));
+                    seconds_since(t0)));
     auto describe = [&](const std::vector<const RepairCandidate*>& set) {
       std::vector<std::string> names;
       for (auto* c : set)
         if (std::find(names.begin(), names.end(), c->finding.target_node) == names.end())
           names.push_back(c->finding.target_node);
+      group_nodes_ = names;
+      constexpr size_t kListed = 4;
+      std::string listed = fmt::format("{}", fmt::join(names.begin(), names.begin() + std::min(kListed, names.size()), ", "));
+      if (names.size() > kListed) listed += fmt::format(" and {} more", names.size() - kListed);
       return fmt::format("Source weights into {} of {} differing tensors ({} layers): {}", set.size(), weights.size(),
-                         names.size(), fmt::join(names, ", "));
+                         names.size(), listed);
     };
-    if (smallest.size() < weights.size() && try_candidate("WB*", describe(smallest), nullptr, concat(smallest),
-                                                          std::nullopt, nullptr, group->disagreeing)) {
-      for (auto* c : smallest) handled.insert(c);
-    } else if (try_candidate("WB*", describe(weights), nullptr, group_edits, std::nullopt, &*group)) {
-      for (auto* c : weights) handled.insert(c);
+    if (smallest.size() < weights.size()) {
+      // The small set must do on every image what the whole group does; measuring the group
+      // costs a pass, so only when the small set falls short.
+      const std::string d = describe(smallest);
+      if (try_candidate("WB*", d, nullptr, concat(smallest), std::nullopt)) {
+        for (auto* c : smallest) handled.insert(c);
+        if (current_.disagreeing == 0) return;
+        // Whatever the rest of the group adds on top is tried as one more step.
+        std::vector<const RepairCandidate*> rest;
+        for (auto* c : weights)
+          if (!handled.count(c)) rest.push_back(c);
+        if (!rest.empty() && try_candidate("WB*", describe(rest), nullptr, concat(rest), std::nullopt))
+          for (auto* c : rest) handled.insert(c);
+        return;
+      }
     }
+    const std::string d = describe(weights);
+    if (try_candidate("WB*", d, nullptr, group_edits, std::nullopt))
+      for (auto* c : weights) handled.insert(c);
   }
 
   static bool candidate_before(const RepairCandidate& a, const RepairCandidate& b) {
@@ -466,6 +498,7 @@ class Loop {
   std::vector<size_t> screen_;       // screening subset (empty: none)
   size_t screen_disagreeing_ = 0;    // of it, how many disagree now
   size_t probes_ = 0;
+  std::vector<std::string> group_nodes_;  // Target nodes of the WB* group being tried
   std::set<std::tuple<std::string, std::string, std::string, std::string>> seen_;
 };
 
@@ -512,7 +545,7 @@ nlohmann::json to_json(const RepairResult& r) {
                      {"source_node", s.source_node}, {"target_node", s.target_node}, {"kept", s.kept},
                      {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
                      {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds},
-                     {"screened_out", s.screened_out}});
+                     {"screened_out", s.screened_out}, {"target_nodes", s.target_nodes}});
   json counts = json::object();
   for (const auto& [type, c] : r.counts)
     counts[type] = {{"localized", c.localized}, {"tried", c.tried}, {"kept", c.kept}};

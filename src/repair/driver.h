@@ -43,7 +43,7 @@ struct RepairOptions {
   size_t screen_agreeing = 32;
   bool partial_execution = true;           // re-run only what an edit changes, from cached values
   size_t partial_budget_bytes = size_t{1} << 30;
-  int max_bisection_probes = 24;           // screening runs spent shrinking a group of weight fixes
+  int max_bisection_probes = 16;           // screening runs spent shrinking a group of weight fixes
   size_t preprocessing_sample = 16;        // PP check: disagreeing (and as many agreeing) images
   // The layer ranking only orders the remaining candidates, so repair ranks on fewer images
   // than `fetafix localize` does (caps on the localize options' similar/dissimilar counts).
@@ -63,6 +63,8 @@ struct RepairStep {
   size_t edits = 0;
   double seconds = 0;
   bool screened_out = false;  // rejected on the screening subset, never run on every image
+  std::string finding_summary;            // the finding's summary (empty for a WB* group)
+  std::vector<std::string> target_nodes;  // every Target node the step's findings name (WB*: all of them)
 };
 
 struct TypeCounts {
@@ -88,6 +90,11 @@ struct RepairResult {
   std::string stop_reason;
   std::optional<Validation> validation;
   size_t full_runs = 0, partial_runs = 0;   // Target evaluations by kind
+  // What each round localized (static checks, plus the ranking when it ran); its findings carry
+  // the layer ranks. `detection` inside is empty: the flags came from the evaluator.
+  std::vector<localize::LocalizeResult> localizations;
+  std::vector<std::string> image_files;     // detection images, relative to the folder
+  std::vector<bool> initial_agree, final_agree;  // per image
 };
 
 Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,

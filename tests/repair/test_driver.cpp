@@ -39,8 +39,9 @@ static std::string steps_of(const RepairResult& r) {
 
 static void expect_monotone_history(const RepairResult& r) {
   for (size_t i = 1; i < r.history.size(); ++i) EXPECT_LT(r.history[i], r.history[i - 1]) << steps_of(r);
-  for (const auto& s : r.steps)
+  for (const auto& s : r.steps) {
     if (s.kept) EXPECT_LT(s.disagreeing_after, s.disagreeing_before) << steps_of(r);
+  }
 }
 
 TEST(RepairDriver, IdenticalModelsNeedNothing) {
@@ -84,6 +85,27 @@ TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
   EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
   expect_monotone_history(*r);
   EXPECT_GE(r->counts["WB"].localized, 9u) << steps_of(*r);
+}
+
+TEST(RepairDriver, LateLayerFaultIsScreenedThenRunPartially) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 7; }));
+  RepairOptions o = quiet_options();
+  o.screen_agreeing = 4;  // 40 photos: keep the screening subset under half of them
+  auto r = run(source, target, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->initial_disagreeing, 0u);
+  EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
+  EXPECT_GT(r->partial_runs, 0u) << steps_of(*r);
+  // The round's localization is kept for reports, and the kept step names its finding.
+  ASSERT_FALSE(r->localizations.empty());
+  EXPECT_FALSE(r->localizations[0].findings.empty());
+  bool named = false;
+  for (const auto& s : r->steps)
+    if (s.kept) named = named || (!s.finding_summary.empty() && s.target_nodes == std::vector<std::string>{"conv8"});
+  EXPECT_TRUE(named) << steps_of(*r);
+  EXPECT_EQ(r->image_files.size(), r->images);
+  EXPECT_EQ(r->final_agree.size(), r->images);
 }
 
 TEST(RepairDriver, TimeLimitStopsTheLoop) {
