@@ -63,18 +63,7 @@ int run_repair(RepairArgs& a) {
   o.regression = a.strict_regressions ? repair::RegressionPolicy::kStrict : repair::RegressionPolicy::kAllowIfTotalDrops;
   if (!a.validate_images.empty()) o.validation_images = a.validate_images;
   if (!pair_args.quiet) o.log = [](const std::string& line) { std::fprintf(stderr, "repair: %s\n", line.c_str()); };
-  // The report shows the first round's localization (ranking, side-by-side findings); the
-  // driver does not hand it out, so it is run once more here, only when asked for.
   const bool reporting = !a.report.empty() || !a.model_explorer.empty();
-  std::optional<localize::LocalizeResult> first_localization;
-  if (reporting) {
-    if (o.log) o.log("localizing once for the report");
-    localize::LocalizeOptions lo = o.localize;
-    lo.compare.progress = ProgressMode::kQuiet;
-    auto loc = localize::localize_faults(p.source_side, p.target_side, pair_args.images, lo);
-    if (!loc.ok()) return fail(loc.error());
-    first_localization = std::move(loc).value();
-  }
   auto result = repair::repair_target(p.source_side, p.target_side, pair_args.images, o);
   if (!result.ok()) return fail(result.error());
   const auto& r = *result;
@@ -95,20 +84,24 @@ int run_repair(RepairArgs& a) {
                         : r.final_disagreeing < r.initial_disagreeing ? kExitDifferent
                                                                       : kExitNoImprovement;
   if (reporting) {
+    // Everything but the top-k lists comes from the repair itself: each round's localization,
+    // the steps and which images agreed before and after.
     const auto extra = repair::find_extra_outputs(*p.source_side.model, *p.target_side.model);
-    std::vector<localize::Finding> findings = first_localization->findings;
-    findings.insert(findings.end(), extra.begin(), extra.end());
     if (!a.model_explorer.empty()) {
-      auto files = report::write_model_explorer_files(a.model_explorer, p.source.proto, p.target.proto,
-                                                      *first_localization, findings);
+      const auto summary = report::repair_localization_summary(r, extra);
+      auto files = report::write_model_explorer_files(a.model_explorer, p.source.proto, p.target.proto, summary,
+                                                      summary.findings);
       if (!files.ok()) return fail(files.error());
       std::cout << "Model Explorer mapping and node data written to " << a.model_explorer << "\n";
     }
     if (!a.report.empty()) {
-      // Per-image labels after the repair, for the report's before/after table.
-      compare::ModelSide repaired{&r.repaired, a.output, r.patch.preprocess ? *r.patch.preprocess : p.target_side.preset};
+      // Top-k lists of the images that disagreed, before and after: the repair keeps top-1 only.
       compare::CompareOptions co = o.localize.compare;
       co.progress = ProgressMode::kQuiet;
+      if (o.log) o.log("comparing the Target before and after the repair for the report's top-k lists");
+      auto before = compare::compare_models(p.source_side, p.target_side, pair_args.images, co);
+      if (!before.ok()) return fail(before.error());
+      compare::ModelSide repaired{&r.repaired, a.output, r.patch.preprocess ? *r.patch.preprocess : p.target_side.preset};
       auto after = compare::compare_models(p.source_side, repaired, pair_args.images, co);
       if (!after.ok()) return fail(after.error());
       report::ReportInput in;
@@ -116,8 +109,8 @@ int run_repair(RepairArgs& a) {
       in.source = p.source_side;
       in.target = p.target_side;
       in.image_dir = pair_args.images;
+      in.before = &*before;
       in.after = &*after;
-      in.localization = &*first_localization;
       in.repair = &r;
       in.extra_findings = extra;
       in.exit_code = exit_code;
@@ -144,8 +137,8 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--validate-images", args->validate_images,
                   "Independent images: disagreement before and after, and images that newly disagree");
   cmd->add_option("--report", args->report,
-                  "Also write a self-contained HTML report here (docs/report.md); localizes once more and compares "
-                  "the repaired model on the images for it");
+                  "Also write a self-contained HTML report here (docs/report.md); compares the Target and the "
+                  "repaired model on the images for its top-k lists");
   cmd->add_option("--model-explorer", args->model_explorer,
                   "Also write a node mapping and node data for Google's Model Explorer into this folder "
                   "(docs/model-explorer.md)");

@@ -319,6 +319,8 @@ class Loop {
         step.description = f.summary;
         step.source_node = f.source_node;
         step.target_node = f.target_node;
+        step.finding_summary = f.summary;
+        if (!f.target_node.empty()) step.target_nodes.push_back(f.target_node);
         step.reason = "no repair planned: " + c.error().message;
         step.disagreeing_before = step.disagreeing_after = current_.disagreeing;
         r_.steps.push_back(std::move(step));

@@ -73,6 +73,9 @@ tbody tr:hover { background: #fafbfe; }
 .b-LH { background: #fde7f3; color: #b0226e; } .b-CG { background: #e7ecfb; color: #3348b5; }
 .b-kept, .b-equivalent { background: var(--good-soft); color: var(--good); }
 .b-rejected, .b-divergent { background: var(--bad-soft); color: var(--bad); }
+.b-screened { background: var(--warn-soft); color: var(--warn); }
+.b-round { background: var(--grey-soft); color: var(--muted); }
+h3.round { display: flex; gap: 10px; align-items: baseline; } h3.round .muted { font-weight: 400; font-size: 0.85em; }
 .b-not_tried, .b-not_checked { background: var(--grey-soft); color: var(--muted); }
 .b-fault { background: var(--bad); color: #fff; } .b-harmless { background: var(--good); color: #fff; }
 .b-rank { background: var(--accent-soft); color: var(--accent); }

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -32,22 +33,6 @@ void out(std::string& s, fmt::format_string<Args...> f, Args&&... args) {
 }
 
 std::string type_name(FaultType t) { return std::string(localize::fault_type_name(t)); }
-
-// What distinguishes two findings of one type on the same nodes in a step's description.
-std::string discriminator(const Finding& f) {
-  if (f.type == FaultType::kWB) {
-    const auto t = f.evidence.value("target_tensor", std::string());
-    return t.empty() ? "" : "'" + t + "'";
-  }
-  if (f.type == FaultType::kLH) return f.evidence.value("attribute", std::string());
-  return "";
-}
-
-bool step_names(const repair::RepairStep& s, const Finding& f) {
-  if (s.type != type_name(f.type) || s.source_node != f.source_node || s.target_node != f.target_node) return false;
-  const std::string d = discriminator(f);
-  return d.empty() || s.description == f.summary || s.description.find(d) != std::string::npos;
-}
 
 const char* status_key(RepairStatus s) {
   switch (s) {
@@ -114,10 +99,28 @@ std::string seconds_text(double s) {
 class Page {
  public:
   Page(const ReportInput& in, const ReportOptions& o) : in_(in), o_(o) {
-    before_ = in.before ? in.before : (in.localization ? &in.localization->detection : nullptr);
-    if (in.localization) findings_ = in.localization->findings;
-    findings_.insert(findings_.end(), in.extra_findings.begin(), in.extra_findings.end());
-    outcomes_ = finding_outcomes(findings_, in.repair);
+    // A repair's localizations have no `detection` (its labels came from the evaluator).
+    before_ = in.before ? in.before
+              : in.localization && !in.localization->detection.records.empty() ? &in.localization->detection
+                                                                                : nullptr;
+    if (in.repair && !in.repair->localizations.empty()) {
+      for (size_t k = 0; k < in.repair->localizations.size(); ++k) rounds_.push_back(&in.repair->localizations[k]);
+    } else if (in.localization) {
+      rounds_.push_back(in.localization);
+    }
+    const int first_round = in.repair ? 1 : 0;
+    for (size_t k = 0; k < rounds_.size(); ++k) {
+      std::vector<Finding> fs = rounds_[k]->findings;
+      if (k == 0) fs.insert(fs.end(), in.extra_findings.begin(), in.extra_findings.end());
+      const int round = first_round + static_cast<int>(k);
+      auto oc = finding_outcomes(fs, in.repair, round);
+      for (size_t i = 0; i < fs.size(); ++i) {
+        findings_.push_back(std::move(fs[i]));
+        outcomes_.push_back(std::move(oc[i]));
+        round_of_.push_back(round);
+        loc_of_.push_back(rounds_[k]);
+      }
+    }
   }
 
   Result<std::string> render() {
@@ -156,7 +159,7 @@ class Page {
   // ---- data shared by the sections
 
   Status prepare_graphs() {
-    if (!in_.localization || !in_.source.model || !in_.target.model) return {};
+    if (rounds_.empty() || !in_.source.model || !in_.target.model) return {};
     std::set<std::string> core_ops{"Conv", "ConvTranspose", "Gemm", "MatMul"};
     FETAFIX_ASSIGN_OR_RETURN(source_graph_, GraphContext::create(*in_.source.model, core_ops));
     FETAFIX_ASSIGN_OR_RETURN(target_graph_, GraphContext::create(*in_.target.model, core_ops));
@@ -238,12 +241,23 @@ class Page {
              fmt::format("before {} · {}", percent(v->images ? double(v->initial_disagreeing) / v->images : 0), d));
       }
     }
-    if (in_.localization) {
-      const size_t faults = in_.localization->fault_count();
-      const size_t harmless = in_.localization->findings.size() - faults;
-      card(s, faults ? "bad" : "good", "Faults localized", std::to_string(faults),
-           harmless ? fmt::format("and {} difference{} found harmless", harmless, harmless == 1 ? "" : "s")
-                    : std::string("no harmless differences"));
+    if (!rounds_.empty()) {
+      // The first localization is what the converter got wrong; later rounds look again at the
+      // Target as repaired so far.
+      const int first = round_of_.empty() ? 0 : round_of_.front();
+      size_t faults = 0, harmless = 0, later = 0;
+      for (size_t i = 0; i < findings_.size(); ++i) {
+        if (round_of_[i] != first) ++later;
+        else if (findings_[i].equivalence != Equivalence::kEquivalent) ++faults;
+        else ++harmless;
+      }
+      std::string detail = harmless ? fmt::format("and {} difference{} found harmless", harmless, harmless == 1 ? "" : "s")
+                                    : std::string("no harmless differences");
+      if (rounds_.size() > 1)
+        detail += fmt::format(" · {} finding{} in round{}", later, later == 1 ? "" : "s",
+                              rounds_.size() == 2 ? std::string(" 2") : fmt::format("s 2–{}", rounds_.size()));
+      card(s, faults ? "bad" : "good", in_.repair ? "Faults localized (round 1)" : "Faults localized", std::to_string(faults),
+           detail);
     }
     if (in_.repair) {
       size_t kept = 0;
@@ -335,7 +349,18 @@ class Page {
       s += "</p>";
     }
     // Every step, kept or not.
+    size_t kept = 0, screened = 0;
+    for (const auto& st : r.steps) {
+      kept += st.kept;
+      screened += st.screened_out;
+    }
     out(s, "<h3>Steps ({})</h3>", r.steps.size());
+    out(s, "<div class=\"meta\"><span>{} kept · {} rejected{}</span><span title=\"whole-model runs of the Target vs runs "
+           "that re-execute only what an edit changes, from cached values\">Target evaluations: <b>{}</b> full · <b>{}</b> "
+           "partial</span></div>",
+        kept, r.steps.size() - kept,
+        screened ? fmt::format(", {} of them screened out on a subset of the images without a run on all of them", screened) : "",
+        r.full_runs, r.partial_runs);
     if (r.steps.empty()) {
       s += "<p class=\"muted\">No edit was tried.</p>";
     } else {
@@ -344,16 +369,21 @@ class Page {
            "<th class=\"num\">Round</th><th>Type</th><th>Edit set</th><th class=\"num\">Disagreeing</th><th>Decision</th>"
            "<th class=\"num\">Time</th></tr></thead><tbody>";
       for (const auto& st : r.steps) {
-        std::string link;
+        // Links to the findings the step was made for (a WB* group names several).
+        std::vector<size_t> named;
         for (size_t i = 0; i < findings_.size(); ++i)
-          if (step_names(st, findings_[i])) {
-            link = fmt::format(" <a href=\"#{}\">finding {}</a>", finding_anchor(i), i + 1);
-            break;
-          }
+          if (round_of_[i] == st.round && step_names(st, findings_[i], st.round)) named.push_back(i);
+        std::string links;
+        constexpr size_t kMaxLinks = 8;
+        for (size_t j = 0; j < named.size() && j < kMaxLinks; ++j)
+          out(links, "{}<a href=\"#{}\">{}{}</a>", j ? ", " : " ", finding_anchor(named[j]), j ? "" : (named.size() > 1 ? "findings " : "finding "),
+              named[j] + 1);
+        if (named.size() > kMaxLinks) out(links, " and {} more", named.size() - kMaxLinks);
+        const char* decision = st.kept ? "kept" : st.screened_out ? "screened out" : "rejected";
         out(s, "<tr><td class=\"num\">{}</td><td>{}</td><td>{}{}</td><td class=\"num nowrap\">{} → {}</td><td>{}{}</td>"
                "<td class=\"num nowrap\">{}</td></tr>",
-            st.round, badge(st.type == "WB*" ? "WB" : st.type, st.type), escape(st.description), link, st.disagreeing_before,
-            st.disagreeing_after, badge(st.kept ? "kept" : "rejected", st.kept ? "kept" : "rejected"),
+            st.round, badge(st.type == "WB*" ? "WB" : st.type, st.type), escape(st.description), links, st.disagreeing_before,
+            st.disagreeing_after, badge(st.kept ? "kept" : st.screened_out ? "screened" : "rejected", decision),
             st.kept ? "" : " <span class=\"muted\">" + escape(st.reason) + "</span>", seconds_text(st.seconds));
       }
       s += "</tbody></table></div></details>";
@@ -364,24 +394,48 @@ class Page {
   // ---- layer ranking
 
   void ranking(std::string& s) {
-    if (!in_.localization) return;
-    const auto& a = in_.localization->activation;
+    if (rounds_.empty()) return;
     open_section(s, "ranking", "Layer ranking",
                  "Activation analysis: for each matched layer, the share of output elements whose Target−Source "
                  "difference on images that disagree is unlike the one on images that agree (Kruskal–Wallis). "
                  "Higher means more suspicious; red bars carry a fault finding.");
-    if (a.ranked.empty()) {
-      out(s, "<p class=\"note\">No ranking: {}</p></section>\n",
-          escape(a.skipped_reason.empty() ? "no matched layers" : a.skipped_reason));
+    // Repair ranks only in rounds where the cheap candidates leave disagreement behind.
+    std::vector<size_t> ranked_rounds;
+    for (size_t k = 0; k < rounds_.size(); ++k)
+      if (!rounds_[k]->activation.ranked.empty()) ranked_rounds.push_back(k);
+    if (ranked_rounds.empty()) {
+      std::string why = rounds_.front()->activation.skipped_reason;
+      if (why.empty())
+        why = in_.repair ? "the repair ranks layers only when the input-level fixes and the group of weight fixes leave "
+                           "images disagreeing, and this run did not need it"
+                         : "no matched layers";
+      out(s, "<p class=\"note\">No ranking: {}</p></section>\n", escape(why));
       return;
     }
+    const int first_round = in_.repair ? 1 : 0;
+    for (size_t k : ranked_rounds) {
+      const int round = first_round + static_cast<int>(k);
+      if (in_.repair && rounds_.size() > 1)
+        out(s, "<h3 class=\"round\">Round {}<span class=\"muted\">{}</span></h3>", round,
+            round == 1 ? "the Target as given" : "the Target as repaired so far");
+      ranking_of(s, rounds_[k]->activation, round);
+    }
+    s += "</section>\n";
+  }
+
+  // Anchors of ranked layers: round 1 (or a localize report) keeps the short form.
+  static std::string layer_anchor(int round, int rank) {
+    return round <= 1 ? fmt::format("layer-{}", rank + 1) : fmt::format("layer-r{}-{}", round, rank + 1);
+  }
+
+  void ranking_of(std::string& s, const localize::ActivationAnalysis& a, int round) {
     out(s, "<div class=\"meta\"><span>{} similar images (of {}) and {} dissimilar (of {}) per repeat</span><span>{} repeat(s)</span>"
            "<span>{} pass(es) over the images</span></div>",
         a.similar_used, a.similar_available, a.dissimilar_used, a.dissimilar_available, a.repeats, a.passes);
     // Findings per ranked layer.
     std::map<int, std::vector<size_t>> by_rank;
     for (size_t i = 0; i < findings_.size(); ++i)
-      if (findings_[i].layer_rank >= 0) by_rank[findings_[i].layer_rank].push_back(i);
+      if (round_of_[i] == round && findings_[i].layer_rank >= 0) by_rank[findings_[i].layer_rank].push_back(i);
     std::vector<Bar> bars;
     for (const auto& l : a.ranked) {
       if (l.rank < 0 || bars.size() >= o_.max_chart_layers) continue;
@@ -396,7 +450,7 @@ class Page {
                       fmt::format("{} ↔ {}: {} of {} elements problematic; mean |Δ| similar {}, dissimilar {}",
                                   l.source_node, l.target_node, percent(l.problematic_fraction), l.elements,
                                   number(l.mean_abs_diff_similar), number(l.mean_abs_diff_dissimilar)),
-                      fmt::format("#layer-{}", l.rank + 1)});
+                      "#" + layer_anchor(round, l.rank)});
     }
     BarChartOptions bo;
     bo.width = 1100;
@@ -430,12 +484,12 @@ class Page {
             escape(l.source_node), target, escape(l.skipped_reason));
         continue;
       }
-      out(s, "<tr id=\"layer-{}\"><td class=\"num\">{}</td><td><code>{}</code></td><td><code>{}</code></td><td class=\"num\">{}</td>"
+      out(s, "<tr id=\"{}\"><td class=\"num\">{}</td><td><code>{}</code></td><td><code>{}</code></td><td class=\"num\">{}</td>"
              "<td class=\"num\"><b>{}</b></td><td class=\"num nowrap\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-          l.rank + 1, l.rank + 1, escape(l.source_node), target, l.elements, percent(l.problematic_fraction, 2), per_repeat,
+          layer_anchor(round, l.rank), l.rank + 1, escape(l.source_node), target, l.elements, percent(l.problematic_fraction, 2), per_repeat,
           number(l.mean_abs_diff_similar), number(l.mean_abs_diff_dissimilar), fl);
     }
-    s += "</tbody></table></div></details></section>\n";
+    s += "</tbody></table></div></details>";
   }
 
   // ---- findings, side by side
@@ -521,7 +575,7 @@ class Page {
   }
 
   void findings(std::string& s) {
-    if (!in_.localization) return;
+    if (rounds_.empty()) return;
     open_section(s, "findings", "Findings, side by side",
                  "Source and Target around each finding: matched core layers sit side by side, nodes of the same op are "
                  "aligned between them, and nodes without a counterpart get a hatched row. Differing attributes are "
@@ -554,12 +608,23 @@ class Page {
     for (size_t i = 0; i < findings_.size(); ++i) {
       const Finding& f = findings_[i];
       const auto& oc = outcomes_[i];
+      // A repair's findings by round: later rounds localize again on the Target as repaired so far.
+      if (in_.repair && rounds_.size() > 1 && (i == 0 || round_of_[i] != round_of_[i - 1])) {
+        size_t n = 0, faults = 0;
+        for (size_t j = i; j < findings_.size() && round_of_[j] == round_of_[i]; ++j, ++n)
+          faults += findings_[j].equivalence != Equivalence::kEquivalent;
+        out(s, "<h3 class=\"round\" id=\"findings-round-{}\">Round {}<span class=\"muted\">{} finding{} ({} fault{}) on the "
+               "Target {}</span></h3>",
+            round_of_[i], round_of_[i], n, n == 1 ? "" : "s", faults, faults == 1 ? "" : "s",
+            round_of_[i] == 1 ? "as given" : "as repaired so far");
+      }
       const bool fault = f.equivalence != Equivalence::kEquivalent;
       const std::string t = type_name(f.type);
       out(s, "<details class=\"finding {}\" id=\"{}\" data-type=\"{}\" data-fault=\"{}\" data-status=\"{}\"{}>",
           fault ? "fault" : "harmless", finding_anchor(i), t, fault ? 1 : 0, status_key(oc.status),
           fault && i < o_.open_findings ? " open" : "");
       out(s, "<summary><span class=\"idx\">#{}</span>{}", i + 1, badge(t, t));
+      if (in_.repair && rounds_.size() > 1) s += badge("round", fmt::format("round {}", round_of_[i]));
       out(s, "<span class=\"text\">{}</span>", escape(f.summary));
       if (f.layer_rank >= 0) s += badge("rank", fmt::format("rank {}", f.layer_rank + 1));
       if (f.equivalence != Equivalence::kNotChecked) {
@@ -579,7 +644,7 @@ class Page {
       if (f.type == FaultType::kPP) {
         view = preprocessing_trials(f);
       } else if (source_graph_ && target_graph_ && i < o_.max_side_by_side) {
-        auto rows = side_by_side(*source_graph_, *target_graph_, in_.localization->matching, f, weight_diffs_, o_.side_by_side);
+        auto rows = side_by_side(*source_graph_, *target_graph_, loc_of_[i]->matching, f, weight_diffs_, o_.side_by_side);
         if (!rows.empty()) view = side_by_side_html(rows, f);
       }
       s += view;
@@ -611,38 +676,62 @@ class Page {
   }
 
   void images(std::string& s) {
-    if (!before_) return;
     struct Row {
+      std::string file;
       const compare::ImageRecord* before = nullptr;
       const compare::ImageRecord* after = nullptr;
-      std::string status;  // fixed, still, new, or "" (no after)
+      std::string status;  // fixed, still, new, or "" (no repair)
       std::string thumb, thumb_error;
     };
-    std::map<std::string, const compare::ImageRecord*> after_by_file;
-    if (in_.after)
-      for (const auto& r : in_.after->records)
-        if (r.error.empty()) after_by_file[r.file] = &r;
+    auto by_file = [](const compare::CompareResult* c) {
+      std::map<std::string, const compare::ImageRecord*> m;
+      if (c)
+        for (const auto& r : c->records)
+          if (r.error.empty()) m[r.file] = &r;
+      return m;
+    };
+    const auto before_by_file = by_file(before_), after_by_file = by_file(in_.after);
+    auto find = [](const std::map<std::string, const compare::ImageRecord*>& m, const std::string& f) {
+      auto it = m.find(f);
+      return it == m.end() ? nullptr : it->second;
+    };
     std::vector<Row> rows;
     size_t fixed = 0, still = 0, fresh = 0, total = 0;
-    for (const auto& r : before_->records) {
-      if (!r.error.empty()) continue;
-      Row row;
-      row.before = &r;
-      if (auto it = after_by_file.find(r.file); it != after_by_file.end()) row.after = it->second;
-      if (r.agree && (!row.after || row.after->agree)) continue;
-      if (row.after) {
-        row.status = !r.agree && row.after->agree ? "fixed" : !r.agree ? "still" : "new";
-        (row.status == "fixed" ? fixed : row.status == "still" ? still : fresh)++;
-      }
+    auto add = [&](Row row) {
+      if (!row.status.empty()) (row.status == "fixed" ? fixed : row.status == "still" ? still : fresh)++;
       ++total;
       if (rows.size() < o_.max_image_rows) rows.push_back(std::move(row));
+    };
+    // A repair says itself which images agreed before and after; the compares add top-k lists.
+    const repair::RepairResult* r = in_.repair;
+    const bool per_image = r && !r->image_files.empty() && r->initial_agree.size() == r->image_files.size() &&
+                           r->final_agree.size() == r->image_files.size();
+    if (per_image) {
+      for (size_t i = 0; i < r->image_files.size(); ++i) {
+        const bool a = r->initial_agree[i], b = r->final_agree[i];
+        if (a && b) continue;
+        const std::string& f = r->image_files[i];
+        add({f, find(before_by_file, f), find(after_by_file, f), !a && b ? "fixed" : !a ? "still" : "new", "", ""});
+      }
+    } else if (before_) {
+      for (const auto& rec : before_->records) {
+        if (!rec.error.empty()) continue;
+        Row row{rec.file, &rec, find(after_by_file, rec.file), "", "", ""};
+        if (rec.agree && (!row.after || row.after->agree)) continue;
+        if (row.after) row.status = !rec.agree && row.after->agree ? "fixed" : !rec.agree ? "still" : "new";
+        add(std::move(row));
+      }
+    } else {
+      return;
     }
+    const bool with_status = per_image || in_.after;
+    const bool before_lists = before_ != nullptr, after_lists = in_.after != nullptr;
     open_section(s, "images", "Images that disagreed",
-                 in_.after ? "Top-1 disagreement before and after the repair; the Target's lists are in the Source's "
-                             "label numbering. Green: the Source's top-1."
-                           : "Images whose top-1 labels differ; the Target's list is in the Source's label numbering. "
-                             "Green: the Source's top-1.");
-    if (in_.after)
+                 with_status ? "Top-1 disagreement before and after the repair; the Target's lists are in the Source's "
+                               "label numbering. Green: the Source's top-1."
+                             : "Images whose top-1 labels differ; the Target's list is in the Source's label numbering. "
+                               "Green: the Source's top-1.");
+    if (with_status)
       out(s, "<div class=\"meta\">{}{}{}</div>", badge("fixed", fmt::format("{} fixed", fixed)),
           badge("still", fmt::format("{} still disagree", still)), badge("new", fmt::format("{} newly disagree", fresh)));
     if (rows.empty()) {
@@ -651,24 +740,31 @@ class Page {
     }
     // Thumbnails: decoding full photos is the slow part, so it runs in parallel.
     tbb::parallel_for(size_t{0}, rows.size(), [&](size_t i) {
-      auto uri = thumbnail_data_uri(in_.image_dir / rows[i].before->file, o_.thumbnail_px, o_.thumbnail_quality);
+      auto uri = thumbnail_data_uri(in_.image_dir / rows[i].file, o_.thumbnail_px, o_.thumbnail_quality);
       if (uri.ok()) rows[i].thumb = std::move(uri).value();
       else rows[i].thumb_error = uri.error().message;
     });
     s += "<div class=\"table-scroll\"><table><thead><tr><th>Preview</th><th>Image</th><th>Source top-k</th>";
-    s += in_.after ? "<th>Target before</th><th>Target after</th><th>Status</th>" : "<th>Target top-k</th>";
+    if (!with_status) s += "<th>Target top-k</th>";
+    else {
+      if (before_lists) s += "<th>Target before</th>";
+      if (after_lists) s += "<th>Target after</th>";
+      s += "<th>Status</th>";
+    }
     s += "</tr></thead><tbody>";
     for (const auto& row : rows) {
-      const auto& r = *row.before;
+      const compare::ImageRecord* src = row.before ? row.before : row.after;
       s += "<tr><td>";
       if (!row.thumb.empty())
-        out(s, "<img class=\"thumb\" loading=\"lazy\" decoding=\"async\" alt=\"{}\" src=\"{}\">", escape(r.file), row.thumb);
+        out(s, "<img class=\"thumb\" loading=\"lazy\" decoding=\"async\" alt=\"{}\" src=\"{}\">", escape(row.file), row.thumb);
       else
         out(s, "<div class=\"thumb\" title=\"{}\"></div>", escape(row.thumb_error));
-      out(s, "</td><td class=\"file\">{}</td><td>{}</td><td>{}</td>", escape(r.file),
-          topk_html(r.source.ids, r.source.scores, -2, false), target_topk(r));
-      if (in_.after) {
-        out(s, "<td>{}</td><td>{}</td>", row.after ? target_topk(*row.after) : "–",
+      out(s, "</td><td class=\"file\">{}</td><td>{}</td>", escape(row.file),
+          src ? topk_html(src->source.ids, src->source.scores, -2, false) : "–");
+      if (before_lists || !with_status) out(s, "<td>{}</td>", row.before ? target_topk(*row.before) : "–");
+      if (with_status) {
+        if (after_lists) out(s, "<td>{}</td>", row.after ? target_topk(*row.after) : "–");
+        out(s, "<td>{}</td>",
             badge(row.status, row.status == "still" ? "still disagrees" : row.status == "new" ? "newly disagrees" : row.status));
       }
       s += "</tr>";
@@ -748,7 +844,15 @@ class Page {
     };
     if (in_.repair) add("", in_.repair->timings);
     else if (in_.localization) add("", in_.localization->timings);
-    const bool has_notes = in_.localization && !in_.localization->notes.empty();
+    // Notes of every round, each once.
+    std::vector<std::string> notes;
+    for (size_t k = 0; k < rounds_.size(); ++k)
+      for (const auto& n : rounds_[k]->notes) {
+        std::string line = in_.repair && rounds_.size() > 1 ? fmt::format("round {}: {}", k + 1, n) : n;
+        if (std::none_of(notes.begin(), notes.end(), [&](const std::string& x) { return x.ends_with(n); }))
+          notes.push_back(std::move(line));
+      }
+    const bool has_notes = !notes.empty();
     std::vector<std::string> warnings = before_ ? before_->warnings : std::vector<std::string>{};
     if (bars.empty() && !has_notes && warnings.empty()) return;
     open_section(s, "notes", "Time and notes", "");
@@ -762,7 +866,7 @@ class Page {
       s += "<ul>";
       for (const auto& n : warnings) out(s, "<li class=\"muted\">warning: {}</li>", escape(n));
       if (has_notes)
-        for (const auto& n : in_.localization->notes) out(s, "<li class=\"muted\">{}</li>", escape(n));
+        for (const auto& n : notes) out(s, "<li class=\"muted\">{}</li>", escape(n));
       s += "</ul>";
     }
     s += "</section>\n";
@@ -771,8 +875,11 @@ class Page {
   const ReportInput& in_;
   const ReportOptions& o_;
   const compare::CompareResult* before_ = nullptr;
-  std::vector<Finding> findings_;
+  std::vector<const localize::LocalizeResult*> rounds_;  // localize: one; repair: one per round
+  std::vector<Finding> findings_;                        // every round's, in round order
   std::vector<FindingOutcome> outcomes_;
+  std::vector<int> round_of_;                            // the repair round of each finding (0: no repair)
+  std::vector<const localize::LocalizeResult*> loc_of_;  // the localization each finding came from
   std::shared_ptr<const GraphContext> source_graph_, target_graph_;
   WeightDifferences weight_diffs_;
   std::vector<std::pair<std::string, std::string>> toc_;
@@ -780,32 +887,72 @@ class Page {
 
 }  // namespace
 
-std::vector<FindingOutcome> finding_outcomes(const std::vector<Finding>& findings, const repair::RepairResult* repair) {
+bool step_names(const repair::RepairStep& st, const Finding& f, int round) {
+  if (round > 0 && st.round != round) return false;
+  if (st.type == "WB*")
+    return f.type == FaultType::kWB && f.equivalence != Equivalence::kEquivalent && !f.target_node.empty() &&
+           std::find(st.target_nodes.begin(), st.target_nodes.end(), f.target_node) != st.target_nodes.end();
+  if (st.type != type_name(f.type) || st.source_node != f.source_node || st.target_node != f.target_node) return false;
+  // A step whose repair could not be planned carries the summary as its description only.
+  return st.finding_summary.empty() ? st.description == f.summary : st.finding_summary == f.summary;
+}
+
+std::vector<FindingOutcome> finding_outcomes(const std::vector<Finding>& findings, const repair::RepairResult* repair,
+                                             int round) {
   std::vector<FindingOutcome> out(findings.size());
   if (!repair) return out;
-  std::set<std::string> patched;
-  for (const auto& e : repair->patch.edits)
-    if (e.kind == model::EditKind::kSetWeight) patched.insert(e.value);
+  // Whether the round's last step brought disagreement to 0 (nothing after it was needed).
+  bool round_finished = false;
+  int last_round = 0;
+  for (const auto& st : repair->steps) {
+    last_round = std::max(last_round, st.round);
+    if (round <= 0 || st.round == round) round_finished = st.kept && st.disagreeing_after == 0;
+  }
   for (size_t i = 0; i < findings.size(); ++i) {
     const Finding& f = findings[i];
     bool kept = false;
     std::string rejected;
     for (const auto& st : repair->steps) {
-      if (!step_names(st, f)) continue;
+      if (!step_names(st, f, round)) continue;
       if (st.kept) kept = true;
-      else rejected = st.reason;
+      else rejected = st.screened_out ? "screened out: " + st.reason : st.reason;
     }
-    if (f.type == FaultType::kWB)
-      if (auto t = f.evidence.value("target_tensor", std::string()); !t.empty() && patched.count(t)) kept = true;
     if (kept) {
       out[i] = {RepairStatus::kKept, "disagreement dropped with this edit"};
     } else if (!rejected.empty()) {
       out[i] = {RepairStatus::kRejected, rejected};
+    } else if (round_finished) {
+      out[i] = {RepairStatus::kNotTried, "disagreement reached 0 before it came up"};
+    } else if (round > 0 && round < last_round) {
+      out[i] = {RepairStatus::kNotTried,
+                fmt::format("not tried in round {} (rejected edits of its type in a row end the type's turn); the next "
+                            "round localized again", round)};
     } else {
-      std::string why = repair->stop_reason.empty() ? "the repair stopped first" : "the repair stopped first: " + repair->stop_reason;
-      out[i] = {RepairStatus::kNotTried, why};
+      out[i] = {RepairStatus::kNotTried, repair->stop_reason.empty() ? "the repair stopped first"
+                                                                     : "the repair stopped first: " + repair->stop_reason};
     }
   }
+  return out;
+}
+
+localize::LocalizeResult repair_localization_summary(const repair::RepairResult& repair,
+                                                     const std::vector<Finding>& extra) {
+  localize::LocalizeResult out;
+  if (!repair.localizations.empty()) {
+    out.matching = repair.localizations.front().matching;
+    for (const auto& loc : repair.localizations)
+      if (!loc.activation.ranked.empty()) {
+        out.activation = loc.activation;
+        break;
+      }
+  }
+  std::set<std::tuple<std::string, std::string, std::string, std::string>> seen;
+  auto add = [&](const Finding& f) {
+    if (seen.insert({type_name(f.type), f.source_node, f.target_node, f.summary}).second) out.findings.push_back(f);
+  };
+  for (const auto& loc : repair.localizations)
+    for (const auto& f : loc.findings) add(f);
+  for (const auto& f : extra) add(f);
   return out;
 }
 

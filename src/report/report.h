@@ -23,13 +23,16 @@ struct ReportInput {
   std::string command;  // "compare", "localize" or "repair": titles and the exit code's meaning
   compare::ModelSide source, target;     // models (may be null for compare-only reports), labels, presets
   std::filesystem::path image_dir;       // thumbnails are read from here
-  // Source vs the Target as given. For localize/repair the localization's `detection` is used
-  // when this is null.
+  // Source vs the Target as given (top-k lists). For localize the localization's `detection` is
+  // used when this is null; repair may leave it null (its per-image labels then come from the
+  // repair alone, without top-k lists).
   const compare::CompareResult* before = nullptr;
-  const compare::CompareResult* after = nullptr;             // Source vs the repaired Target
-  const localize::LocalizeResult* localization = nullptr;    // the first round's localization
+  const compare::CompareResult* after = nullptr;             // Source vs the repaired Target (top-k lists)
+  // localize's result. Repair reports use the repair's own `localizations` (one per round) and
+  // fall back to this as round 1 only when the repair carries none.
+  const localize::LocalizeResult* localization = nullptr;
   const repair::RepairResult* repair = nullptr;
-  std::vector<localize::Finding> extra_findings;             // findings repair adds (extra graph outputs)
+  std::vector<localize::Finding> extra_findings;             // findings repair adds (extra graph outputs; round 1)
   int exit_code = 0;
   double seconds = 0;                                        // the command's wall time
 };
@@ -50,10 +53,23 @@ struct FindingOutcome {
   RepairStatus status = RepairStatus::kNotRepaired;  // kNotRepaired: no repair ran (compare, localize)
   std::string reason;                                 // the step's reason (rejected), or why not tried
 };
-// Kept: a kept step names the finding's nodes and type, or (WB) the patch writes its Target
-// tensor. Rejected: only rejected steps name it. Not tried: no step names it.
+// Whether a repair step was made for this finding, exactly: a step of the same round (round 0:
+// any round) names it by type, Source node, Target node and the finding's summary (a step whose
+// repair could not be planned carries the summary as its description); a WB* group names every
+// non-equivalent WB finding of its round on its Target nodes (the group is what the driver
+// tried together; the step lists its layers, not its tensors).
+bool step_names(const repair::RepairStep& step, const localize::Finding& finding, int round = 0);
+// Kept: a kept step names the finding. Rejected: only rejected steps name it (the last one's
+// reason). Not tried: no step names it. `round`: the repair round that localized the findings
+// (0: match steps of any round).
 std::vector<FindingOutcome> finding_outcomes(const std::vector<localize::Finding>& findings,
-                                             const repair::RepairResult* repair);
+                                             const repair::RepairResult* repair, int round = 0);
+
+// One view of what a repair localized over all its rounds, for the Model Explorer files: round
+// 1's matching (the Target as given), the first ranking that ran, and every distinct finding of
+// every round plus `extra`.
+localize::LocalizeResult repair_localization_summary(const repair::RepairResult& repair,
+                                                     const std::vector<localize::Finding>& extra);
 
 Result<std::string> render_report(const ReportInput& input, const ReportOptions& options = {});
 // Renders and writes atomically.

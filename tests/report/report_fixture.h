@@ -1,8 +1,8 @@
 // A real repair to report on, shared by the report tests: the small CNN of the matching tests
 // and a "converted" copy with a scaled layer (WB), a depthwise conv that lost its pads (LH)
 // and converter no-ops (Cast, Identity, explicit Pad: CG differences the equivalence filter
-// finds harmless), run on synthetic photos through localize, repair and a compare of the
-// repaired model, as `fetafix repair --report` does.
+// finds harmless), run on synthetic photos through repair and compares of the Target before
+// and after it (the top-k lists), as `fetafix repair --report` does.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -23,9 +23,8 @@ namespace fetafix::report::testing {
 struct RepairRun {
   onnx::ModelProto source, target;
   std::filesystem::path images;
-  localize::LocalizeResult localization;
   repair::RepairResult repair;
-  compare::CompareResult after;
+  compare::CompareResult before, after;
   std::vector<localize::Finding> extra;
   compare::ModelSide source_side, target_side;
 
@@ -35,13 +34,25 @@ struct RepairRun {
     in.source = source_side;
     in.target = target_side;
     in.image_dir = images;
+    in.before = &before;
     in.after = &after;
-    in.localization = &localization;
     in.repair = &repair;
     in.extra_findings = extra;
     in.exit_code = repair.final_disagreeing == 0 ? 0 : repair.final_disagreeing < repair.initial_disagreeing ? 1 : 3;
     in.seconds = 1.25;
     return in;
+  }
+  // The report's finding cards: every round's findings, and the extra outputs with round 1's.
+  size_t finding_cards() const {
+    size_t n = extra.size();
+    for (const auto& l : repair.localizations) n += l.findings.size();
+    return n;
+  }
+  // The first round that ranked layers (the report's first ranking chart); null if none did.
+  const localize::LocalizeResult* first_ranking() const {
+    for (const auto& l : repair.localizations)
+      if (!l.activation.ranked.empty()) return &l;
+    return nullptr;
   }
 };
 
@@ -63,6 +74,83 @@ inline fetafix::testing::CnnOptions faulty_target_options() {
   });
 }
 
+// Findings and steps as the repair driver makes them, for tests without a real repair.
+inline localize::Finding finding(localize::FaultType type, const std::string& node, const std::string& summary) {
+  localize::Finding f;
+  f.type = type;
+  f.source_node = f.target_node = node;
+  f.summary = summary;
+  f.equivalence = localize::Equivalence::kDivergent;
+  return f;
+}
+
+inline repair::RepairStep step_for(const localize::Finding& f, int round, bool kept, const std::string& reason) {
+  repair::RepairStep st;
+  st.round = round;
+  st.type = std::string(localize::fault_type_name(f.type));
+  st.description = "edit for " + f.summary;
+  st.source_node = f.source_node;
+  st.target_node = f.target_node;
+  st.kept = kept;
+  st.reason = reason;
+  st.finding_summary = f.summary;
+  st.target_nodes = {f.target_node};
+  return st;
+}
+
+// A two-round repair without models: round 1's findings are repaired by a weight group and
+// an LH edit that the screen rejects; round 2 localizes a finding that appears only then and
+// repairs it.
+inline repair::RepairResult two_round_repair() {
+  repair::RepairResult r;
+  r.images = 4;
+  r.initial_disagreeing = 3;
+  r.final_disagreeing = 0;
+  r.history = {0.75, 0.25, 0};
+  r.counts["WB"] = {2, 1, 1};
+  r.counts["LH"] = {1, 1, 0};
+  r.counts["CG"] = {1, 1, 1};
+  r.stop_reason = "fully repaired";
+  r.full_runs = 7;
+  r.partial_runs = 5;
+  r.image_files = {"a.png", "b.png", "c.png", "d.png"};
+  r.initial_agree = {false, false, true, false};
+  r.final_agree = {true, true, true, true};
+  localize::LocalizeResult round1, round2;
+  round1.findings = {finding(localize::FaultType::kWB, "conv1", "WB: conv1 weights differ"),
+                     finding(localize::FaultType::kWB, "conv2", "WB: conv2 weights differ"),
+                     finding(localize::FaultType::kLH, "conv3", "LH: conv3 lost its pads")};
+  round2.findings = {finding(localize::FaultType::kCG, "relu4", "CG: <relu4> only in round two")};
+  r.localizations = {round1, round2};
+  repair::RepairStep group;
+  group.round = 1;
+  group.type = "WB*";
+  group.description = "Source weights into 2 of 2 differing tensors (2 layers): conv1, conv2";
+  group.target_nodes = {"conv1", "conv2"};
+  group.kept = true;
+  group.reason = "kept";
+  group.disagreeing_before = 3;
+  group.disagreeing_after = 1;
+  auto lh = step_for(round1.findings[2], 1, false, "no drop on the 3 screening images (3 of them disagree, 3 would)");
+  lh.screened_out = true;
+  lh.disagreeing_before = lh.disagreeing_after = 1;
+  auto cg = step_for(round2.findings[0], 2, true, "kept");
+  cg.disagreeing_before = 1;
+  r.steps = {group, lh, cg};
+
+  return r;
+}
+
+inline ReportInput two_round_input(const repair::RepairResult& r) {
+  ReportInput in;
+  in.command = "repair";
+  in.source.label = "s.onnx";
+  in.target.label = "t.onnx";
+  in.image_dir = "/nonexistent";
+  in.repair = &r;
+  return in;
+}
+
 // Computed once per test process (a few seconds).
 inline const RepairRun& repair_run() {
   static std::unique_ptr<RepairRun> run;
@@ -76,9 +164,9 @@ inline const RepairRun& repair_run() {
   r.source_side = {&r.source, "models/source.onnx", raw};
   r.target_side = {&r.target, "models/target <converted>.onnx", raw};
   const auto o = quiet_repair_options();
-  auto loc = localize::localize_faults(r.source_side, r.target_side, r.images, o.localize);
-  EXPECT_TRUE(loc.ok()) << loc.error().message;
-  if (loc.ok()) r.localization = std::move(loc).value();
+  auto before = compare::compare_models(r.source_side, r.target_side, r.images, o.localize.compare);
+  EXPECT_TRUE(before.ok()) << before.error().message;
+  if (before.ok()) r.before = std::move(before).value();
   auto rep = repair::repair_target(r.source_side, r.target_side, r.images, o);
   EXPECT_TRUE(rep.ok()) << rep.error().message;
   if (rep.ok()) r.repair = std::move(rep).value();

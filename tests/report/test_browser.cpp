@@ -85,7 +85,7 @@ TEST_F(BrowserTest, RendersWithoutErrorsAndShowsTheSectionsAndNumbers) {
   const auto& r = testing::repair_run();
   EXPECT_EQ(attribute(dom, "render-check", "data-sections"), "7");
   EXPECT_EQ(attribute(dom, "render-check", "data-findings"),
-            std::to_string(r.localization.findings.size() + r.extra.size()));
+            std::to_string(r.finding_cards()));
   EXPECT_GE(std::stoi("0" + attribute(dom, "render-check", "data-svg")), 4);
   EXPECT_GT(std::stoi("0" + attribute(dom, "render-check", "data-images")), 0);
   for (const char* heading : {">Summary</h2>", ">Repair history</h2>", ">Layer ranking</h2>", ">Findings, side by side</h2>",
@@ -94,7 +94,7 @@ TEST_F(BrowserTest, RendersWithoutErrorsAndShowsTheSectionsAndNumbers) {
   EXPECT_NE(dom.find(fmt::format("{} of {} images disagree on top-1", r.repair.initial_disagreeing, r.repair.images)),
             std::string::npos);
   // The filter script counted the findings into its buttons.
-  EXPECT_NE(dom.find(fmt::format("All<span class=\"count\">{}</span>", r.localization.findings.size() + r.extra.size())),
+  EXPECT_NE(dom.find(fmt::format("All<span class=\"count\">{}</span>", r.finding_cards())),
             std::string::npos);
 }
 
@@ -117,6 +117,24 @@ TEST_F(BrowserTest, TakesAScreenshot) {
   for (size_t i = 0; i + 2 < img->rgb.size(); i += 3 * 97)
     colours.insert((img->rgb[i] >> 3) << 10 | (img->rgb[i + 1] >> 3) << 5 | (img->rgb[i + 2] >> 3));
   EXPECT_GT(colours.size(), 50u);
+}
+
+// The two-round page (round headings between the finding cards, a WB* group, a screened-out
+// step) renders with the filter script counting every card.
+TEST_F(BrowserTest, ATwoRoundRepairRendersWithoutErrors) {
+  const repair::RepairResult r = testing::two_round_repair();
+  const fs::path page = dir_ / "two_rounds.html";
+  ASSERT_TRUE(write_report(page, testing::two_round_input(r)).ok());
+  const auto run = run_chromium("--virtual-time-budget=5000 --dump-dom " +
+                                    shell_quoted("file://" + fs::absolute(page).string()),
+                                dir_);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(attribute(run.out, "render-check", "data-status"), "loaded") << run.err;
+  EXPECT_EQ(attribute(run.out, "render-check", "data-errors"), "0");
+  EXPECT_EQ(attribute(run.out, "render-check", "data-findings"), "4");
+  EXPECT_NE(run.out.find("All<span class=\"count\">4</span>"), std::string::npos);
+  EXPECT_NE(run.out.find("id=\"findings-round-2\""), std::string::npos);
+  EXPECT_EQ(run.err.find(":CONSOLE"), std::string::npos) << run.err;
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ namespace fetafix::report {
 namespace {
 namespace fs = std::filesystem;
 using localize::FaultType;
+using testing::finding;
+using testing::step_for;
 using localize::Finding;
 
 size_t count(const std::string& haystack, const std::string& needle) {
@@ -180,34 +182,112 @@ TEST(GraphDiff, MissingPadsSitBesideTheirMatchedLayerAndNoOpsGetRowsOfTheirOwn) 
 }
 
 TEST(FindingOutcomes, KeptRejectedAndNotTriedFollowTheSteps) {
-  std::vector<Finding> fs(4);
-  fs[0].type = FaultType::kLH;
-  fs[0].source_node = fs[0].target_node = "conv6";
-  fs[0].evidence = {{"attribute", "pads"}};
-  fs[1].type = FaultType::kWB;
-  fs[1].source_node = fs[1].target_node = "conv2";
-  fs[1].evidence = {{"target_tensor", "conv2_w"}};
-  fs[2].type = FaultType::kWB;
-  fs[2].source_node = fs[2].target_node = "conv2";
-  fs[2].evidence = {{"target_tensor", "conv2_b"}};
-  fs[3].type = FaultType::kCG;
-  fs[3].source_node = fs[3].target_node = "conv4";
+  std::vector<Finding> fs{finding(FaultType::kLH, "conv6", "LH pads"), finding(FaultType::kWB, "conv2", "WB conv2_w"),
+                          finding(FaultType::kWB, "conv2", "WB conv2_b"), finding(FaultType::kCG, "conv4", "CG conv4"),
+                          finding(FaultType::kLH, "conv7", "LH strides")};
   repair::RepairResult r;
   r.stop_reason = "fully repaired";
-  repair::RepairStep kept{.round = 1, .type = "LH", .description = "LH: Conv 'conv6': pads [1,1,1,1]", .source_node = "conv6",
-                          .target_node = "conv6", .kept = true, .reason = "kept"};
-  repair::RepairStep rejected{.round = 1, .type = "WB", .description = "WB: Source values into 'conv2_b' (float32[8])",
-                              .source_node = "conv2", .target_node = "conv2", .kept = false, .reason = "no change in disagreement"};
-  r.steps = {kept, rejected};
-  r.patch.edits.push_back(model::Edit::set_weight("conv2_w", Tensor(DType::kFloat32, {1})));  // kept in a WB* group
-  const auto o = finding_outcomes(fs, &r);
+  auto rejected = step_for(fs[2], 1, false, "no change in disagreement");
+  auto screened = step_for(fs[4], 1, false, "no drop on the 40 screening images");
+  screened.screened_out = true;
+  // A step of the same type and nodes made for another finding names neither of the others.
+  r.steps = {step_for(fs[0], 1, true, "kept"), step_for(fs[1], 1, true, "kept"), rejected, screened};
+  const auto o = finding_outcomes(fs, &r, 1);
   EXPECT_EQ(o[0].status, RepairStatus::kKept);
   EXPECT_EQ(o[1].status, RepairStatus::kKept);
   EXPECT_EQ(o[2].status, RepairStatus::kRejected);
   EXPECT_EQ(o[2].reason, "no change in disagreement");
   EXPECT_EQ(o[3].status, RepairStatus::kNotTried);
   EXPECT_NE(o[3].reason.find("fully repaired"), std::string::npos);
+  EXPECT_EQ(o[4].status, RepairStatus::kRejected);
+  EXPECT_EQ(o[4].reason, "screened out: no drop on the 40 screening images");
+  // Steps of another round do not name round-2 findings.
+  for (const auto& x : finding_outcomes(fs, &r, 2)) EXPECT_EQ(x.status, RepairStatus::kNotTried);
   for (const auto& x : finding_outcomes(fs, nullptr)) EXPECT_EQ(x.status, RepairStatus::kNotRepaired);
+}
+
+TEST(FindingOutcomes, AStepWhoseRepairWasNotPlannedNamesItsFindingByDescription) {
+  const Finding f = finding(FaultType::kTSS, "conv3", "TSS: something odd");
+  repair::RepairStep st;
+  st.round = 1;
+  st.type = "TSS";
+  st.description = f.summary;  // the driver's "no repair planned" step
+  st.source_node = st.target_node = "conv3";
+  st.reason = "no repair planned: unsupported";
+  repair::RepairResult r;
+  r.steps = {st};
+  const auto o = finding_outcomes({f}, &r, 1);
+  EXPECT_EQ(o[0].status, RepairStatus::kRejected);
+  EXPECT_EQ(o[0].reason, "no repair planned: unsupported");
+}
+
+TEST(FindingOutcomes, AKeptWeightGroupMarksTheFindingsOnItsLayersKept) {
+  std::vector<Finding> fs{finding(FaultType::kWB, "conv1", "WB conv1_w"), finding(FaultType::kWB, "conv1", "WB conv1_b"),
+                          finding(FaultType::kWB, "conv3", "WB conv3_w"), finding(FaultType::kWB, "conv5", "WB conv5_w"),
+                          finding(FaultType::kLH, "conv1", "LH conv1 pads")};
+  fs[3].equivalence = localize::Equivalence::kEquivalent;  // harmless weights are not in a group
+  repair::RepairStep smallest;
+  smallest.round = 1;
+  smallest.type = "WB*";
+  smallest.description = "Source weights into 1 of 4 differing tensors (1 layers): conv3";
+  smallest.target_nodes = {"conv3"};
+  smallest.reason = "reaches 3 disagreeing, not the 1 of the whole group";
+  repair::RepairStep group = smallest;
+  group.description = "Source weights into 4 of 4 differing tensors (3 layers): conv1, conv3, conv5";
+  group.target_nodes = {"conv1", "conv3", "conv5"};
+  group.kept = true;
+  group.reason = "kept";
+  repair::RepairResult r;
+  r.steps = {smallest, group};
+  const auto o = finding_outcomes(fs, &r, 1);
+  EXPECT_EQ(o[0].status, RepairStatus::kKept);
+  EXPECT_EQ(o[1].status, RepairStatus::kKept);
+  EXPECT_EQ(o[2].status, RepairStatus::kKept);  // rejected alone, kept with the group
+  EXPECT_EQ(o[3].status, RepairStatus::kNotTried);
+  EXPECT_EQ(o[4].status, RepairStatus::kNotTried);  // not a weight finding
+  EXPECT_TRUE(step_names(smallest, fs[2], 1));
+  EXPECT_FALSE(step_names(smallest, fs[0], 1));
+  EXPECT_FALSE(step_names(group, fs[0], 2));
+}
+
+TEST(Report, FindingsOfEveryRoundAppearGroupedByRound) {
+  const repair::RepairResult r = testing::two_round_repair();
+  auto html = render_report(testing::two_round_input(r));
+  ASSERT_TRUE(html.ok()) << html.error().message;
+  // Four cards, under one heading per round; the round-2 finding is there, escaped.
+  EXPECT_EQ(count(*html, "<details class=\"finding "), 4u);
+  const size_t h1 = html->find("id=\"findings-round-1\""), h2 = html->find("id=\"findings-round-2\"");
+  ASSERT_NE(h1, std::string::npos);
+  ASSERT_NE(h2, std::string::npos);
+  const size_t card4 = html->find("id=\"finding-4\"");
+  ASSERT_NE(card4, std::string::npos);
+  EXPECT_LT(h1, h2);
+  EXPECT_LT(h2, card4);
+  EXPECT_NE(html->find("CG: &lt;relu4&gt; only in round two"), std::string::npos);
+  EXPECT_NE(html->find("no harmless differences · 1 finding in round 2"), std::string::npos);
+  // Outcomes: the group's findings and the round-2 finding kept, the LH edit screened out.
+  auto status_of = [&](int n) {
+    const size_t at = html->find(fmt::format("id=\"finding-{}\"", n));
+    const size_t s = html->find("data-status=\"", at) + 13;
+    return html->substr(s, html->find('"', s) - s);
+  };
+  EXPECT_EQ(status_of(1), "kept");
+  EXPECT_EQ(status_of(2), "kept");
+  EXPECT_EQ(status_of(3), "rejected");
+  EXPECT_EQ(status_of(4), "kept");
+  EXPECT_NE(html->find("screened out: no drop on the 3 screening images"), std::string::npos);
+  // The steps table links the group to both its findings, shows "screened out", and the
+  // evaluation counts are there.
+  EXPECT_NE(html->find("<a href=\"#finding-1\">findings 1</a>, <a href=\"#finding-2\">2</a>"), std::string::npos);
+  EXPECT_NE(html->find("<span class=\"badge b-screened\">screened out</span>"), std::string::npos);
+  EXPECT_NE(html->find("<b>7</b> full · <b>5</b> partial"), std::string::npos);
+  EXPECT_NE(html->find("1 rejected, 1 of them screened out"), std::string::npos);
+  // Which images changed comes from the repair's per-image flags: three fixed, none new.
+  EXPECT_NE(html->find("3 fixed"), std::string::npos);
+  EXPECT_NE(html->find("0 newly disagree"), std::string::npos);
+  EXPECT_NE(html->find("a.png"), std::string::npos);
+  EXPECT_EQ(html->find("c.png"), std::string::npos);
+  EXPECT_EQ(count(*html, "<div class=\"thumb\" title="), 3u);
 }
 
 class ReportFromRepair : public ::testing::Test {
@@ -215,7 +295,8 @@ class ReportFromRepair : public ::testing::Test {
   void SetUp() override {
     const auto& run = testing::repair_run();
     ASSERT_GT(run.repair.initial_disagreeing, 0u);
-    ASSERT_FALSE(run.localization.findings.empty());
+    ASSERT_FALSE(run.repair.localizations.empty());
+    ASSERT_FALSE(run.repair.localizations.front().findings.empty());
     auto html = render_report(run.input());
     ASSERT_TRUE(html.ok()) << html.error().message;
     html_ = std::move(html).value();
@@ -238,24 +319,32 @@ TEST_F(ReportFromRepair, HasEverySectionAndTheRunsNumbers) {
   ASSERT_NE(history_start, std::string::npos);
   const std::string history = html_.substr(history_start, html_.find("</svg>", history_start) - history_start);
   EXPECT_EQ(count(history, "<circle"), kept + 1);
-  // One card per finding (the localization's and the extra outputs'), each with its summary, escaped.
-  EXPECT_EQ(count(html_, "<details class=\"finding "), run.localization.findings.size() + run.extra.size());
-  for (const auto& f : run.localization.findings) EXPECT_NE(html_.find(escape(f.summary)), std::string::npos) << f.summary;
+  // One card per finding (every round's and the extra outputs'), each with its summary, escaped.
+  EXPECT_EQ(count(html_, "<details class=\"finding "), run.finding_cards());
+  for (const auto& l : run.repair.localizations)
+    for (const auto& f : l.findings) EXPECT_NE(html_.find(escape(f.summary)), std::string::npos) << f.summary;
+  // Every kept step's findings are marked kept.
+  size_t kept_cards = count(html_, "data-status=\"kept\"");
+  EXPECT_GE(kept_cards, 1u);
   // The LH fault on the depthwise conv is shown side by side with its pads highlighted.
   EXPECT_NE(html_.find("<table class=\"sbs\">"), std::string::npos);
   EXPECT_NE(html_.find("<span class=\"a diff fault\"><i>pads</i> [1,1,1,1]</span>"), std::string::npos);
   EXPECT_NE(html_.find("<span class=\"a diff absent fault\"><i>pads</i> absent</span>"), std::string::npos);
-  // A bar per ranked layer (the CNN has fewer than the chart's limit).
-  size_t ranked = 0;
-  for (const auto& l : run.localization.activation.ranked) ranked += l.rank >= 0;
-  const size_t ranking_start = html_.find("<svg class=\"chart hbar\"");
-  const std::string ranking = html_.substr(ranking_start, html_.find("</svg>", ranking_start) - ranking_start);
-  EXPECT_EQ(count(ranking, "class=\"bar "), ranked);
-  // A row (with a thumbnail) per image that disagreed before or after.
-  std::map<std::string, bool> after_agree;
-  for (const auto& r : run.after.records) after_agree[r.file] = r.agree;
+  // A bar per ranked layer of the first ranking (the CNN has fewer than the chart's limit).
+  if (const auto* loc = run.first_ranking()) {
+    size_t ranked = 0;
+    for (const auto& l : loc->activation.ranked) ranked += l.rank >= 0;
+    const size_t ranking_start = html_.find("<svg class=\"chart hbar\"");
+    ASSERT_NE(ranking_start, std::string::npos);
+    const std::string ranking = html_.substr(ranking_start, html_.find("</svg>", ranking_start) - ranking_start);
+    EXPECT_EQ(count(ranking, "class=\"bar "), ranked);
+  } else {
+    EXPECT_NE(html_.find("No ranking: "), std::string::npos);
+  }
+  // A row (with a thumbnail) per image that disagreed before or after, from the repair's own flags.
   size_t rows = 0;
-  for (const auto& r : run.localization.detection.records) rows += !r.agree || !after_agree[r.file];
+  for (size_t i = 0; i < run.repair.image_files.size(); ++i) rows += !run.repair.initial_agree[i] || !run.repair.final_agree[i];
+  EXPECT_GT(rows, 0u);
   EXPECT_EQ(count(html_, "<img class=\"thumb\" loading=\"lazy\""), rows);
   EXPECT_EQ(count(html_, "src=\"data:image/jpeg;base64,"), rows);
   // The patch: one line per edit.
@@ -323,13 +412,17 @@ TEST(Report, CompareOnlyReportListsTheImagesAndEscapesFileNames) {
 
 TEST(ModelExplorer, MappingPairsEveryMatchedLayerAndNodeDataNamesRealNodes) {
   const auto& run = testing::repair_run();
-  const auto mapping = model_explorer_mapping(run.localization.matching);
-  ASSERT_EQ(mapping["mappingEntries"].size(), run.localization.matching.pairs.size());
-  for (size_t i = 0; i < run.localization.matching.pairs.size(); ++i) {
-    EXPECT_EQ(mapping["mappingEntries"][i]["leftNodeIds"][0], run.localization.matching.pairs[i].source_node);
-    EXPECT_EQ(mapping["mappingEntries"][i]["rightNodeIds"][0], run.localization.matching.pairs[i].target_node);
+  // What `repair --model-explorer` writes: round 1's matching, the first ranking, every finding.
+  const auto loc = repair_localization_summary(run.repair, run.extra);
+  ASSERT_FALSE(loc.matching.pairs.empty());
+  EXPECT_GE(loc.findings.size(), run.repair.localizations.front().findings.size());
+  const auto mapping = model_explorer_mapping(loc.matching);
+  ASSERT_EQ(mapping["mappingEntries"].size(), loc.matching.pairs.size());
+  for (size_t i = 0; i < loc.matching.pairs.size(); ++i) {
+    EXPECT_EQ(mapping["mappingEntries"][i]["leftNodeIds"][0], loc.matching.pairs[i].source_node);
+    EXPECT_EQ(mapping["mappingEntries"][i]["rightNodeIds"][0], loc.matching.pairs[i].target_node);
   }
-  const auto data = model_explorer_node_data(run.source, run.target, run.localization, run.localization.findings);
+  const auto data = model_explorer_node_data(run.source, run.target, loc, loc.findings);
   ASSERT_EQ(data.size(), 6u);
   const std::string graph = run.source.graph().name();
   ASSERT_FALSE(graph.empty());
@@ -346,11 +439,11 @@ TEST(ModelExplorer, MappingPairsEveryMatchedLayerAndNodeDataNamesRealNodes) {
   }
   // The ranked layers all carry a problematic share, in percent.
   size_t ranked = 0;
-  for (const auto& l : run.localization.activation.ranked) ranked += l.rank >= 0;
+  for (const auto& l : loc.activation.ranked) ranked += l.rank >= 0;
   EXPECT_EQ(data[0].json[graph]["results"].size(), ranked);
 
   const fs::path dir = fetafix::testing::temp_dir("report_model_explorer") / "me";
-  auto files = write_model_explorer_files(dir, run.source, run.target, run.localization, run.localization.findings);
+  auto files = write_model_explorer_files(dir, run.source, run.target, loc, loc.findings);
   ASSERT_TRUE(files.ok()) << files.error().message;
   EXPECT_EQ(files->size(), 7u);
   for (const auto& f : *files) EXPECT_FALSE(nlohmann::json::parse(fetafix::testing::slurp(f), nullptr, false).is_discarded());
