@@ -180,8 +180,19 @@ class Loop {
       r_.steps.push_back(step);
       return false;
     }
+    // An edit of the graph input's shape (ID) changes what the images must be resized to: the
+    // same preprocessing, bound again to the edited input.
+    std::optional<data::Preset> rebound;
+    bool rebinding = false;
+    if (!preset && changes_input_shape(edits)) {
+      data::Preset p = eval_.target_preset();
+      p.width = p.height = 0;
+      rebound = p;
+      rebinding = true;
+    }
+    const std::optional<data::Preset>& feed = preset ? preset : rebound;
     size_t screened = 0;
-    if (!preset && !passes_screen(screened)) {
+    if (!feed && !passes_screen(screened)) {
       for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
       step.screened_out = true;
       step.reason = fmt::format("no drop on the {} screening images ({} of them disagree, {} would)", screen_.size(),
@@ -192,7 +203,7 @@ class Loop {
       r_.steps.push_back(std::move(step));
       return false;
     }
-    auto score = preset ? eval_.score_with_preset(working_, *preset) : eval_.score(working_);
+    auto score = feed ? eval_.score_with_preset(working_, *feed) : eval_.score(working_);
     std::string reason;
     bool keep = score.ok() && acceptable(*score, reason);
     if (keep && score->partial) {  // a partial run proposes, a full run decides
@@ -200,10 +211,10 @@ class Loop {
       keep = score.ok() && acceptable(*score, reason);
     }
     if (!score.ok()) reason = "the edited Target does not run: " + score.error().message;
-    if (keep && preset) {
-      if (auto st = eval_.set_target_preset(working_, *preset); !st.ok()) reason = st.error().message;
-      r_.patch.preprocess = *preset;
-      target_side_.preset = *preset;
+    if (keep && feed) {
+      if (auto st = eval_.set_target_preset(working_, *feed); !st.ok()) reason = st.error().message;
+      if (!rebinding) r_.patch.preprocess = *feed;
+      target_side_.preset = *feed;
     }
     if (keep) {
       current_ = std::move(score).value();
@@ -223,6 +234,11 @@ class Loop {
                     step.disagreeing_after, description));
     r_.steps.push_back(std::move(step));
     return keep;
+  }
+
+  static bool changes_input_shape(const std::vector<model::Edit>& edits) {
+    return std::any_of(edits.begin(), edits.end(),
+                       [](const model::Edit& e) { return e.kind == model::EditKind::kSetGraphInput; });
   }
 
   // "WB*" (a group) counts towards WB.
@@ -508,7 +524,8 @@ Result<Validation> validate(const compare::ModelSide& source, const compare::Mod
                             const RepairResult& r, const fs::path& dir, const compare::CompareOptions& co) {
   FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::LabelEvaluator::create(source, target, dir, co));
   FETAFIX_ASSIGN_OR_RETURN(auto before, eval->score(*target.model));
-  auto after = r.patch.preprocess ? eval->score_with_preset(r.repaired, *r.patch.preprocess) : eval->score(r.repaired);
+  // Bound again to the repaired model's input: an ID repair may have changed its size.
+  auto after = eval->score_with_preset(r.repaired, r.patch.preprocess ? *r.patch.preprocess : target.preset);
   if (!after.ok()) return after.error();
   Validation v;
   v.images = eval->images();
@@ -568,6 +585,12 @@ nlohmann::json to_json(const RepairResult& r) {
          {"time_limit_reached", r.time_limit_reached},
          {"evaluations", {{"full", r.full_runs}, {"partial", r.partial_runs}}},
          {"timings_seconds", std::move(timings)}};
+  json per_image = json::array();
+  for (size_t i = 0; i < r.image_files.size(); ++i)
+    per_image.push_back({{"file", r.image_files[i]},
+                         {"agreed_before", i < r.initial_agree.size() && r.initial_agree[i]},
+                         {"agrees_after", i < r.final_agree.size() && r.final_agree[i]}});
+  j["per_image"] = std::move(per_image);
   if (r.validation)
     j["validation"] = {{"images", r.validation->images},
                        {"initial_disagreeing", r.validation->initial_disagreeing},
