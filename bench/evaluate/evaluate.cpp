@@ -50,6 +50,7 @@ struct Options {
   uint64_t seed = 1;
   int threads = 0;
   bool skip_localize = false;
+  bool resume = false;
 };
 
 struct Run {
@@ -145,7 +146,64 @@ std::string preset_arg(const json& c, const std::string& key, const fs::path& ca
   return p.ends_with(".json") ? (case_dir / p).string() : p;
 }
 
+// How many weight findings a kept group step (WB*) repaired: its description says "Source weights
+// into K of M differing tensors"; else its edit count (one per tensor for initializers).
+size_t weights_in_group(const json& step) {
+  const std::string d = step.value("description", "");
+  const auto at = d.find(" into ");
+  if (at != std::string::npos) {
+    size_t k = 0, i = at + 6;
+    while (i < d.size() && std::isdigit(static_cast<unsigned char>(d[i]))) k = k * 10 + (d[i++] - '0');
+    if (i > at + 6 && d.compare(i, 4, " of ") == 0) return k;
+  }
+  return step.value("edits", 1);
+}
+
 std::string percent(const json& v) { return v.is_number() ? fmt::format("{:.1f}", 100.0 * v.get<double>()) : "-"; }
+
+// The repair's outcome from its log (`repair` holds exit_code/seconds/killed already).
+void summarize_repair_log(const fs::path& out, json& repair) {
+  const int exit_code = repair.value("exit_code", -1);
+  auto log = read_json(out / "repair.json");
+  if (exit_code == 2 || exit_code == 4 || exit_code < 0 || !log) {
+    repair["error"] = repair.value("killed", false) ? "killed past the time limit" : last_line(out / "repair.err.txt");
+    return;
+  }
+  repair.erase("error");
+  for (const char* key : {"images", "initial_disagreeing", "final_disagreeing", "initial_discrepancy",
+                          "final_discrepancy", "stop_reason", "time_limit_reached", "counts", "preprocess"})
+    repair[key] = log->value(key, json(nullptr));
+  if (log->contains("validation") && (*log)["validation"].is_object()) {
+    const json& v = (*log)["validation"];
+    const double n = std::max(1.0, v.value("images", 0) * 1.0);
+    repair["validation"] = {{"images", v.value("images", 0)},
+                            {"initial_disagreeing", v.value("initial_disagreeing", 0)},
+                            {"final_disagreeing", v.value("final_disagreeing", 0)},
+                            {"initial_discrepancy", v.value("initial_disagreeing", 0) / n},
+                            {"final_discrepancy", v.value("final_disagreeing", 0) / n}};
+  }
+  // Why kept or not, briefly: the steps as the log gives them.
+  json steps = json::array();
+  for (const auto& s : log->value("steps", json::array()))
+    steps.push_back({{"type", s.value("type", "")}, {"kept", s.value("kept", false)}, {"reason", s.value("reason", "")},
+                     {"description", s.value("description", "")},
+                     {"before", s.value("disagreeing_before", 0)}, {"after", s.value("disagreeing_after", 0)}});
+  repair["steps"] = std::move(steps);
+  // Kept repairs per type, counted per finding as Table 2 counts them: a group of weight
+  // repairs (WB*) found by group testing counts the weights it replaced.
+  json kept = json::object();
+  for (const auto& s : log->value("steps", json::array())) {
+    if (!s.value("kept", false)) continue;
+    std::string type = s.value("type", "");
+    size_t n = 1;
+    if (type == "WB*") {
+      type = "WB";
+      n = weights_in_group(s);
+    }
+    kept[type] = kept.value(type, 0) + n;
+  }
+  repair["kept"] = std::move(kept);
+}
 
 // One case: localize, then repair; everything the tables need.
 json evaluate_case(const Options& o, const Split& split, const fs::path& case_dir, const json& c) {
@@ -163,7 +221,9 @@ json evaluate_case(const Options& o, const Split& split, const fs::path& case_di
                                       "-q"};
   json result{{"name", name}, {"kind", c["kind"]}, {"model", c["model"]}, {"faults", c["faults"]},
               {"paper_row", c.value("paper_row", "")}, {"expected", c["expected"]},
-              {"expected_preprocess", c.value("expected_preprocess", json(nullptr))}};
+              {"expected_preprocess", c.value("expected_preprocess", json(nullptr))},
+              {"images", {{"detection", split.detection_count}, {"validation", split.validation_count},
+                          {"seed", o.seed}, {"from", o.images.string()}}}};
 
   if (!o.skip_localize) {
     std::vector<std::string> argv{o.fetafix.string(), "localize"};
@@ -186,57 +246,47 @@ json evaluate_case(const Options& o, const Split& split, const fs::path& case_di
   // The repair checks its own limit between evaluations; the margin covers the last one.
   const Run r = run_program(argv, out / "repair.out.txt", out / "repair.err.txt", o.time_limit * 1.5 + 60);
   json repair{{"exit_code", r.exit_code}, {"seconds", r.seconds}, {"killed", r.timed_out}};
-  auto log = read_json(out / "repair.json");
-  if (r.exit_code == 2 || r.exit_code == 4 || r.exit_code < 0 || !log) {
-    repair["error"] = r.timed_out ? "killed past the time limit" : last_line(out / "repair.err.txt");
-  } else {
-    for (const char* key : {"images", "initial_disagreeing", "final_disagreeing", "initial_discrepancy",
-                            "final_discrepancy", "stop_reason", "time_limit_reached", "counts", "preprocess"})
-      repair[key] = log->value(key, json(nullptr));
-    if (log->contains("validation") && (*log)["validation"].is_object()) {
-      const json& v = (*log)["validation"];
-      const double n = std::max(1.0, v.value("images", 0) * 1.0);
-      repair["validation"] = {{"images", v.value("images", 0)},
-                              {"initial_disagreeing", v.value("initial_disagreeing", 0)},
-                              {"final_disagreeing", v.value("final_disagreeing", 0)},
-                              {"initial_discrepancy", v.value("initial_disagreeing", 0) / n},
-                              {"final_discrepancy", v.value("final_disagreeing", 0) / n}};
-    }
-    // Why kept or not, briefly: the steps as the log gives them.
-    json steps = json::array();
-    for (const auto& s : log->value("steps", json::array()))
-      steps.push_back({{"type", s.value("type", "")}, {"kept", s.value("kept", false)}, {"reason", s.value("reason", "")},
-                       {"description", s.value("description", "")},
-                       {"before", s.value("disagreeing_before", 0)}, {"after", s.value("disagreeing_after", 0)}});
-    repair["steps"] = std::move(steps);
-  }
+  summarize_repair_log(out, repair);
   result["repair"] = std::move(repair);
   return result;
 }
 
 struct Totals {
   size_t problematic = 0, fully_repaired = 0, kept = 0, localized = 0, benign = 0, benign_untouched = 0,
-         benign_kept = 0, unexpected_kept = 0;
+         benign_kept = 0, benign_findings = 0, unexpected_kept = 0;
   std::map<std::string, std::pair<size_t, size_t>> per_type;  // localized, kept
   std::vector<std::string> not_problematic, failed;
 };
 
-size_t count_of(const json& counts, const std::string& type, const char* field) {
+size_t localized_of(const json& repair, const std::string& type) {
+  const json counts = repair.value("counts", json::object());
   if (!counts.is_object() || !counts.contains(type)) return 0;
-  return counts[type].value(field, 0);
+  return counts[type].value("localized", 0);
+}
+
+size_t kept_of(const json& repair, const std::string& type) {
+  const json kept = repair.value("kept", json::object());
+  return kept.is_object() ? kept.value(type, 0) : 0;
+}
+
+size_t localize_findings(const json& result, const std::string& type) {
+  if (!result.contains("localize")) return 0;
+  return result["localize"]["findings"].value(type, 0);
 }
 
 Totals summarize(const json& results) {
   Totals t;
   for (const auto& r : results) {
     const json& rep = r["repair"];
-    const json counts = rep.value("counts", json::object());
     const bool benign = r["kind"] == "benign";
     size_t kept_here = 0;
     for (const auto& type : kTypes) {
-      const size_t l = count_of(counts, type, "localized"), k = count_of(counts, type, "kept");
+      const size_t l = localized_of(rep, type), k = kept_of(rep, type);
       kept_here += k;
-      if (benign) continue;
+      if (benign) {
+        t.benign_findings += localize_findings(r, type);
+        continue;
+      }
       t.per_type[type].first += l;
       t.per_type[type].second += k;
       t.localized += l;
@@ -265,9 +315,19 @@ Totals summarize(const json& results) {
   return t;
 }
 
-std::string type_cell(const json& counts, const std::string& type) {
-  const size_t l = count_of(counts, type, "localized"), k = count_of(counts, type, "kept");
+std::string type_cell(const json& repair, const std::string& type) {
+  const size_t l = localized_of(repair, type), k = kept_of(repair, type);
   return l == 0 && k == 0 ? "." : fmt::format("{}/{}", l, k);
+}
+
+// What the standalone `fetafix localize` reported, per type: "CG 35 LH 1".
+std::string findings_cell(const json& result) {
+  if (!result.contains("localize")) return "-";
+  if (result["localize"].contains("error")) return "error";
+  std::string s;
+  for (const auto& type : kTypes)
+    if (size_t n = localize_findings(result, type)) s += (s.empty() ? "" : " ") + fmt::format("{} {}", type, n);
+  return s.empty() ? "none" : s;
 }
 
 std::string expected_cell(const json& expected) {
@@ -293,31 +353,30 @@ std::string markdown(const json& results, const Totals& t, const json& setup) {
                     setup["time_limit"].get<double>(), setup["fetafix"].get<std::string>());
   md += "Localized/kept repairs per fault type (Table 2), label disagreement % before -> after the repair on the "
         "detection and the validation images (Table 3).\n\n";
-  md += "| case | kind | planted | PP | ID | TSS | WB | LH | CG | detection % | validation % | stop | localize s | "
-        "repair s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  md += "| case | kind | planted | localize found | PP | ID | TSS | WB | LH | CG | detection % | validation % | stop | "
+        "localize s | repair s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results) {
     const json& rep = r["repair"];
-    const json counts = rep.value("counts", json::object());
     std::string stop = rep.contains("error") ? "error: " + rep["error"].get<std::string>()
                                              : rep.value("stop_reason", json("")).get<std::string>();
     std::replace(stop.begin(), stop.end(), '|', '/');
-    md += fmt::format("| {} | {} | {} |", r["name"].get<std::string>(), r["kind"].get<std::string>(),
-                      expected_cell(r["expected"]));
-    for (const auto& type : kTypes) md += " " + type_cell(counts, type) + " |";
+    md += fmt::format("| {} | {} | {} | {} |", r["name"].get<std::string>(), r["kind"].get<std::string>(),
+                      expected_cell(r["expected"]), findings_cell(r));
+    for (const auto& type : kTypes) md += " " + type_cell(rep, type) + " |";
     md += fmt::format(" {} | {} | {} | {} | {:.0f} |\n", disagreement_cell(rep, "detection"),
                       disagreement_cell(rep, "validation"), stop,
                       r.contains("localize") ? fmt::format("{:.0f}", r["localize"]["seconds"].get<double>()) : "-",
                       rep["seconds"].get<double>());
   }
-  md += "| **total** (fault cases) | | |";
+  md += "| **total** (fault cases) | | | |";
   for (const auto& type : kTypes) {
     auto it = t.per_type.find(type);
     md += it == t.per_type.end() ? " . |" : fmt::format(" {}/{} |", it->second.first, it->second.second);
   }
   md += " | | | | |\n\n";
-  md += fmt::format("Benign cases: {}/{} left without a kept repair ({} benign findings wrongly repaired). "
-                    "Fault cases: {} kept repairs of a type that was not planted.\n",
-                    t.benign_untouched, t.benign, t.benign_kept, t.unexpected_kept);
+  md += fmt::format("Benign cases: {}/{} left without a kept repair; localize reported {} findings in them, {} "
+                    "repaired wrongly. Fault cases: {} kept repairs of a type that was not planted.\n",
+                    t.benign_untouched, t.benign, t.benign_findings, t.benign_kept, t.unexpected_kept);
   if (!t.not_problematic.empty()) {
     md += "Fault cases whose Target already agreed with the Source on every detection image (left out of the count): ";
     for (size_t i = 0; i < t.not_problematic.size(); ++i) md += (i ? ", " : "") + t.not_problematic[i];
@@ -352,6 +411,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of the detection/validation split")->capture_default_str();
   app.add_option("--threads", o.threads, "ONNX Runtime threads per model (0 = one per core)")->capture_default_str();
   app.add_flag("--skip-localize", o.skip_localize, "run only repair (it localizes itself)");
+  app.add_flag("--resume", o.resume, "reuse the results of cases already evaluated into --out (their result.json)");
   CLI11_PARSE(app, argc, argv);
   o.corpus = corpus;
   o.images = images;
@@ -402,13 +462,25 @@ int main(int argc, char** argv) {
     }
     std::printf("%-36s ", name.c_str());
     std::fflush(stdout);
-    json r = evaluate_case(o, *split, dir, *c);
+    const fs::path saved = o.out / "cases" / name / "result.json";
+    std::optional<json> reused = o.resume ? read_json(saved) : std::nullopt;
+    const json images{{"detection", split->detection_count}, {"validation", split->validation_count},
+                      {"seed", o.seed}, {"from", o.images.string()}};
+    if (reused && reused->value("images", json(nullptr)) != images) reused.reset();  // other images: run again
+    if (reused) summarize_repair_log(o.out / "cases" / name, (*reused)["repair"]);  // this version's reading
+    json r = reused ? *reused : evaluate_case(o, *split, dir, *c);
+    if (!reused)
+      if (auto st = fetafix::write_file_atomic(saved, r.dump(2) + "\n"); !st.ok()) {
+        std::fprintf(stderr, "fetafix-evaluate: %s\n", st.error().message.c_str());
+        return 2;
+      }
     const json& rep = r["repair"];
-    std::printf("%s  det %s  val %s  (%.0f s)\n",
+    std::printf("%s  det %s  val %s  (%.0f s%s)\n",
                 rep.contains("error") ? ("error: " + rep["error"].get<std::string>()).c_str()
                                       : rep.value("stop_reason", json("")).get<std::string>().c_str(),
                 disagreement_cell(rep, "detection").c_str(), disagreement_cell(rep, "validation").c_str(),
-                rep["seconds"].get<double>() + (r.contains("localize") ? r["localize"]["seconds"].get<double>() : 0));
+                rep["seconds"].get<double>() + (r.contains("localize") ? r["localize"]["seconds"].get<double>() : 0),
+                reused ? ", reused" : "");
     results.push_back(std::move(r));
   }
   const Totals t = summarize(results);
@@ -433,6 +505,7 @@ int main(int argc, char** argv) {
                        {"per_type", per_type},
                        {"benign_cases", t.benign},
                        {"benign_cases_untouched", t.benign_untouched},
+                       {"benign_findings_localized", t.benign_findings},
                        {"benign_findings_repaired", t.benign_kept},
                        {"unexpected_type_repairs", t.unexpected_kept},
                        {"not_problematic", t.not_problematic},

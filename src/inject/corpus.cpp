@@ -145,6 +145,8 @@ json expected_counts(const json& truth) {
 }  // namespace
 
 const std::vector<CorpusCase>& corpus_cases() {
+  // The crop and resize of the 'tf' preset, for cases whose Target expects 'tf' values.
+  static const json kTfGeometry{{"crop", "central_fraction"}, {"antialias", false}};
   static const std::vector<CorpusCase> cases{
       // ---- one fault type each ----
       {"mobilenetv2-wb-int8-channel", "single", "mobilenetv2", {"wb:int8-channel"},
@@ -182,7 +184,9 @@ const std::vector<CorpusCase>& corpus_cases() {
        "an NHWC model made NCHW with a wrong Transpose before its Gather/Unsqueeze/Mul/Add normalisation, whose "
        "own Transpose must be corrected, and the input resized"},
       {"inceptionv3-pp-tf", "single", "inceptionv3", {"pp:preset=tf"}, "14 InceptionV3 Torch-to-Keras: PP 1/1",
-       "the Target expects Keras 'tf' preprocessing and is fed the Source's"},
+       "the Target expects Keras 'tf' preprocessing and is fed the Source's (torch values with TF's crop: the graph "
+       "cannot change the crop, so both sides use the one 'tf' implies)",
+       kTfGeometry},
       {"inceptionv3-cg-add-pad", "single", "inceptionv3", {"cg:add-pad:node=conv2d"}, "CG: a Pad added",
        "a Pad node added before the first Conv"},
       {"paddleocr-wb-int8-tensor", "single", "paddleocr", {"wb:int8-tensor"},
@@ -198,7 +202,8 @@ const std::vector<CorpusCase>& corpus_cases() {
        "8 ResNet101 Keras-to-TFLite: WB 180/174, LH 33/0, CG 37/0", "int8 weights among harmless BN rewrites, a Pad added"},
       {"inceptionv3-torch-to-keras", "multi", "inceptionv3-nhwc",
        {"pp:preset=tf", "tss:input-transpose=0,3,2,1", "id:input-size=342", "lh:drop-pads:node=conv2d_2"},
-       "14 InceptionV3 Torch-to-Keras: PP 1/1, ID 1/1, TSS 1/1, LH 54/7", "the paper's four fault types of case 14"},
+       "14 InceptionV3 Torch-to-Keras: PP 1/1, ID 1/1, TSS 1/1, LH 54/7", "the paper's four fault types of case 14",
+       kTfGeometry},
       {"resnet101v2-tf-to-keras", "multi", "resnet101v2",
        {"tss:input-transpose=0,3,2,1", "id:input-size=256", "lh:dilations=2:node=conv1_conv", "cg:extra-output"},
        "13 ResNet101 TF-to-Keras: ID 1/1, TSS 1/1, LH 1/1, CG 1/1", "the four fault types of case 13"},
@@ -250,6 +255,14 @@ Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options)
     json truth = injected->ground_truth;
     truth.erase("edits");
     for (auto& e : truth["injections"]) e.erase("edits");
+    std::string preset = base->preset;
+    json preset_file = base->preset_file;
+    if (!c.preset_overrides.is_null()) {
+      if (preset_file.is_null()) preset_file = {{"base", base->preset}};
+      for (const auto& [key, value] : c.preset_overrides.items()) preset_file[key] = value;
+      preset_file["name"] = base->preset + "-" + c.name;
+      preset = "preset.json";
+    }
     json expected_preprocess = nullptr;
     for (const auto& e : truth["injections"])
       if (e["type"] == "PP") expected_preprocess = e["details"]["target_preset"];
@@ -262,8 +275,8 @@ Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options)
                          {"paper_row", c.paper_row},
                          {"note", c.note},
                          {"faults", c.faults},
-                         {"source_preprocess", base->preset},
-                         {"target_preprocess", base->preset},
+                         {"source_preprocess", preset},
+                         {"target_preprocess", preset},
                          {"expected", expected_counts(truth)},
                          {"expected_preprocess", expected_preprocess},
                          {"ground_truth", truth}};
@@ -272,8 +285,7 @@ Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options)
     if (ec) return make_error("{}: cannot create folder: {}", dir.string(), ec.message());
     FETAFIX_TRY_STATUS(write_file_atomic(dir / "source.onnx", model::serialize_model(base->model)));
     FETAFIX_TRY_STATUS(write_file_atomic(dir / "target.onnx", model::serialize_model(injected->model)));
-    if (base->preset == "preset.json")
-      FETAFIX_TRY_STATUS(write_file_atomic(dir / "preset.json", base->preset_file.dump(2) + "\n"));
+    if (preset == "preset.json") FETAFIX_TRY_STATUS(write_file_atomic(dir / "preset.json", preset_file.dump(2) + "\n"));
     FETAFIX_TRY_STATUS(write_file_atomic(dir / "case.json", case_json.dump(2) + "\n"));
     status.written = true;
     statuses.push_back(status);

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/result.h"
 
 namespace fetafix::inject {
@@ -22,6 +24,9 @@ struct CorpusCase {
   std::vector<std::string> faults;  // fetafix inject specs, applied in order
   std::string paper_row;            // the Table 2 row it mirrors
   std::string note;                 // why it is built this way
+  // Preset fields changed for both models of this case (written as preset.json over the base
+  // model's preset), e.g. the crop a PP case's Target preset implies; null: the base's preset.
+  nlohmann::json preset_overrides = nullptr;
 };
 
 // Every case, in the order they are written.

@@ -325,8 +325,8 @@ Result<Injected> stale_axes_after_input(Injection& in) {
                  {"perm", {0, 3, 1, 2}},
                  {"stale_axis_nodes", stale}};
   out.description = fmt::format(
-      "input '{}' made NHWC {} with Transpose [0,3,1,2] after '{}', whose {} node(s) on the input's axes keep their "
-      "NCHW axes",
+      "input '{}' made NHWC {} with Transpose [0,3,1,2] after '{}'; the {} node(s) on the input's axes up to it keep "
+      "their NCHW axes",
       input, shape_to_string(nhwc), view.node_name(*last_axis_node), axis_nodes.size());
   return out;
 }
