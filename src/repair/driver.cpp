@@ -173,7 +173,9 @@ class Loop {
       step.target_nodes = group_nodes_;
     }
     const auto t0 = Clock::now();
-    for (auto& [name, c] : type_counts(type)) c->tried++;
+    // Counts are per finding (a WB* group stands for group_size_ of them), as the paper's Table 2.
+    const size_t findings = type == "WB*" ? std::max<size_t>(group_size_, 1) : 1;
+    for (auto& [name, c] : type_counts(type)) c->tried += findings;
     if (auto st = log_.apply_all(edits); !st.ok()) {
       step.reason = "no longer applies: " + st.error().message;
       step.disagreeing_after = current_.disagreeing;
@@ -222,7 +224,7 @@ class Loop {
       step.kept = true;
       step.reason = "kept";
       r_.history.push_back(current_.discrepancy);
-      for (auto& [name, c] : type_counts(type)) c->kept++;
+      for (auto& [name, c] : type_counts(type)) c->kept += findings;
       rebase();
     } else {
       for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
@@ -457,6 +459,7 @@ class Loop {
         if (std::find(names.begin(), names.end(), c->finding.target_node) == names.end())
           names.push_back(c->finding.target_node);
       group_nodes_ = names;
+      group_size_ = set.size();
       constexpr size_t kListed = 4;
       std::string listed = fmt::format("{}", fmt::join(names.begin(), names.begin() + std::min(kListed, names.size()), ", "));
       if (names.size() > kListed) listed += fmt::format(" and {} more", names.size() - kListed);
@@ -517,6 +520,7 @@ class Loop {
   size_t screen_disagreeing_ = 0;    // of it, how many disagree now
   size_t probes_ = 0;
   std::vector<std::string> group_nodes_;  // Target nodes of the WB* group being tried
+  size_t group_size_ = 0;                 // its findings
   std::set<std::tuple<std::string, std::string, std::string, std::string>> seen_;
 };
 

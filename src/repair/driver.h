@@ -67,6 +67,7 @@ struct RepairStep {
   std::vector<std::string> target_nodes;  // every Target node the step's findings name (WB*: all of them)
 };
 
+// Per finding: a WB* group step counts each of its findings as tried (and kept).
 struct TypeCounts {
   size_t localized = 0, tried = 0, kept = 0;
 };

@@ -85,6 +85,13 @@ TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
   EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
   expect_monotone_history(*r);
   EXPECT_GE(r->counts["WB"].localized, 9u) << steps_of(*r);
+  // Counts are per finding: a kept group counts each tensor it fixed.
+  size_t group_tensors = 0;
+  for (const auto& s : r->steps)
+    if (s.kept && s.type == "WB*") group_tensors += s.edits;
+  EXPECT_GE(r->counts["WB"].kept, std::min<size_t>(group_tensors, 2)) << steps_of(*r);
+  EXPECT_LE(r->counts["WB"].kept, r->counts["WB"].localized);
+  EXPECT_LE(r->counts["WB"].kept, r->counts["WB"].tried);
 }
 
 TEST(RepairDriver, LateLayerFaultIsScreenedThenRunPartially) {
