@@ -146,19 +146,6 @@ std::string preset_arg(const json& c, const std::string& key, const fs::path& ca
   return p.ends_with(".json") ? (case_dir / p).string() : p;
 }
 
-// How many weight findings a kept group step (WB*) repaired: its description says "Source weights
-// into K of M differing tensors"; else its edit count (one per tensor for initializers).
-size_t weights_in_group(const json& step) {
-  const std::string d = step.value("description", "");
-  const auto at = d.find(" into ");
-  if (at != std::string::npos) {
-    size_t k = 0, i = at + 6;
-    while (i < d.size() && std::isdigit(static_cast<unsigned char>(d[i]))) k = k * 10 + (d[i++] - '0');
-    if (i > at + 6 && d.compare(i, 4, " of ") == 0) return k;
-  }
-  return step.value("edits", 1);
-}
-
 std::string percent(const json& v) { return v.is_number() ? fmt::format("{:.1f}", 100.0 * v.get<double>()) : "-"; }
 
 // The repair's outcome from its log (`repair` holds exit_code/seconds/killed already).
@@ -189,20 +176,6 @@ void summarize_repair_log(const fs::path& out, json& repair) {
                      {"description", s.value("description", "")},
                      {"before", s.value("disagreeing_before", 0)}, {"after", s.value("disagreeing_after", 0)}});
   repair["steps"] = std::move(steps);
-  // Kept repairs per type, counted per finding as Table 2 counts them: a group of weight
-  // repairs (WB*) found by group testing counts the weights it replaced.
-  json kept = json::object();
-  for (const auto& s : log->value("steps", json::array())) {
-    if (!s.value("kept", false)) continue;
-    std::string type = s.value("type", "");
-    size_t n = 1;
-    if (type == "WB*") {
-      type = "WB";
-      n = weights_in_group(s);
-    }
-    kept[type] = kept.value(type, 0) + n;
-  }
-  repair["kept"] = std::move(kept);
 }
 
 // One case: localize, then repair; everything the tables need.
@@ -264,9 +237,12 @@ size_t localized_of(const json& repair, const std::string& type) {
   return counts[type].value("localized", 0);
 }
 
+// Per finding, as Table 2 counts them: a kept group of weight repairs (WB*) counts each of its
+// findings (fetafix.repair/1 counts since 6ae5fbd).
 size_t kept_of(const json& repair, const std::string& type) {
-  const json kept = repair.value("kept", json::object());
-  return kept.is_object() ? kept.value(type, 0) : 0;
+  const json counts = repair.value("counts", json::object());
+  if (!counts.is_object() || !counts.contains(type)) return 0;
+  return counts[type].value("kept", 0);
 }
 
 size_t localize_findings(const json& result, const std::string& type) {

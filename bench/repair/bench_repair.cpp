@@ -1,5 +1,6 @@
-// Usage: bench_repair partial [--images N] [--repeats R] [--depth F] [--threads T]
-//        bench_repair fp16    [--images N] [--threads T] [--time-limit S]
+// Usage: bench_repair partial [--images N] [--repeats R] [--depth F] [--threads T] [--batch B]
+//        bench_repair fp16    [--images N] [--threads T] [--batch B] [--time-limit S]
+//        bench_repair passes  [--images N] [--repeats R] [--threads T] [--batch B]
 // Models: the float MobileNetV2 derived from the QDQ asset in ../shared/assets (FETAFIX_ASSETS)
 // by inject::dequantize_qdq; photos: the first N of images/imagenet-samples (sorted), fed as
 // raw uint8 RGB stretched to 224x224 (the `uint8` preset).
@@ -10,6 +11,8 @@
 //   warm), side by side in one process; prints the medians and their ratio.
 // fp16: the issue-4 goal: repair a Target whose every weight is rounded through float16
 //   (`fetafix inject ... --fault wb:fp16`) over the N images; prints wall time per phase.
+// passes: the time of one full evaluator pass (session + inference + tally) of the float model
+//   and of its fp16-rounded copy, alternated R times; for tuning the executor (batch, threads).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -67,11 +70,11 @@ Result<fs::path> image_subset(const fs::path& dir, size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return fail("usage: bench_repair partial|fp16 [--images N] [--repeats R] [--depth F] [--threads T]");
+  if (argc < 2) return fail("usage: bench_repair partial|fp16 [--images N] [--repeats R] [--depth F] [--threads T] [--batch B]");
   const std::string mode = argv[1];
   fs::path assets = std::getenv("FETAFIX_ASSETS") ? std::getenv("FETAFIX_ASSETS") : FETAFIX_DEFAULT_ASSETS;
   size_t images = mode == "fp16" ? 1000 : 200;
-  int repeats = 3, threads = 0;
+  int repeats = 3, threads = 0, batch = 0;
   double depth = 0.8, time_limit = 600;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
     else if (k == "--repeats") repeats = std::stoi(v);
     else if (k == "--depth") depth = std::stod(v);
     else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--batch") batch = std::stoi(v);
     else if (k == "--time-limit") time_limit = std::stod(v);
     else return fail("unknown option " + k);
   }
@@ -112,6 +116,7 @@ int main(int argc, char** argv) {
 
     compare::CompareOptions co;
     co.threads = threads;
+    if (batch > 0) co.batch_size = batch;
     co.progress = ProgressMode::kQuiet;
     auto t0 = Clock::now();
     auto e = compare::LabelEvaluator::create(compare::ModelSide{&*floats, "source", uint8},
@@ -142,9 +147,9 @@ int main(int argc, char** argv) {
       warm.push_back(seconds_since(t0));
     }
     const auto check = eval.score_full(candidate);
-    std::printf("set_base (fingerprint + shape probe): %.2f s\n", base_s);
+    std::printf("set_base (fingerprint): %.2f s\n", base_s);
     std::printf("full run:            median %.3f s over %d\n", median(full), repeats);
-    std::printf("partial, cache fill: %.3f s (once per base)\n", cold);
+    std::printf("partial, first (shape probe + cache fill): %.3f s (once per base)\n", cold);
     std::printf("partial, warm:       median %.3f s over %d\n", median(warm), repeats);
     std::printf("speed-up warm: %.1fx; same top-1 as the full run: %s; peak RSS %.0f MiB\n", median(full) / median(warm),
                 check.ok() && check->top1 == first->top1 ? "yes" : "NO", peak_rss_mib());
@@ -158,6 +163,7 @@ int main(int argc, char** argv) {
     repair::RepairOptions o;
     o.time_limit_seconds = time_limit;
     o.localize.compare.threads = threads;
+    if (batch > 0) o.localize.compare.batch_size = batch;
     o.localize.compare.progress = ProgressMode::kQuiet;
     o.log = [](const std::string& line) { std::fprintf(stderr, "repair: %s\n", line.c_str()); };
     const auto t0 = Clock::now();
@@ -171,5 +177,30 @@ int main(int argc, char** argv) {
     std::printf("wall %.1f s for %zu images; peak RSS %.0f MiB\n", wall, r->images, peak_rss_mib());
     return r->final_disagreeing == 0 ? 0 : 1;
   }
-  return fail("unknown mode " + mode + " (partial or fp16)");
+  if (mode == "passes") {  // full-pass time of the Source and of the fp16 Target, alternated
+    auto spec = inject::parse_fault_spec("wb:fp16");
+    if (!spec.ok()) return fail(spec.error().message);
+    auto injected = inject::inject(*floats, {*spec});
+    if (!injected.ok()) return fail(injected.error().message);
+    compare::CompareOptions co;
+    co.threads = threads;
+    if (batch > 0) co.batch_size = batch;
+    co.progress = ProgressMode::kQuiet;
+    auto e = compare::LabelEvaluator::create(compare::ModelSide{&*floats, "source", uint8},
+                                             compare::ModelSide{&injected->model, "target", uint8}, *dir, co);
+    if (!e.ok()) return fail(e.error().message);
+    std::vector<double> src, tgt;
+    for (int r = 0; r < repeats; ++r) {
+      auto t0 = Clock::now();
+      if (!(*e)->score_full(*floats).ok()) return fail("source run failed");
+      src.push_back(seconds_since(t0));
+      t0 = Clock::now();
+      if (!(*e)->score_full(injected->model).ok()) return fail("target run failed");
+      tgt.push_back(seconds_since(t0));
+    }
+    std::printf("full pass over %zu images: float model median %.2f s, fp16-rounded median %.2f s\n", (*e)->images(),
+                median(src), median(tgt));
+    return 0;
+  }
+  return fail("unknown mode " + mode + " (partial, fp16 or passes)");
 }

@@ -61,6 +61,13 @@ Result<std::vector<float>> run_batches(const runtime::Session& session, const Te
   return all;
 }
 
+// The evaluator runs one session at a time (a pass is one session over many batches), so its
+// intra-op workers may spin between nodes instead of sleeping: no other session competes for the
+// cores (the case docs/runtime.md measured against spinning). MobileNetV2 float, 300 images, 2
+// cores, `bench_repair passes --images 300` three times each way: 4.58 s per pass spinning vs
+// 5.06 s sleeping (means of the medians; docs/repair.md).
+constexpr bool kSpinWhileScoring = true;
+
 // Partial runs only for regions with at most this share of the model's heavy nodes.
 constexpr double kMaxPartialCostShare = 0.5;
 
@@ -129,6 +136,7 @@ Result<std::unique_ptr<LabelEvaluator>> LabelEvaluator::create(const ModelSide& 
   FETAFIX_ASSIGN_OR_RETURN(e->files_, data::list_images(image_dir));
   runtime::SessionOptions so;
   so.threads = options.threads;
+  so.allow_spinning = kSpinWhileScoring;
   FETAFIX_ASSIGN_OR_RETURN(auto src_session, runtime::Session::create(*source.model, so, source.label));
   FETAFIX_ASSIGN_OR_RETURN(e->source_preset_, bind_to_input(*src_session, source.preset, source.label));
   {
@@ -192,6 +200,7 @@ Result<CandidateScore> LabelEvaluator::score_inputs(const onnx::ModelProto& targ
                                                     std::span<const size_t> subset) const {
   runtime::SessionOptions so;
   so.threads = options_.threads;
+  so.allow_spinning = kSpinWhileScoring;
   FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, so, target_label_));
   int64_t classes = 0;
   FETAFIX_ASSIGN_OR_RETURN(auto scores, run_batches(*session, inputs, static_cast<size_t>(options_.batch_size),
@@ -217,9 +226,9 @@ Status LabelEvaluator::set_base(const onnx::ModelProto& base, size_t budget_byte
   cache_.clear();
   cached_bytes_ = 0;
   base_values_.clear();
-  budget_bytes_ = budget_bytes;
+  base_probed_ = false;
+  budget_bytes_ = files_.empty() ? 0 : budget_bytes;
   base_fixed_batch_ = 0;
-  if (budget_bytes == 0 || files_.empty()) return {};
   for (const auto& in : base.graph().input()) {
     bool is_weight = false;
     for (const auto& t : base.graph().initializer()) is_weight = is_weight || t.name() == in.name();
@@ -229,15 +238,23 @@ Status LabelEvaluator::set_base(const onnx::ModelProto& base, size_t budget_byte
       base_fixed_batch_ = shape.dim(0).dim_value();
     break;
   }
-  // Which values are per-image tensors (dim 0 follows the batch), with their types: one
-  // captured run on a few copies of the first image.
+  return {};
+}
+
+// Which values of the base are per-image tensors (dim 0 follows the batch), with their types:
+// one captured run on a few copies of the first image. Done on the first partial score, not in
+// set_base: a base whose candidates all run whole (the last kept edit, a weight group spanning
+// the network) never pays for it.
+bool LabelEvaluator::probe_base() const {
+  if (base_probed_) return budget_bytes_ > 0;
+  base_probed_ = true;
   const size_t probe = base_fixed_batch_ > 1 ? static_cast<size_t>(base_fixed_batch_) : 3;
   const std::vector<size_t> rows(probe, 0);
-  auto observed = runtime::observe_value_shapes(base, {gather_rows(target_inputs_, rows)}, options_.threads,
+  auto observed = runtime::observe_value_shapes(*base_, {gather_rows(target_inputs_, rows)}, options_.threads,
                                                 target_label_);
   if (!observed.ok()) {
     budget_bytes_ = 0;  // the base cannot be probed: every score is a full run
-    return {};
+    return false;
   }
   for (const auto& [name, info] : *observed) {
     if (info.shape.empty() || info.shape[0] != static_cast<int64_t>(probe)) continue;
@@ -250,7 +267,7 @@ Status LabelEvaluator::set_base(const onnx::ModelProto& base, size_t budget_byte
     v.shape[0] = 1;
     base_values_[name] = std::move(v);
   }
-  return {};
+  return true;
 }
 
 Status LabelEvaluator::fill_frontier(const std::vector<std::string>& values, std::span<const size_t> rows) const {
@@ -307,6 +324,7 @@ std::optional<Result<CandidateScore>> LabelEvaluator::score_partial(const onnx::
   // Filling the cache costs a run of the base with its values captured (no graph
   // optimizations), so a region holding most of the work is cheaper run whole.
   if (!region || region->frontier.empty() || region->cost_share > kMaxPartialCostShare) return std::nullopt;
+  if (!probe_base()) return std::nullopt;
   size_t region_bytes = 0;
   std::map<std::string, model::FrontierValue> frontier;
   for (const auto& v : region->frontier) {

@@ -79,6 +79,7 @@ class LabelEvaluator {
   std::optional<Result<CandidateScore>> score_partial(const onnx::ModelProto& target,
                                                       std::span<const size_t> subset) const;
   Status fill_frontier(const std::vector<std::string>& values, std::span<const size_t> rows) const;
+  bool probe_base() const;  // false: partial runs are off for this base
 
   struct CachedValue {
     Tensor all;                 // [images, ...]
@@ -98,9 +99,10 @@ class LabelEvaluator {
   // Partial re-execution state.
   std::optional<onnx::ModelProto> base_;
   model::ModelFingerprint base_fingerprint_;
-  std::map<std::string, model::FrontierValue> base_values_;  // per-image values of the base: type, shape (dim 0 = 1)
+  mutable std::map<std::string, model::FrontierValue> base_values_;  // per-image values of the base: type, shape (dim 0 = 1)
+  mutable bool base_probed_ = false;
   int64_t base_fixed_batch_ = 0;
-  size_t budget_bytes_ = 0;
+  mutable size_t budget_bytes_ = 0;
   mutable std::map<std::string, CachedValue> cache_;
   mutable size_t cached_bytes_ = 0;
   mutable size_t partial_runs_ = 0, full_runs_ = 0;

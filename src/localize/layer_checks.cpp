@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -49,9 +51,12 @@ Result<std::pair<size_t, size_t>> locate(const Views& v, const match::NodeMatch&
 }
 
 // Nodes after the matched layers paired step by step while their op types agree. A BN folded
-// into the other side's layer is passed over so the rest of the chain still pairs.
+// into the other side's layer is passed over so the rest of the chain still pairs. With
+// `fan_out`, nodes past the first fork (options.fan_out_depth) are paired too, by op type and
+// order, for the op types both sides have equally many of there.
+// `chained` says how many of the pairs (the first ones) come from the chains.
 std::vector<std::pair<size_t, size_t>> neighbour_pairs(const Views& v, size_t s, size_t t, const match::NodeMatch& pair,
-                                                       const LayerCheckOptions& options) {
+                                                       const LayerCheckOptions& options, bool fan_out, size_t& chained) {
   const auto chain_s = layer::following_chain(v.source, s, options.core_ops, options.max_neighbours,
                                               pair.bn_folded_in_target ? pair.folded_bn_node : "");
   const auto chain_t = layer::following_chain(v.target, t, options.core_ops, options.max_neighbours,
@@ -60,6 +65,22 @@ std::vector<std::pair<size_t, size_t>> neighbour_pairs(const Views& v, size_t s,
   for (size_t i = 0; i < std::min(chain_s.size(), chain_t.size()); ++i) {
     if (v.source.node(chain_s[i]).op_type() != v.target.node(chain_t[i]).op_type()) break;
     out.emplace_back(chain_s[i], chain_t[i]);
+  }
+  chained = out.size();
+  if (!fan_out || options.fan_out_depth == 0) return out;
+  std::set<size_t> paired_s, paired_t;
+  for (auto [a, b] : out) paired_s.insert(a), paired_t.insert(b);
+  auto by_op = [&](const model::GraphView& view, size_t from, const std::set<size_t>& paired) {
+    std::map<std::string, std::vector<size_t>> m;
+    for (size_t n : layer::nodes_downstream(view, from, options.core_ops, options.fan_out_depth))
+      if (!paired.count(n)) m[view.node(n).op_type()].push_back(n);
+    return m;
+  };
+  const auto near_s = by_op(v.source, s, paired_s), near_t = by_op(v.target, t, paired_t);
+  for (const auto& [op, nodes] : near_s) {
+    auto it = near_t.find(op);
+    if (it == near_t.end() || it->second.size() != nodes.size()) continue;
+    for (size_t i = 0; i < nodes.size(); ++i) out.emplace_back(nodes[i], it->second[i]);
   }
   return out;
 }
@@ -734,23 +755,33 @@ namespace {
 
 // Calls compare(src, tgt, v, source node, target node, pair, rank, out) on every pair and on
 // each of its paired neighbours (those `keep_neighbour` accepts), in the given pair order.
+// With `fan_out`, neighbours past forks too (each Source node compared once: forks are shared
+// by several layers' neighbourhoods).
 template <class Compare, class KeepNeighbour>
 Result<std::vector<Finding>> over_pairs_and_neighbours(const onnx::ModelProto& source, const onnx::ModelProto& target,
                                                        const std::vector<match::NodeMatch>& pairs,
                                                        const LayerCheckOptions& options, Compare compare_core_node,
-                                                       Compare compare_neighbour_node, KeepNeighbour keep_neighbour) {
+                                                       Compare compare_neighbour_node, KeepNeighbour keep_neighbour,
+                                                       bool fan_out = false) {
   FETAFIX_ASSIGN_OR_RETURN(Views v, build_views(source, target));
   const Side src{source, v.source, options.source_shapes, "Source"};
   const Side tgt{target, v.target, options.target_shapes, "Target"};
   std::vector<Finding> out;
+  std::set<size_t> compared;  // Source neighbours already compared
   for (size_t rank = 0; rank < pairs.size(); ++rank) {
     const auto& pair = pairs[rank];
     FETAFIX_ASSIGN_OR_RETURN(auto nodes, locate(v, pair));
     auto [s, t] = nodes;
     const int r = static_cast<int>(rank);
     FETAFIX_TRY_STATUS(compare_core_node(src, tgt, v, s, t, pair, r, out));
-    for (auto [ns, nt] : neighbour_pairs(v, s, t, pair, options))
+    size_t chained = 0;
+    const auto neighbours = neighbour_pairs(v, s, t, pair, options, fan_out, chained);
+    for (size_t i = 0; i < neighbours.size(); ++i) {
+      auto [ns, nt] = neighbours[i];
+      // Chain neighbours as before; a fan-out neighbour only the first time it is reached.
+      if (!compared.insert(ns).second && i >= chained) continue;
       if (keep_neighbour(v, ns)) FETAFIX_TRY_STATUS(compare_neighbour_node(src, tgt, v, ns, nt, pair, r, out));
+    }
   }
   return out;
 }
@@ -784,7 +815,7 @@ Result<std::vector<Finding>> check_hyperparameters(const onnx::ModelProto& sourc
     return compare_hyperparameters(a, b, v, s, t, pair, r, options, out);
   };
   return over_pairs_and_neighbours(source, target, pairs, options, attributes, attributes,
-                                   [](const Views&, size_t) { return true; });
+                                   [](const Views&, size_t) { return true; }, /*fan_out=*/true);
 }
 
 Result<std::vector<Finding>> check_graph(const onnx::ModelProto& source, const onnx::ModelProto& target,

@@ -35,6 +35,11 @@ struct LayerCheckOptions {
                                            "ceil_mode", "count_include_pad"};
   // How many non-transparent nodes after a matched layer count as its neighbours.
   size_t max_neighbours = 3;
+  // LH also pairs nodes past forks: those within this many edges after a matched layer (not
+  // through another core layer) are paired by op type and order when both sides have as many
+  // of that op there. Finds the Clip inside a hard-swish, x * Clip(x + 3, 0, 6) / 6, whose x
+  // feeds two nodes so the single-consumer chain stops before it. 0 turns it off.
+  size_t fan_out_depth = 4;
   // Core layers: neighbour chains stop before them, CG regions start after them.
   std::set<std::string> core_ops{"Conv", "ConvTranspose", "Gemm", "MatMul"};
   // CG: ops left out of the compared op sequences (still part of the region that the

@@ -184,6 +184,30 @@ std::vector<size_t> following_chain(const model::GraphView& view, size_t node, c
   return chain;
 }
 
+std::vector<size_t> nodes_downstream(const model::GraphView& view, size_t node, const std::set<std::string>& stop_ops,
+                                     size_t max_depth) {
+  std::vector<size_t> listed;
+  std::set<size_t> seen{node};
+  std::vector<size_t> frontier{node};
+  for (size_t depth = 0; depth < max_depth && !frontier.empty(); ++depth) {
+    std::vector<size_t> next;
+    for (size_t n : frontier)
+      for (const auto& out : view.node(n).output()) {
+        if (out.empty()) continue;
+        std::vector<size_t> users;
+        for (const auto& use : view.consumers(out)) users.push_back(use.node);
+        std::sort(users.begin(), users.end());
+        for (size_t u : users) {
+          if (!seen.insert(u).second || stop_ops.count(view.node(u).op_type())) continue;
+          next.push_back(u);
+          if (!is_transparent_op(view.node(u).op_type())) listed.push_back(u);
+        }
+      }
+    frontier = std::move(next);
+  }
+  return listed;
+}
+
 Region make_region(const model::GraphView& view, const std::vector<size_t>& node_set, size_t last_node) {
   std::set<size_t> members(node_set.begin(), node_set.end());
   members.insert(last_node);

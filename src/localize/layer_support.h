@@ -54,6 +54,12 @@ bool is_transparent_op(const std::string& op_type);
 std::vector<size_t> following_chain(const model::GraphView& view, size_t node, const std::set<std::string>& stop_ops,
                                     size_t max_nodes, const std::string& skip_node);
 
+// The nodes reached from `node`'s outputs within `max_depth` edges, in breadth-first order
+// (consumers by node index), not through any op in `stop_ops` (which are not listed either);
+// transparent ops are walked through but not listed. Unlike following_chain it goes past forks.
+std::vector<size_t> nodes_downstream(const model::GraphView& view, size_t node, const std::set<std::string>& stop_ops,
+                                     size_t max_depth);
+
 // A connected piece of a graph computed from `inputs` (activations; weights are not inputs)
 // to `output`. nodes are in a canonical order (post-order DFS from the output's producer,
 // inputs visited by position), so two graphs listing their nodes differently agree.

@@ -41,18 +41,22 @@ class Loop {
   Loop(const compare::ModelSide& source, const compare::ModelSide& target, const fs::path& images,
        const RepairOptions& o, RepairResult& r, compare::LabelEvaluator& eval)
       : source_(source), target_side_(target), images_(images), o_(o), r_(r), eval_(eval), working_(*target.model),
-        log_(working_), start_(Clock::now()) {
+        log_(working_), start_(Clock::now()), original_preset_(target.preset) {
     target_side_.model = &working_;
   }
 
   Status run() {
+    const auto t0 = Clock::now();
     FETAFIX_ASSIGN_OR_RETURN(current_, eval_.score_full(working_));
+    r_.timings.push_back({"initial Target run", seconds_since(t0)});
     r_.images = eval_.images();
     r_.initial_disagreeing = current_.disagreeing;
     r_.initial_agree = current_.agree;
     for (const auto& f : eval_.files()) r_.image_files.push_back(fs::relative(f, images_).generic_string());
     r_.history.push_back(current_.discrepancy);
+    const auto t1 = Clock::now();
     rebase();
+    r_.timings.push_back({"partial-execution base", seconds_since(t1)});
     say(fmt::format("initial disagreement {:.2f}% ({} of {} images)", 100 * current_.discrepancy,
                     current_.disagreeing, r_.images));
     for (int round = 1; round <= o_.max_rounds; ++round) {
@@ -154,8 +158,10 @@ class Loop {
   }
 
   // Applies edits, scores, keeps or undoes. Returns whether they were kept.
+  // `screened`: the caller already saw the edits lower the disagreement on the screening subset.
   bool try_candidate(const std::string& type, const std::string& description, const Finding* finding,
-                     const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset) {
+                     const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset,
+                     bool screened_already = false) {
     RepairStep step;
     step.round = round_;
     step.type = type;
@@ -171,10 +177,11 @@ class Loop {
       if (!finding->target_node.empty()) step.target_nodes.push_back(finding->target_node);
     } else {
       step.target_nodes = group_nodes_;
+      step.finding_summaries = group_summaries_;
     }
     const auto t0 = Clock::now();
-    // Counts are per finding (a WB* group stands for group_size_ of them), as the paper's Table 2.
-    const size_t findings = type == "WB*" ? std::max<size_t>(group_size_, 1) : 1;
+    // Counts are per finding (a group stands for group_size_ of them), as the paper's Table 2.
+    const size_t findings = is_group(type) ? std::max<size_t>(group_size_, 1) : 1;
     for (auto& [name, c] : type_counts(type)) c->tried += findings;
     if (auto st = log_.apply_all(edits); !st.ok()) {
       step.reason = "no longer applies: " + st.error().message;
@@ -194,7 +201,7 @@ class Loop {
     }
     const std::optional<data::Preset>& feed = preset ? preset : rebound;
     size_t screened = 0;
-    if (!feed && !passes_screen(screened)) {
+    if (!feed && !screened_already && !passes_screen(screened)) {
       for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
       step.screened_out = true;
       step.reason = fmt::format("no drop on the {} screening images ({} of them disagree, {} would)", screen_.size(),
@@ -217,7 +224,9 @@ class Loop {
       if (auto st = eval_.set_target_preset(working_, *feed); !st.ok()) reason = st.error().message;
       if (!rebinding) r_.patch.preprocess = *feed;
       target_side_.preset = *feed;
+      input_rebound_ = input_rebound_ || rebinding;
     }
+    if (keep) kept_after_preprocessing_ = !(feed && !rebinding);
     if (keep) {
       current_ = std::move(score).value();
       ++kept_;
@@ -243,9 +252,11 @@ class Loop {
                        [](const model::Edit& e) { return e.kind == model::EditKind::kSetGraphInput; });
   }
 
-  // "WB*" (a group) counts towards WB.
+  static bool is_group(const std::string& type) { return !type.empty() && type.back() == '*'; }
+
+  // A group ("WB*", "LH*") counts towards its type.
   std::vector<std::pair<std::string, TypeCounts*>> type_counts(const std::string& type) {
-    const std::string t = type == "WB*" ? "WB" : type;
+    const std::string t = is_group(type) ? type.substr(0, type.size() - 1) : type;
     return {{t, &r_.counts[t]}};
   }
 
@@ -367,12 +378,24 @@ class Loop {
       return finish_round(t1);
     }
 
-    // Weight findings first as a group: one evaluation instead of one per layer when they
-    // help together, then bisection (on the screening subset) to the few that matter.
+    // Weight findings first as a group: one evaluation instead of one per layer when they help
+    // together; bisection (on the screening subset) only when the whole group is rejected.
     std::vector<const RepairCandidate*> weights;
     for (const auto& c : candidates)
       if (c.finding.type == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
-    if (weights.size() > 1 && !out_of_time()) try_weight_group(weights, handled);
+    if (weights.size() > 1 && !out_of_time()) try_group("WB*", weights, handled, describe_weights);
+    if (current_.disagreeing == 0) {
+      record_localization(std::move(loc), candidates);
+      return finish_round(t1);
+    }
+    // The same hyperparameter difference on many nodes (a converter drops every Clip's max, or
+    // every Conv's pads) is one fault made many times: one node's fix alone may change no label.
+    for (const auto& [key, members] : hyperparameter_groups(candidates)) {
+      if (members.size() < 2 || out_of_time()) continue;
+      if (std::any_of(members.begin(), members.end(), [&](auto* c) { return handled.count(c) > 0; })) continue;
+      try_group("LH*", members, handled, describe_hyperparameters);
+      if (current_.disagreeing == 0) break;
+    }
     if (current_.disagreeing == 0) {
       record_localization(std::move(loc), candidates);
       return finish_round(t1);
@@ -432,59 +455,143 @@ class Loop {
   }
 
   Status finish_round(Clock::time_point t1) {
+    if (current_.disagreeing > 0 && !out_of_time()) revisit_preprocessing();
     r_.timings.push_back({fmt::format("round {} repair", round_), seconds_since(t1)});
     return {};
   }
 
-  void try_weight_group(const std::vector<const RepairCandidate*>& weights, std::set<const RepairCandidate*>& handled) {
-    // Screening first: do they help together at all, and which few of them are enough? Then
-    // the whole set decides — on the small set when it matches the group, else on the group.
-    const auto group_edits = concat(weights);
-    probes_ = 0;
+  // PP goes first, so a preset can be kept because it hides part of a fault found only later
+  // (feeding [-1, 1] inputs keeps unbounded activations small). Once later repairs are kept, the
+  // Target's own preprocessing is tried again and restored when it now disagrees less.
+  void revisit_preprocessing() {
+    if (!r_.patch.preprocess || !kept_after_preprocessing_) return;
+    kept_after_preprocessing_ = false;
+    data::Preset own = original_preset_;
+    if (input_rebound_) own.width = own.height = 0;  // an ID repair changed the input size
+    RepairStep step;
+    step.round = round_;
+    step.type = "PP";
+    step.description = fmt::format("PP: back to the Target's own preset '{}' instead of '{}'", own.name,
+                                   r_.patch.preprocess->name);
+    step.disagreeing_before = current_.disagreeing;
     const auto t0 = Clock::now();
+    auto score = eval_.score_with_preset(working_, own);
+    std::string reason;
+    if (score.ok() && acceptable(*score, reason)) {
+      if (auto st = eval_.set_target_preset(working_, own); st.ok()) {
+        target_side_.preset = own;
+        r_.patch.preprocess.reset();
+        current_ = std::move(score).value();
+        ++kept_;
+        step.kept = true;
+        step.reason = "kept";
+        r_.history.push_back(current_.discrepancy);
+        auto& pp = r_.counts["PP"];
+        if (pp.kept > 0) --pp.kept;  // the preset it undoes is no longer a kept repair
+        rebase();
+      } else {
+        step.reason = st.error().message;
+      }
+    } else {
+      step.reason = score.ok() ? reason : "the Target does not run with it: " + score.error().message;
+    }
+    step.disagreeing_after = step.kept ? current_.disagreeing : (score.ok() ? score->disagreeing : current_.disagreeing);
+    step.seconds = seconds_since(t0);
+    say(fmt::format("round {} PP {}: {} -> {} ({})", round_, step.kept ? "kept" : "rejected", step.disagreeing_before,
+                    step.disagreeing_after, step.description));
+    r_.steps.push_back(std::move(step));
+  }
+
+  using Members = std::vector<const RepairCandidate*>;
+  using Describe = std::string (*)(const Members& set, size_t of);
+
+  // Non-equivalent LH findings grouped by what differs: op, attribute, kind and both values.
+  static std::map<std::string, Members> hyperparameter_groups(const std::vector<RepairCandidate>& candidates) {
+    std::map<std::string, Members> groups;
+    for (const auto& c : candidates) {
+      const Finding& f = c.finding;
+      if (f.type != FaultType::kLH || f.equivalence == Equivalence::kEquivalent) continue;
+      const auto& e = f.evidence;
+      auto text = [&](const char* k) { return e.contains(k) ? e[k].dump() : std::string("-"); };
+      groups[fmt::format("{}|{}|{}|{}|{}", text("source_op"), text("attribute"), text("kind"), text("source_value"),
+                         text("target_value"))]
+          .push_back(&c);
+    }
+    return groups;
+  }
+
+  static std::vector<std::string> target_nodes_of(const Members& set) {
+    std::vector<std::string> names;
+    for (auto* c : set)
+      if (std::find(names.begin(), names.end(), c->finding.target_node) == names.end())
+        names.push_back(c->finding.target_node);
+    return names;
+  }
+
+  static std::string listed(const std::vector<std::string>& names) {
+    constexpr size_t kListed = 4;
+    std::string out = fmt::format("{}", fmt::join(names.begin(), names.begin() + std::min(kListed, names.size()), ", "));
+    if (names.size() > kListed) out += fmt::format(" and {} more", names.size() - kListed);
+    return out;
+  }
+
+  static std::string describe_weights(const Members& set, size_t of) {
+    const auto names = target_nodes_of(set);
+    return fmt::format("Source weights into {} of {} differing tensors ({} layers): {}", set.size(), of, names.size(),
+                       listed(names));
+  }
+
+  static std::string describe_hyperparameters(const Members& set, size_t of) {
+    const auto& e = set.front()->finding.evidence;
+    const std::string value = e.contains("source_value") && !e["source_value"].is_null() ? e["source_value"].dump() : "none";
+    return fmt::format("LH: the Source's {} {} on {} of {} {} nodes: {}", e.value("attribute", "?"), value, set.size(),
+                       of, e.value("target_op", "?"), listed(target_nodes_of(set)));
+  }
+
+  // Tries `members` as one step ("WB*" or "LH*"): screening first (do they help together at
+  // all?), then the whole group is decided on every image. Each member puts the Source's own
+  // value back, so a kept group leaves the Target like the Source everywhere the checks saw a
+  // difference — keeping only the few that flip the detection images left validation images
+  // disagreeing (2 % on the corpus's int8 cases) and cost a bisection plus a second full pass.
+  // Only when the group is rejected (it makes images worse somewhere) does delta debugging look
+  // for the subset that carries the gain.
+  void try_group(const std::string& label, const Members& members, std::set<const RepairCandidate*>& handled,
+                 Describe describe) {
+    const auto group_edits = concat(members);
+    probes_ = 0;
     const size_t start = screen_.empty() ? current_.disagreeing : screen_disagreeing_;
     auto together = probe(group_edits);
     if (!together || *together >= start) {
-      say(fmt::format("round {}: the {} weight fixes together do not lower the disagreement{}", round_, weights.size(),
-                      screen_.empty() ? "" : " on the screening images"));
+      say(fmt::format("round {}: the {} {} fixes together do not lower the disagreement{}", round_, members.size(),
+                      label, screen_.empty() ? "" : " on the screening images"));
       return;
     }
-    std::vector<const RepairCandidate*> smallest = minimize(weights, {}, *together);
-    say(fmt::format("round {}: bisection kept {} of {} weight fixes ({} probes on {} images, {:.1f} s)", round_,
-                    smallest.size(), weights.size(), probes_, screen_.empty() ? current_.agree.size() : screen_.size(),
-                    seconds_since(t0)));
-    auto describe = [&](const std::vector<const RepairCandidate*>& set) {
-      std::vector<std::string> names;
-      for (auto* c : set)
-        if (std::find(names.begin(), names.end(), c->finding.target_node) == names.end())
-          names.push_back(c->finding.target_node);
-      group_nodes_ = names;
+    auto attempt = [&](const Members& set) {
+      group_nodes_ = target_nodes_of(set);
       group_size_ = set.size();
-      constexpr size_t kListed = 4;
-      std::string listed = fmt::format("{}", fmt::join(names.begin(), names.begin() + std::min(kListed, names.size()), ", "));
-      if (names.size() > kListed) listed += fmt::format(" and {} more", names.size() - kListed);
-      return fmt::format("Source weights into {} of {} differing tensors ({} layers): {}", set.size(), weights.size(),
-                         names.size(), listed);
+      group_summaries_.clear();
+      for (auto* c : set) group_summaries_.push_back(c->finding.summary);
+      const bool kept = try_candidate(label, describe(set, members.size()), nullptr, concat(set), std::nullopt,
+                                      /*screened_already=*/&set == &members);
+      group_nodes_.clear();
+      group_summaries_.clear();
+      group_size_ = 0;
+      if (kept)
+        for (auto* c : set) handled.insert(c);
+      return kept;
     };
-    if (smallest.size() < weights.size()) {
-      // The small set must do on every image what the whole group does; measuring the group
-      // costs a pass, so only when the small set falls short.
-      const std::string d = describe(smallest);
-      if (try_candidate("WB*", d, nullptr, concat(smallest), std::nullopt)) {
-        for (auto* c : smallest) handled.insert(c);
-        if (current_.disagreeing == 0) return;
-        // Whatever the rest of the group adds on top is tried as one more step.
-        std::vector<const RepairCandidate*> rest;
-        for (auto* c : weights)
-          if (!handled.count(c)) rest.push_back(c);
-        if (!rest.empty() && try_candidate("WB*", describe(rest), nullptr, concat(rest), std::nullopt))
-          for (auto* c : rest) handled.insert(c);
-        return;
-      }
-    }
-    const std::string d = describe(weights);
-    if (try_candidate("WB*", d, nullptr, group_edits, std::nullopt))
-      for (auto* c : weights) handled.insert(c);
+    if (attempt(members) || out_of_time()) return;
+    const auto t0 = Clock::now();
+    Members smallest = minimize(members, {}, *together);
+    say(fmt::format("round {}: bisection kept {} of {} {} fixes ({} probes on {} images, {:.1f} s)", round_,
+                    smallest.size(), members.size(), label, probes_,
+                    screen_.empty() ? current_.agree.size() : screen_.size(), seconds_since(t0)));
+    if (smallest.size() >= members.size() || !attempt(smallest) || current_.disagreeing == 0) return;
+    // Whatever the rest of the group adds on top is tried as one more step.
+    Members rest;
+    for (auto* c : members)
+      if (!handled.count(c)) rest.push_back(c);
+    if (!rest.empty()) attempt(rest);
   }
 
   static bool candidate_before(const RepairCandidate& a, const RepairCandidate& b) {
@@ -519,8 +626,12 @@ class Loop {
   std::vector<size_t> screen_;       // screening subset (empty: none)
   size_t screen_disagreeing_ = 0;    // of it, how many disagree now
   size_t probes_ = 0;
-  std::vector<std::string> group_nodes_;  // Target nodes of the WB* group being tried
-  size_t group_size_ = 0;                 // its findings
+  data::Preset original_preset_;              // the Target's preprocessing as given
+  bool input_rebound_ = false;                // an ID repair re-bound the preprocessing to a new input
+  bool kept_after_preprocessing_ = false;     // a repair was kept after the last kept PP preset
+  std::vector<std::string> group_nodes_;      // Target nodes of the group being tried
+  std::vector<std::string> group_summaries_;  // its findings' summaries
+  size_t group_size_ = 0;                     // its findings
   std::set<std::tuple<std::string, std::string, std::string, std::string>> seen_;
 };
 
@@ -568,7 +679,8 @@ nlohmann::json to_json(const RepairResult& r) {
                      {"source_node", s.source_node}, {"target_node", s.target_node}, {"kept", s.kept},
                      {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
                      {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds},
-                     {"screened_out", s.screened_out}, {"target_nodes", s.target_nodes}});
+                     {"screened_out", s.screened_out}, {"target_nodes", s.target_nodes},
+                     {"finding_summaries", s.finding_summaries}});
   json counts = json::object();
   for (const auto& [type, c] : r.counts)
     counts[type] = {{"localized", c.localized}, {"tried", c.tried}, {"kept", c.kept}};

@@ -54,7 +54,7 @@ struct RepairOptions {
 
 struct RepairStep {
   int round = 0;
-  std::string type;          // PP, ID, TSS, WB, LH, CG; "WB*" for a group of weight findings
+  std::string type;          // PP, ID, TSS, WB, LH, CG; "WB*" / "LH*" for a group of findings tried together
   std::string description;
   std::string source_node, target_node;
   bool kept = false;
@@ -63,11 +63,12 @@ struct RepairStep {
   size_t edits = 0;
   double seconds = 0;
   bool screened_out = false;  // rejected on the screening subset, never run on every image
-  std::string finding_summary;            // the finding's summary (empty for a WB* group)
-  std::vector<std::string> target_nodes;  // every Target node the step's findings name (WB*: all of them)
+  std::string finding_summary;            // the finding's summary (empty for a group)
+  std::vector<std::string> target_nodes;  // every Target node the step's findings name (a group: all of them)
+  std::vector<std::string> finding_summaries;  // a group: each member finding's summary
 };
 
-// Per finding: a WB* group step counts each of its findings as tried (and kept).
+// Per finding: a group step (WB*, LH*) counts each of its findings as tried (and kept).
 struct TypeCounts {
   size_t localized = 0, tried = 0, kept = 0;
 };

@@ -382,7 +382,7 @@ class Page {
         const char* decision = st.kept ? "kept" : st.screened_out ? "screened out" : "rejected";
         out(s, "<tr><td class=\"num\">{}</td><td>{}</td><td>{}{}</td><td class=\"num nowrap\">{} → {}</td><td>{}{}</td>"
                "<td class=\"num nowrap\">{}</td></tr>",
-            st.round, badge(st.type == "WB*" ? "WB" : st.type, st.type), escape(st.description), links, st.disagreeing_before,
+            st.round, badge(!st.type.empty() && st.type.back() == '*' ? st.type.substr(0, st.type.size() - 1) : st.type, st.type), escape(st.description), links, st.disagreeing_before,
             st.disagreeing_after, badge(st.kept ? "kept" : st.screened_out ? "screened" : "rejected", decision),
             st.kept ? "" : " <span class=\"muted\">" + escape(st.reason) + "</span>", seconds_text(st.seconds));
       }
@@ -889,9 +889,16 @@ class Page {
 
 bool step_names(const repair::RepairStep& st, const Finding& f, int round) {
   if (round > 0 && st.round != round) return false;
-  if (st.type == "WB*")
-    return f.type == FaultType::kWB && f.equivalence != Equivalence::kEquivalent && !f.target_node.empty() &&
-           std::find(st.target_nodes.begin(), st.target_nodes.end(), f.target_node) != st.target_nodes.end();
+  if (!st.type.empty() && st.type.back() == '*') {  // a group: WB*, LH*
+    if (st.type.substr(0, st.type.size() - 1) != type_name(f.type) || f.equivalence == Equivalence::kEquivalent ||
+        f.target_node.empty() ||
+        std::find(st.target_nodes.begin(), st.target_nodes.end(), f.target_node) == st.target_nodes.end())
+      return false;
+    // Groups list their members' summaries; a log without them (a WB* group of old) names every
+    // weight finding on its nodes.
+    return st.finding_summaries.empty() ||
+           std::find(st.finding_summaries.begin(), st.finding_summaries.end(), f.summary) != st.finding_summaries.end();
+  }
   if (st.type != type_name(f.type) || st.source_node != f.source_node || st.target_node != f.target_node) return false;
   // A step whose repair could not be planned carries the summary as its description only.
   return st.finding_summary.empty() ? st.description == f.summary : st.finding_summary == f.summary;

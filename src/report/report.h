@@ -55,9 +55,9 @@ struct FindingOutcome {
 };
 // Whether a repair step was made for this finding, exactly: a step of the same round (round 0:
 // any round) names it by type, Source node, Target node and the finding's summary (a step whose
-// repair could not be planned carries the summary as its description); a WB* group names every
-// non-equivalent WB finding of its round on its Target nodes (the group is what the driver
-// tried together; the step lists its layers, not its tensors).
+// repair could not be planned carries the summary as its description); a group step (WB*, LH*)
+// names each non-equivalent finding of its type and round on its Target nodes whose summary it
+// lists (a step without summaries: every such finding on those nodes).
 bool step_names(const repair::RepairStep& step, const localize::Finding& finding, int round = 0);
 // Kept: a kept step names the finding. Rejected: only rejected steps name it (the last one's
 // reason). Not tried: no step names it. `round`: the repair round that localized the findings

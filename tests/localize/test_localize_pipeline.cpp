@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include <onnxruntime_cxx_api.h>
 
@@ -85,6 +86,36 @@ TEST(LocalizePipeline, SemanticallyEqualRewritesHaveNoFault) {
     EXPECT_EQ(r->detection.summary.disagreeing, 0u) << c.name;
     EXPECT_EQ(r->fault_count(), 0u) << c.name << "\n" << describe(*r);
   }
+}
+
+// Hard-swish, x * Clip(x + 3, 0, 6) / 6, after every layer: x feeds the Add and the Mul, so the
+// Clip sits past a fork that the single-consumer neighbour chain never crosses. Each Clip that
+// lost its max is a finding on that Clip; the bounded model against itself has none.
+TEST(LocalizePipeline, ClipMaxDroppedInsideHardSwishIsFoundPastTheFork) {
+  auto source = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.hard_swish = true; }));
+  auto same = run(source, source);
+  ASSERT_TRUE(same.ok()) << same.error().message;
+  EXPECT_EQ(same->fault_count(), 0u) << describe(*same);
+
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) {
+    o.hard_swish = true;
+    o.unbounded_hard_swish = true;
+  }));
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  std::set<std::string> clips;
+  for (const auto& f : r->findings) {
+    if (f.type != FaultType::kLH) continue;
+    EXPECT_EQ(f.evidence.value("attribute", ""), "max") << describe(*r);
+    EXPECT_EQ(f.evidence.value("target_op", ""), "Clip") << describe(*r);
+    clips.insert(f.target_node);
+  }
+  EXPECT_EQ(clips.size(), testing::cnn_layers().size()) << describe(*r);  // one per layer, none twice
+  // Besides them only PP may appear: inputs scaled to [-1, 1] keep the unbounded activations
+  // small, so a standard preset agrees more (repair undoes it once the Clips are fixed; see
+  // RepairDriver.SameHyperparameterFaultOnManyNodesIsRepairedAsAGroup).
+  for (const auto& f : r->findings)
+    if (f.type != FaultType::kPP) EXPECT_EQ(f.type, FaultType::kLH) << describe(*r);
 }
 
 // What ONNX Runtime itself writes when asked to save its optimized graph (basic level:

@@ -31,6 +31,8 @@ struct CnnOptions {
   bool extra_conv = false;              // an extra 8->8 1x1 conv after conv2 ("extra")
   bool drop_conv7 = false;              // conv7 is missing
   bool fc_as_matmul = false;            // head as MatMul([16,10]) + Add instead of Gemm(transB=1)
+  bool hard_swish = false;              // activation x * Clip(x + 3, 0, 6) / 6 instead of Relu
+  bool unbounded_hard_swish = false;    // fault: those Clips lose their max
 };
 
 struct ConvSpec {
@@ -199,6 +201,16 @@ class CnnBuilder {
                   v(name + "_scaled"));
       x = b_.node("Add", n(name + "_shift"), {x, store(v(name + "_c"), float_tensor({s.out, 1, 1}, c))}, {},
                   v(name + "_shifted"));
+    }
+    if (o_.hard_swish) {  // x feeds the Add and the Mul: a fork right after the layer
+      const std::string shifted = b_.node("Add", n(name + "_hs_add"), {x, store(v(name + "_hs_three"), float_tensor({}, {3.0f}))},
+                                          {}, v(name + "_hs_shifted"));
+      std::vector<std::string> clip_inputs{shifted, store(v(name + "_hs_min"), float_tensor({}, {0.0f}))};
+      if (!o_.unbounded_hard_swish) clip_inputs.push_back(store(v(name + "_hs_max"), float_tensor({}, {6.0f})));
+      const std::string gate = b_.node("Clip", n(name + "_hs_clip"), clip_inputs, {}, v(name + "_hs_gate"));
+      const std::string product = b_.node("Mul", n(name + "_hs_mul"), {x, gate}, {}, v(name + "_hs_product"));
+      return b_.node("Div", n(name + "_hs_div"), {product, store(v(name + "_hs_six"), float_tensor({}, {6.0f}))}, {},
+                     v(name + "_hs"));
     }
     return b_.node("Relu", n(name + "_relu"), {x}, {}, v(name + "_relu"));
   }

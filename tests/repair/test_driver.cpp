@@ -94,6 +94,35 @@ TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
   EXPECT_LE(r->counts["WB"].kept, r->counts["WB"].tried);
 }
 
+// Every hard-swish Clip lost its max: one fault made on every layer. The findings share op,
+// attribute and values, so they are tried as one LH* group and counted one by one. The
+// unbounded Target also agrees more with inputs scaled to [-1, 1], so a PP preset is kept
+// first; once the Clips are fixed the Target's own preprocessing is restored.
+TEST(RepairDriver, SameHyperparameterFaultOnManyNodesIsRepairedAsAGroup) {
+  auto source = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.hard_swish = true; }));
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) {
+    o.hard_swish = true;
+    o.unbounded_hard_swish = true;
+  }));
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->initial_disagreeing, 0u);
+  EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
+  expect_monotone_history(*r);
+  const RepairStep* group = nullptr;
+  for (const auto& s : r->steps)
+    if (s.kept && s.type == "LH*") group = &s;
+  ASSERT_NE(group, nullptr) << steps_of(*r);
+  EXPECT_GE(group->target_nodes.size(), 2u);
+  EXPECT_EQ(group->finding_summaries.size(), group->target_nodes.size());
+  EXPECT_EQ(r->counts["LH"].kept, group->target_nodes.size()) << steps_of(*r);
+  EXPECT_FALSE(r->patch.preprocess.has_value()) << steps_of(*r);
+  EXPECT_EQ(r->counts["PP"].kept, 0u) << steps_of(*r);
+  // The repaired model's Clips are bounded again, as the Source's are.
+  for (const auto& n : r->repaired.graph().node())
+    if (n.op_type() == "Clip") EXPECT_EQ(n.input_size(), 3) << n.name();
+}
+
 TEST(RepairDriver, LateLayerFaultIsScreenedThenRunPartially) {
   auto source = testing::build_cnn();
   auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 7; }));
