@@ -153,6 +153,8 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
                 "Also keep edits that leave disagreement equal but bring the probabilities closer");
   cmd->add_flag("--strict-regressions", args->strict_regressions,
                 "Reject an edit that makes any agreeing image disagree, even if the total drops");
+  cmd->add_flag("!--no-joint", args->options.joint_step,
+                "Never apply a round's findings together when none is kept alone");
   cmd->callback([&runner, args] { runner.action = [args] { return run_repair(*args); }; });
 }
 

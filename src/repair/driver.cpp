@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compare/evaluator.h"
+#include "localize/input_checks.h"
 #include "repair/repair.h"
 
 namespace fetafix::repair {
@@ -64,6 +65,7 @@ class Loop {
       if (out_of_time()) break;
       round_ = round;
       const size_t kept_before = kept_;
+      kept_at_round_start_ = kept_;
       FETAFIX_TRY_STATUS(repair_round());
       if (current_.disagreeing == 0) { r_.stop_reason = "fully repaired"; break; }
       if (r_.time_limit_reached) break;
@@ -359,7 +361,8 @@ class Loop {
     }
     sort_candidates(candidates);
 
-    std::set<const RepairCandidate*> handled;
+    std::set<const RepairCandidate*> handled;      // tried (input-based) or kept (layer findings)
+    std::set<const RepairCandidate*> kept_inputs;  // input-based ones kept
     std::map<std::string, int> rejections;
     for (const auto& c : candidates) {  // input-based go first: they change what layers see
       if (!input_based(c.finding.type) || out_of_time()) continue;
@@ -368,6 +371,7 @@ class Loop {
       if (rejections[type] >= o_.max_rejections) continue;
       if (try_candidate(type, c.description, &c.finding, c.edits, c.preset)) {
         rejections[type] = 0;
+        kept_inputs.insert(&c);
         pp_due_ = c.finding.type != FaultType::kPP && !r_.patch.preprocess;
       } else {
         rejections[type]++;
@@ -433,12 +437,155 @@ class Loop {
       if (rejections[type] >= o_.max_rejections) continue;
       if (try_candidate(type, c->description, &c->finding, c->edits, c->preset)) {
         rejections[type] = 0;
+        handled.insert(c);
         if (current_.disagreeing == 0) break;
       } else {
         rejections[type]++;
       }
     }
+    if (kept_ == kept_at_round_start_ && current_.disagreeing > 0 && o_.joint_step && !out_of_time()) {
+      std::vector<const RepairCandidate*> rest;
+      for (const auto* c : order)
+        if (!kept_inputs.count(c) && !(handled.count(c) && !input_based(c->finding.type)) &&
+            c->finding.type != FaultType::kPP && c->finding.equivalence != Equivalence::kEquivalent)
+          rest.push_back(c);
+      // CG findings are the least certain (a differently built graph differs in structure for
+      // no fault): if the whole set fails, once more without them. resnet101v2-tf-to-keras: a
+      // CG region replacement around the layer whose dilations are repaired kept the set at
+      // 89 -> 89; without it, 89 -> 0.
+      std::vector<const RepairCandidate*> structural;
+      for (const auto* c : rest)
+        if (c->finding.type != FaultType::kCG) structural.push_back(c);
+      if (rest.size() >= 2 && !try_joint(rest) && structural.size() >= 2 && structural.size() < rest.size() &&
+          !out_of_time())
+        try_joint(structural);
+    }
     return finish_round(t1);
+  }
+
+  // The preset the PP check finds best for the working Target (which the images are fed as
+  // `current`, unbound), on a seeded sample of the detection images; nullopt when none beats
+  // `current` there by kDefaultPresetMinGain.
+  std::optional<data::Preset> best_preset_for(const data::Preset& current) {
+    std::vector<size_t> all(eval_.images());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    const auto chosen = seeded_sample(all, 2 * std::max<size_t>(o_.preprocessing_sample, 1), 13);
+    localize::PreprocessingCheckOptions pp;
+    pp.presets = o_.localize.presets_to_try;
+    pp.compare = o_.localize.compare;
+    pp.compare.progress = ProgressMode::kQuiet;
+    for (size_t i : chosen) pp.files.push_back(eval_.files()[i]);
+    compare::ModelSide side = target_side_;
+    side.model = &working_;
+    side.preset = current;
+    auto report = localize::measure_preprocessing(source_, side, images_, pp);
+    if (!report.ok()) return std::nullopt;
+    auto findings = localize::preprocessing_findings(*report, o_.localize.preprocessing_min_gain);
+    if (findings.empty() || !report->best) return std::nullopt;
+    data::Preset best = report->trials[*report->best].bound;
+    return best;
+  }
+
+  // When no finding alone lowers the disagreement — several faults each enough to break every
+  // label (an input transposed, resized and a layer's pads dropped) — they are tried together:
+  // each re-planned on the Target with the ones before it applied (input-based first: an ID
+  // edit and a TSS edit both rewrite the graph input), then one score decides. PP is left out
+  // (its presets are alternatives, not a fault to stack) and its check runs again next round.
+  bool try_joint(const std::vector<const RepairCandidate*>& members) {
+    RepairStep step;
+    step.round = round_;
+    step.type = "JOINT";
+    step.disagreeing_before = current_.disagreeing;
+    const auto t0 = Clock::now();
+    const size_t log_before = log_.size();
+    std::vector<const Finding*> applied;
+    std::vector<std::string> skipped;
+    for (const auto* c : members) {
+      auto plan = plan_repair(*source_.model, working_, c->finding);
+      if (!plan.ok() || plan->preset || !log_.apply_all(plan->edits).ok()) {
+        skipped.push_back(c->finding.summary);
+        continue;
+      }
+      applied.push_back(&c->finding);
+      step.finding_summaries.push_back(c->finding.summary);
+      if (!c->finding.target_node.empty()) step.target_nodes.push_back(c->finding.target_node);
+    }
+    std::map<std::string, size_t> per_type;
+    for (const auto* f : applied) per_type[std::string(localize::fault_type_name(f->type))]++;
+    std::vector<std::string> parts;
+    for (const auto& [type, n] : per_type) parts.push_back(fmt::format("{} {}", type, n));
+    step.description = fmt::format("{} findings applied together ({}){}", applied.size(), fmt::join(parts, ", "),
+                                   skipped.empty() ? "" : fmt::format("; {} could not be planned", skipped.size()));
+    step.edits = log_.size() - log_before;
+    auto undo = [&] {
+      while (log_.size() > log_before) log_.undo_last();
+    };
+    if (applied.size() < 2) {
+      undo();
+      return false;
+    }
+    std::vector<model::Edit> edits(log_.edits().begin() + static_cast<std::ptrdiff_t>(log_before), log_.edits().end());
+    const bool rebinding = changes_input_shape(edits);
+    data::Preset feed = eval_.target_preset();
+    if (rebinding) feed.width = feed.height = 0;
+    auto score = rebinding ? eval_.score_with_preset(working_, feed) : eval_.score_full(working_);
+    std::string reason;
+    bool keep = score.ok() && acceptable(*score, reason);
+    for (const auto& [type, n] : per_type) r_.counts[type].tried += n;
+    // The preprocessing may be wrong too: with the edits in place, the PP check (on a seeded
+    // sample) proposes a preset, and the whole set decides with it.
+    std::optional<data::Preset> preset;
+    if (!keep && score.ok() && !r_.patch.preprocess && !out_of_time()) {
+      if (auto best = best_preset_for(feed); best) {
+        auto with = eval_.score_with_preset(working_, *best);
+        std::string why;
+        if (with.ok() && acceptable(*with, why)) {
+          score = std::move(with);
+          reason.clear();
+          keep = true;
+          preset = best;
+          feed = *best;
+          r_.counts["PP"].localized++;
+          r_.counts["PP"].tried++;
+          step.description += fmt::format(", with preset '{}'", best->name);
+        }
+      }
+    }
+    const bool rebinding_or_preset = rebinding || preset.has_value();
+    if (keep && rebinding_or_preset) {
+      if (auto st = eval_.set_target_preset(working_, feed); !st.ok()) {
+        reason = st.error().message;
+      } else {
+        target_side_.preset = feed;
+        input_rebound_ = input_rebound_ || rebinding;
+        if (preset) {
+          r_.patch.preprocess = *preset;
+          r_.counts["PP"].kept++;
+        }
+      }
+    }
+    if (keep && reason.empty()) {
+      current_ = std::move(score).value();
+      ++kept_;
+      kept_after_preprocessing_ = !preset;
+      step.kept = true;
+      step.reason = "kept";
+      r_.history.push_back(current_.discrepancy);
+      for (const auto& [type, n] : per_type) r_.counts[type].kept += n;
+      if (!r_.patch.preprocess) pp_due_ = true;  // the preprocessing can be judged again now
+      if (preset) step.finding_summaries.push_back("preprocessing: preset '" + preset->name + "'");
+      rebase();
+    } else {
+      undo();
+      step.reason = score.ok() ? reason : "the edited Target does not run: " + score.error().message;
+    }
+    step.disagreeing_after = step.kept ? current_.disagreeing : (score.ok() ? score->disagreeing : current_.disagreeing);
+    step.seconds = seconds_since(t0);
+    say(fmt::format("round {} JOINT {}: {} -> {} ({})", round_, step.kept ? "kept" : "rejected", step.disagreeing_before,
+                    step.disagreeing_after, step.description));
+    const bool kept = step.kept;
+    r_.steps.push_back(std::move(step));
+    return kept;
   }
 
   // Keeps the round's localization for reports, with the ranks the candidates ended up with.
@@ -626,6 +773,7 @@ class Loop {
   std::vector<size_t> screen_;       // screening subset (empty: none)
   size_t screen_disagreeing_ = 0;    // of it, how many disagree now
   size_t probes_ = 0;
+  size_t kept_at_round_start_ = 0;
   data::Preset original_preset_;              // the Target's preprocessing as given
   bool input_rebound_ = false;                // an ID repair re-bound the preprocessing to a new input
   bool kept_after_preprocessing_ = false;     // a repair was kept after the last kept PP preset

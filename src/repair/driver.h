@@ -47,6 +47,9 @@ struct RepairOptions {
   size_t preprocessing_sample = 16;        // PP check: disagreeing (and as many agreeing) images
   // The layer ranking only orders the remaining candidates, so repair ranks on fewer images
   // than `fetafix localize` does (caps on the localize options' similar/dissimilar counts).
+  // When a round keeps nothing, its untried-or-rejected non-PP findings are applied together and
+  // kept if that lowers the disagreement (faults that each break every label on their own).
+  bool joint_step = true;
   size_t ranking_max_similar = 30;
   size_t ranking_max_dissimilar = 30;
   std::function<void(const std::string&)> log;  // progress lines; may be empty
@@ -54,7 +57,8 @@ struct RepairOptions {
 
 struct RepairStep {
   int round = 0;
-  std::string type;          // PP, ID, TSS, WB, LH, CG; "WB*" / "LH*" for a group of findings tried together
+  std::string type;          // PP, ID, TSS, WB, LH, CG; "WB*" / "LH*" for a group of findings tried together;
+                             // "JOINT" for findings of several types applied together
   std::string description;
   std::string source_node, target_node;
   bool kept = false;

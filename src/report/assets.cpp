@@ -71,6 +71,7 @@ tbody tr:hover { background: #fafbfe; }
 .b-PP { background: #efe7fd; color: #6b35c9; } .b-ID { background: #e3f3fb; color: #0f6e95; }
 .b-TSS { background: #e4f6f3; color: #0f766e; } .b-WB { background: #fdebd9; color: #b45309; }
 .b-LH { background: #fde7f3; color: #b0226e; } .b-CG { background: #e7ecfb; color: #3348b5; }
+.b-JOINT { background: #eef0f3; color: #374151; }
 .b-kept, .b-equivalent { background: var(--good-soft); color: var(--good); }
 .b-rejected, .b-divergent { background: var(--bad-soft); color: var(--bad); }
 .b-screened { background: var(--warn-soft); color: var(--warn); }

@@ -889,6 +889,9 @@ class Page {
 
 bool step_names(const repair::RepairStep& st, const Finding& f, int round) {
   if (round > 0 && st.round != round) return false;
+  if (st.type == "JOINT")  // findings of several types applied together: each listed by summary
+    return f.equivalence != Equivalence::kEquivalent &&
+           std::find(st.finding_summaries.begin(), st.finding_summaries.end(), f.summary) != st.finding_summaries.end();
   if (!st.type.empty() && st.type.back() == '*') {  // a group: WB*, LH*
     if (st.type.substr(0, st.type.size() - 1) != type_name(f.type) || f.equivalence == Equivalence::kEquivalent ||
         f.target_node.empty() ||

@@ -57,7 +57,8 @@ struct FindingOutcome {
 // any round) names it by type, Source node, Target node and the finding's summary (a step whose
 // repair could not be planned carries the summary as its description); a group step (WB*, LH*)
 // names each non-equivalent finding of its type and round on its Target nodes whose summary it
-// lists (a step without summaries: every such finding on those nodes).
+// lists (a step without summaries: every such finding on those nodes); a JOINT step names each
+// non-equivalent finding whose summary it lists.
 bool step_names(const repair::RepairStep& step, const localize::Finding& finding, int round = 0);
 // Kept: a kept step names the finding. Rejected: only rejected steps name it (the last one's
 // reason). Not tried: no step names it. `round`: the repair round that localized the findings

@@ -73,6 +73,38 @@ TEST(RepairDriver, ScaledLayerAndDroppedPadsAreRepairedToZero) {
   EXPECT_EQ(model::serialize_model(replayed), model::serialize_model(r->repaired));
 }
 
+// When no finding alone is kept (here: none is tried alone, --max-rejections 0), the round's
+// findings are applied together, each planned on the Target with the ones before it applied,
+// and one score decides. The joint step's edits replay like any others.
+TEST(RepairDriver, FindingsNoneOfWhichHelpsAloneAreAppliedJointly) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) {
+    o.scaled_layer = 1;
+    o.drop_dw_pads = true;
+  }));
+  RepairOptions o = quiet_options();
+  o.max_rejections = 0;
+  auto r = run(source, target, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->initial_disagreeing, 0u);
+  EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
+  const RepairStep* joint = nullptr;
+  for (const auto& s : r->steps)
+    if (s.kept && s.type == "JOINT") joint = &s;
+  ASSERT_NE(joint, nullptr) << steps_of(*r);
+  EXPECT_GE(joint->finding_summaries.size(), 2u) << steps_of(*r);
+  EXPECT_GE(r->counts["WB"].kept, 1u) << steps_of(*r);
+  EXPECT_GE(r->counts["LH"].kept, 1u) << steps_of(*r);
+  onnx::ModelProto replayed = target;
+  ASSERT_TRUE(apply_patch(r->patch, replayed).ok());
+  EXPECT_EQ(model::serialize_model(replayed), model::serialize_model(r->repaired));
+
+  o.joint_step = false;  // the same loop without it keeps nothing
+  auto without = run(source, target, o);
+  ASSERT_TRUE(without.ok()) << without.error().message;
+  EXPECT_EQ(without->final_disagreeing, without->initial_disagreeing) << steps_of(*without);
+}
+
 TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
   auto source = testing::build_cnn();
   auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) {
