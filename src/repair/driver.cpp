@@ -229,6 +229,7 @@ class Loop {
       input_rebound_ = input_rebound_ || rebinding;
     }
     if (keep) kept_after_preprocessing_ = !(feed && !rebinding);
+    if (keep && feed && !rebinding) last_preset_step_ = step;  // what a revisit would undo
     if (keep) {
       current_ = std::move(score).value();
       ++kept_;
@@ -501,6 +502,7 @@ class Loop {
     std::vector<const Finding*> applied;
     std::vector<std::string> skipped;
     for (const auto* c : members) {
+      if (out_of_time()) break;  // what is applied so far is still scored
       auto plan = plan_repair(*source_.model, working_, c->finding);
       if (!plan.ok() || plan->preset || !log_.apply_all(plan->edits).ok()) {
         skipped.push_back(c->finding.summary);
@@ -620,6 +622,13 @@ class Loop {
     step.type = "PP";
     step.description = fmt::format("PP: back to the Target's own preset '{}' instead of '{}'", own.name,
                                    r_.patch.preprocess->name);
+    if (last_preset_step_) {  // names the finding whose preset it undoes
+      step.source_node = last_preset_step_->source_node;
+      step.target_node = last_preset_step_->target_node;
+      step.finding_summary = last_preset_step_->finding_summary;
+      step.target_nodes = last_preset_step_->target_nodes;
+    }
+    step.reverts = true;
     step.disagreeing_before = current_.disagreeing;
     const auto t0 = Clock::now();
     auto score = eval_.score_with_preset(working_, own);
@@ -774,6 +783,7 @@ class Loop {
   size_t screen_disagreeing_ = 0;    // of it, how many disagree now
   size_t probes_ = 0;
   size_t kept_at_round_start_ = 0;
+  std::optional<RepairStep> last_preset_step_;  // the step that kept the current PP preset
   data::Preset original_preset_;              // the Target's preprocessing as given
   bool input_rebound_ = false;                // an ID repair re-bound the preprocessing to a new input
   bool kept_after_preprocessing_ = false;     // a repair was kept after the last kept PP preset
@@ -828,7 +838,7 @@ nlohmann::json to_json(const RepairResult& r) {
                      {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
                      {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds},
                      {"screened_out", s.screened_out}, {"target_nodes", s.target_nodes},
-                     {"finding_summaries", s.finding_summaries}});
+                     {"finding_summaries", s.finding_summaries}, {"reverts", s.reverts}});
   json counts = json::object();
   for (const auto& [type, c] : r.counts)
     counts[type] = {{"localized", c.localized}, {"tried", c.tried}, {"kept", c.kept}};

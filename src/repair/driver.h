@@ -70,6 +70,7 @@ struct RepairStep {
   std::string finding_summary;            // the finding's summary (empty for a group)
   std::vector<std::string> target_nodes;  // every Target node the step's findings name (a group: all of them)
   std::vector<std::string> finding_summaries;  // a group: each member finding's summary
+  bool reverts = false;  // undoes the kept PP step whose finding it names (the Target's own preset back)
 };
 
 // Per finding: a group step (WB*, LH*) counts each of its findings as tried (and kept).

@@ -888,7 +888,7 @@ class Page {
 }  // namespace
 
 bool step_names(const repair::RepairStep& st, const Finding& f, int round) {
-  if (round > 0 && st.round != round) return false;
+  if (round > 0 && st.round != round && !st.reverts) return false;  // a revert may come rounds later
   if (st.type == "JOINT")  // findings of several types applied together: each listed by summary
     return f.equivalence != Equivalence::kEquivalent &&
            std::find(st.finding_summaries.begin(), st.finding_summaries.end(), f.summary) != st.finding_summaries.end();
@@ -924,8 +924,14 @@ std::vector<FindingOutcome> finding_outcomes(const std::vector<Finding>& finding
     std::string rejected;
     for (const auto& st : repair->steps) {
       if (!step_names(st, f, round)) continue;
-      if (st.kept) kept = true;
-      else rejected = st.screened_out ? "screened out: " + st.reason : st.reason;
+      if (st.kept && st.reverts) {  // a later step undid it
+        kept = false;
+        rejected = "kept, then undone: " + st.description;
+      } else if (st.kept) {
+        kept = true;
+      } else {
+        rejected = st.screened_out ? "screened out: " + st.reason : st.reason;
+      }
     }
     if (kept) {
       out[i] = {RepairStatus::kKept, "disagreement dropped with this edit"};

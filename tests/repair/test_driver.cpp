@@ -40,7 +40,9 @@ static std::string steps_of(const RepairResult& r) {
 static void expect_monotone_history(const RepairResult& r) {
   for (size_t i = 1; i < r.history.size(); ++i) EXPECT_LT(r.history[i], r.history[i - 1]) << steps_of(r);
   for (const auto& s : r.steps) {
-    if (s.kept) EXPECT_LT(s.disagreeing_after, s.disagreeing_before) << steps_of(r);
+    if (s.kept) {
+      EXPECT_LT(s.disagreeing_after, s.disagreeing_before) << steps_of(r);
+    }
   }
 }
 
@@ -149,10 +151,15 @@ TEST(RepairDriver, SameHyperparameterFaultOnManyNodesIsRepairedAsAGroup) {
   EXPECT_EQ(group->finding_summaries.size(), group->target_nodes.size());
   EXPECT_EQ(r->counts["LH"].kept, group->target_nodes.size()) << steps_of(*r);
   EXPECT_FALSE(r->patch.preprocess.has_value()) << steps_of(*r);
+  bool reverted = false;
+  for (const auto& s : r->steps) reverted = reverted || (s.kept && s.reverts && s.type == "PP");
+  EXPECT_TRUE(reverted) << steps_of(*r);
   EXPECT_EQ(r->counts["PP"].kept, 0u) << steps_of(*r);
   // The repaired model's Clips are bounded again, as the Source's are.
   for (const auto& n : r->repaired.graph().node())
-    if (n.op_type() == "Clip") EXPECT_EQ(n.input_size(), 3) << n.name();
+    if (n.op_type() == "Clip") {
+      EXPECT_EQ(n.input_size(), 3) << n.name();
+    }
 }
 
 TEST(RepairDriver, LateLayerFaultIsScreenedThenRunPartially) {

@@ -250,6 +250,43 @@ TEST(FindingOutcomes, AKeptWeightGroupMarksTheFindingsOnItsLayersKept) {
   EXPECT_FALSE(step_names(group, fs[0], 2));
 }
 
+// Group and JOINT steps name their members by summary; a PP preset undone later is not kept.
+TEST(FindingOutcomes, GroupsAndJointStepsNameTheirMembersAndARevertUndoesAKeptPreset) {
+  std::vector<Finding> fs{finding(FaultType::kLH, "clip1", "max 6 missing (Clip 'clip1')"),
+                          finding(FaultType::kLH, "clip1", "min 0 missing (Clip 'clip1')"),
+                          finding(FaultType::kID, "", "input shape"), finding(FaultType::kTSS, "t0", "transpose"),
+                          finding(FaultType::kPP, "", "preset tf")};
+  repair::RepairStep lh;
+  lh.round = 1;
+  lh.type = "LH*";
+  lh.kept = true;
+  lh.target_nodes = {"clip1"};
+  lh.finding_summaries = {"max 6 missing (Clip 'clip1')"};
+  repair::RepairStep joint;
+  joint.round = 1;
+  joint.type = "JOINT";
+  joint.kept = true;
+  joint.finding_summaries = {"input shape", "transpose"};
+  repair::RepairStep pp;
+  pp.round = 1;
+  pp.type = "PP";
+  pp.kept = true;
+  pp.finding_summary = "preset tf";
+  repair::RepairStep revert = pp;
+  revert.round = 2;  // undone a round later
+  revert.reverts = true;
+  revert.description = "PP: back to the Target's own preset 'raw' instead of 'tf'";
+  repair::RepairResult r;
+  r.steps = {pp, lh, joint, revert};
+  const auto o = finding_outcomes(fs, &r, 1);
+  EXPECT_EQ(o[0].status, RepairStatus::kKept);
+  EXPECT_NE(o[1].status, RepairStatus::kKept);  // same node, another summary: not in the group
+  EXPECT_EQ(o[2].status, RepairStatus::kKept);
+  EXPECT_EQ(o[3].status, RepairStatus::kKept);
+  EXPECT_EQ(o[4].status, RepairStatus::kRejected);
+  EXPECT_NE(o[4].reason.find("undone"), std::string::npos) << o[4].reason;
+}
+
 TEST(Report, FindingsOfEveryRoundAppearGroupedByRound) {
   const repair::RepairResult r = testing::two_round_repair();
   auto html = render_report(testing::two_round_input(r));
