@@ -457,7 +457,7 @@ class Loop {
       std::vector<const RepairCandidate*> structural;
       for (const auto* c : rest)
         if (c->finding.type != FaultType::kCG) structural.push_back(c);
-      if (rest.size() >= 2 && !try_joint(rest) && structural.size() >= 2 && structural.size() < rest.size() &&
+      if (!rest.empty() && !try_joint(rest) && !structural.empty() && structural.size() < rest.size() &&
           !out_of_time())
         try_joint(structural);
     }
@@ -516,13 +516,17 @@ class Loop {
     for (const auto* f : applied) per_type[std::string(localize::fault_type_name(f->type))]++;
     std::vector<std::string> parts;
     for (const auto& [type, n] : per_type) parts.push_back(fmt::format("{} {}", type, n));
-    step.description = fmt::format("{} findings applied together ({}){}", applied.size(), fmt::join(parts, ", "),
+    step.description = fmt::format("{} finding{} applied {}({}){}", applied.size(), applied.size() == 1 ? "" : "s",
+                                   applied.size() == 1 ? "" : "together ", fmt::join(parts, ", "),
                                    skipped.empty() ? "" : fmt::format("; {} could not be planned", skipped.size()));
     step.edits = log_.size() - log_before;
     auto undo = [&] {
       while (log_.size() > log_before) log_.undo_last();
     };
-    if (applied.size() < 2) {
+    // One finding alone was scored already (and rejected) in the round: only the preset search
+    // below is new for it.
+    const bool alone = applied.size() == 1;
+    if (applied.empty() || (alone && r_.patch.preprocess)) {
       undo();
       return false;
     }
@@ -530,14 +534,17 @@ class Loop {
     const bool rebinding = changes_input_shape(edits);
     data::Preset feed = eval_.target_preset();
     if (rebinding) feed.width = feed.height = 0;
-    auto score = rebinding ? eval_.score_with_preset(working_, feed) : eval_.score_full(working_);
+    Result<compare::CandidateScore> score = make_error("not scored");
     std::string reason;
-    bool keep = score.ok() && acceptable(*score, reason);
-    for (const auto& [type, n] : per_type) r_.counts[type].tried += n;
+    bool keep = false;
+    if (!alone) {
+      score = rebinding ? eval_.score_with_preset(working_, feed) : eval_.score_full(working_);
+      keep = score.ok() && acceptable(*score, reason);
+    }
     // The preprocessing may be wrong too: with the edits in place, the PP check (on a seeded
     // sample) proposes a preset, and the whole set decides with it.
     std::optional<data::Preset> preset;
-    if (!keep && score.ok() && !r_.patch.preprocess && !out_of_time()) {
+    if (!keep && (alone || score.ok()) && !r_.patch.preprocess && !out_of_time()) {
       if (auto best = best_preset_for(feed); best) {
         auto with = eval_.score_with_preset(working_, *best);
         std::string why;
@@ -550,9 +557,17 @@ class Loop {
           r_.counts["PP"].localized++;
           r_.counts["PP"].tried++;
           step.description += fmt::format(", with preset '{}'", best->name);
+        } else if (alone) {
+          score = std::move(with);
+          reason = why;
         }
       }
     }
+    if (alone && !score.ok()) {  // no preset to try with it: nothing new was scored
+      undo();
+      return false;
+    }
+    for (const auto& [type, n] : per_type) r_.counts[type].tried += n;
     const bool rebinding_or_preset = rebinding || preset.has_value();
     if (keep && rebinding_or_preset) {
       if (auto st = eval_.set_target_preset(working_, feed); !st.ok()) {
