@@ -155,10 +155,10 @@ int main(int argc, char** argv) {
                 check.ok() && check->top1 == first->top1 ? "yes" : "NO", peak_rss_mib());
     return 0;
   }
+  // The issue-4 Target: every float weight rounded through float16.
+  auto fp16_target = [&]() { return inject::inject(*floats, {inject::parse_fault_spec("wb:fp16").value()}); };
   if (mode == "fp16") {
-    auto spec = inject::parse_fault_spec("wb:fp16");
-    if (!spec.ok()) return fail(spec.error().message);
-    auto injected = inject::inject(*floats, {*spec});
+    auto injected = fp16_target();
     if (!injected.ok()) return fail(injected.error().message);
     repair::RepairOptions o;
     o.time_limit_seconds = time_limit;
@@ -178,9 +178,7 @@ int main(int argc, char** argv) {
     return r->final_disagreeing == 0 ? 0 : 1;
   }
   if (mode == "passes") {  // full-pass time of the Source and of the fp16 Target, alternated
-    auto spec = inject::parse_fault_spec("wb:fp16");
-    if (!spec.ok()) return fail(spec.error().message);
-    auto injected = inject::inject(*floats, {*spec});
+    auto injected = fp16_target();
     if (!injected.ok()) return fail(injected.error().message);
     compare::CompareOptions co;
     co.threads = threads;

@@ -196,9 +196,7 @@ class Loop {
     std::optional<data::Preset> rebound;
     bool rebinding = false;
     if (!preset && changes_input_shape(edits)) {
-      data::Preset p = eval_.target_preset();
-      p.width = p.height = 0;
-      rebound = p;
+      rebound = rebound_preset();
       rebinding = true;
     }
     const std::optional<data::Preset>& feed = preset ? preset : rebound;
@@ -231,23 +229,41 @@ class Loop {
     if (keep) kept_after_preprocessing_ = !(feed && !rebinding);
     if (keep && feed && !rebinding) last_preset_step_ = step;  // what a revisit would undo
     if (keep) {
-      current_ = std::move(score).value();
-      ++kept_;
-      step.kept = true;
-      step.reason = "kept";
-      r_.history.push_back(current_.discrepancy);
       for (auto& [name, c] : type_counts(type)) c->kept += findings;
-      rebase();
-    } else {
-      for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
-      step.reason = reason;
+      accept(step, std::move(score).value());
+      return record(std::move(step), std::nullopt, t0, description);
     }
-    step.disagreeing_after = keep ? current_.disagreeing : (score.ok() ? score->disagreeing : current_.disagreeing);
+    for (size_t i = 0; i < edits.size(); ++i) log_.undo_last();
+    step.reason = reason;
+    return record(std::move(step), score.ok() ? std::optional(score->disagreeing) : std::nullopt, t0, description);
+  }
+
+  // A kept step: `score` becomes the current one and the next base. Counts stay with the caller.
+  void accept(RepairStep& step, compare::CandidateScore score) {
+    current_ = std::move(score);
+    ++kept_;
+    step.kept = true;
+    step.reason = "kept";
+    r_.history.push_back(current_.discrepancy);
+    rebase();
+  }
+
+  // Logs a decided step: after = the new count if kept, else the candidate's (`scored`) if it ran.
+  bool record(RepairStep step, std::optional<size_t> scored, Clock::time_point t0, const std::string& what) {
+    step.disagreeing_after = step.kept ? current_.disagreeing : scored.value_or(current_.disagreeing);
     step.seconds = seconds_since(t0);
-    say(fmt::format("round {} {} {}: {} -> {} ({})", round_, type, keep ? "kept" : "rejected", step.disagreeing_before,
-                    step.disagreeing_after, description));
+    say(fmt::format("round {} {} {}: {} -> {} ({})", round_, step.type, step.kept ? "kept" : "rejected",
+                    step.disagreeing_before, step.disagreeing_after, what));
+    const bool kept = step.kept;
     r_.steps.push_back(std::move(step));
-    return keep;
+    return kept;
+  }
+
+  // The Target's preprocessing, to be bound again to an input whose shape an edit changed.
+  data::Preset rebound_preset() const {
+    data::Preset p = eval_.target_preset();
+    p.width = p.height = 0;
+    return p;
   }
 
   static bool changes_input_shape(const std::vector<model::Edit>& edits) {
@@ -532,8 +548,7 @@ class Loop {
     }
     std::vector<model::Edit> edits(log_.edits().begin() + static_cast<std::ptrdiff_t>(log_before), log_.edits().end());
     const bool rebinding = changes_input_shape(edits);
-    data::Preset feed = eval_.target_preset();
-    if (rebinding) feed.width = feed.height = 0;
+    data::Preset feed = rebinding ? rebound_preset() : eval_.target_preset();
     Result<compare::CandidateScore> score = make_error("not scored");
     std::string reason;
     bool keep = false;
@@ -581,28 +596,18 @@ class Loop {
         }
       }
     }
+    const std::string what = step.description;
     if (keep && reason.empty()) {
-      current_ = std::move(score).value();
-      ++kept_;
       kept_after_preprocessing_ = !preset;
-      step.kept = true;
-      step.reason = "kept";
-      r_.history.push_back(current_.discrepancy);
       for (const auto& [type, n] : per_type) r_.counts[type].kept += n;
       if (!r_.patch.preprocess) pp_due_ = true;  // the preprocessing can be judged again now
       if (preset) step.finding_summaries.push_back("preprocessing: preset '" + preset->name + "'");
-      rebase();
-    } else {
-      undo();
-      step.reason = score.ok() ? reason : "the edited Target does not run: " + score.error().message;
+      accept(step, std::move(score).value());
+      return record(std::move(step), std::nullopt, t0, what);
     }
-    step.disagreeing_after = step.kept ? current_.disagreeing : (score.ok() ? score->disagreeing : current_.disagreeing);
-    step.seconds = seconds_since(t0);
-    say(fmt::format("round {} JOINT {}: {} -> {} ({})", round_, step.kept ? "kept" : "rejected", step.disagreeing_before,
-                    step.disagreeing_after, step.description));
-    const bool kept = step.kept;
-    r_.steps.push_back(std::move(step));
-    return kept;
+    undo();
+    step.reason = score.ok() ? reason : "the edited Target does not run: " + score.error().message;
+    return record(std::move(step), score.ok() ? std::optional(score->disagreeing) : std::nullopt, t0, what);
   }
 
   // Keeps the round's localization for reports, with the ranks the candidates ended up with.
@@ -652,25 +657,17 @@ class Loop {
       if (auto st = eval_.set_target_preset(working_, own); st.ok()) {
         target_side_.preset = own;
         r_.patch.preprocess.reset();
-        current_ = std::move(score).value();
-        ++kept_;
-        step.kept = true;
-        step.reason = "kept";
-        r_.history.push_back(current_.discrepancy);
         auto& pp = r_.counts["PP"];
         if (pp.kept > 0) --pp.kept;  // the preset it undoes is no longer a kept repair
-        rebase();
+        accept(step, std::move(score).value());
       } else {
         step.reason = st.error().message;
       }
     } else {
       step.reason = score.ok() ? reason : "the Target does not run with it: " + score.error().message;
     }
-    step.disagreeing_after = step.kept ? current_.disagreeing : (score.ok() ? score->disagreeing : current_.disagreeing);
-    step.seconds = seconds_since(t0);
-    say(fmt::format("round {} PP {}: {} -> {} ({})", round_, step.kept ? "kept" : "rejected", step.disagreeing_before,
-                    step.disagreeing_after, step.description));
-    r_.steps.push_back(std::move(step));
+    const std::string what = step.description;
+    record(std::move(step), score.ok() ? std::optional(score->disagreeing) : std::nullopt, t0, what);
   }
 
   using Members = std::vector<const RepairCandidate*>;
