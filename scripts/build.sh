@@ -7,6 +7,8 @@ build="${BUILD_DIR:-$root/build}"
 bash "$root/scripts/setup.sh"
 cfg=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release)
 [ -n "${ORT_ROOT:-}" ] && cfg+=(-DORT_ROOT="$ORT_ROOT")
+# ccache, when installed, makes rebuilds in several checkouts cheap (not needed by CI).
+command -v ccache >/dev/null 2>&1 && cfg+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 mkdir -p "$build"
 if [ ! -f "$build/CMakeCache.txt" ] || [ "$#" -gt 0 ]; then
   cmake "${cfg[@]}" "$@" >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
