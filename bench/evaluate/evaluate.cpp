@@ -27,6 +27,7 @@
 
 #include "common/fs.h"
 #include "data/image.h"
+#include "localize/finding.h"
 #include "model/builder.h"
 
 extern char** environ;
@@ -37,7 +38,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-const std::vector<std::string> kTypes{"PP", "ID", "TSS", "WB", "LH", "CG"};
+// The fault types, in the order of the tables.
+const std::vector<std::string> kTypes = [] {
+  std::vector<std::string> names;
+  for (auto type : fetafix::localize::kAllFaultTypes) names.emplace_back(fetafix::localize::fault_type_name(type));
+  return names;
+}();
 
 struct Options {
   fs::path corpus = FETAFIX_BUILD_DIR "/corpus";
@@ -170,10 +176,11 @@ void summarize_repair_log(const fs::path& out, json& repair) {
                             {"final_discrepancy", v.value("final_disagreeing", 0) / n}};
   }
   // Why kept or not, briefly: the steps as the log gives them.
+  // The findings each step was made for, by id (the ids `fetafix localize --json` gives them).
   json steps = json::array();
   for (const auto& s : log->value("steps", json::array()))
     steps.push_back({{"type", s.value("type", "")}, {"kept", s.value("kept", false)}, {"reason", s.value("reason", "")},
-                     {"description", s.value("description", "")},
+                     {"description", s.value("description", "")}, {"findings", s.value("finding_ids", json::array())},
                      {"before", s.value("disagreeing_before", 0)}, {"after", s.value("disagreeing_after", 0)}});
   repair["steps"] = std::move(steps);
 }

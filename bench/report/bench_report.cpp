@@ -300,47 +300,52 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < t_layers.size(); ++i) {
     for (bool bn : {false, true}) {
       if (bn && t_layers[i].bn.empty()) continue;
-      Finding f;
-      f.type = FaultType::kWB;
-      f.source_node = bn ? s_layers[i].bn : s_layers[i].conv;
-      f.target_node = bn ? t_layers[i].bn : t_layers[i].conv;
+      const std::string target_node = bn ? t_layers[i].bn : t_layers[i].conv;
       const std::string tensor = bn ? t_layers[i].gamma : t_layers[i].weight;
       const int64_t total = bn ? t_layers[i].shape[0] : shape_numel(t_layers[i].shape);
       const int64_t differing = total * 9 / 10;
       const double max_abs_diff = 2e-4 * rng.uniform();
-      f.summary = fmt::format("{} of {} '{}': {} of {} elements differ, max |Δ| {:.2e} (float16 rounding)",
-                              bn ? "scale" : "weight", bn ? "BatchNormalization" : "Conv", f.target_node, differing, total,
-                              max_abs_diff);
-      f.evidence = {{"check", "weights"}, {"role", bn ? "parameter" : "weight"}, {"source_tensor", tensor},
-                    {"target_tensor", tensor}, {"differing", differing}, {"total", total},
-                    {"max_abs_diff", max_abs_diff}, {"mean_abs_diff", 3e-5 * rng.uniform()},
-                    {"core_source_node", s_layers[i].conv}, {"core_target_node", t_layers[i].conv}};
-      f.layer_rank = rank_of[i];
-      loc.findings.push_back(f);
+      localize::WeightsEvidence e;
+      e.role = bn ? "parameter" : "weight";
+      e.source.tensor = e.target.tensor = tensor;
+      e.differing = differing;
+      e.total = total;
+      e.max_abs_diff = max_abs_diff;
+      e.mean_abs_diff = 3e-5 * rng.uniform();
+      e.core_source_node = s_layers[i].conv;
+      e.core_target_node = t_layers[i].conv;
+      loc.findings.push_back(localize::make_finding(
+          std::move(e), bn ? s_layers[i].bn : s_layers[i].conv, target_node,
+          fmt::format("{} of {} '{}': {} of {} elements differ, max |Δ| {:.2e} (float16 rounding)",
+                      bn ? "scale" : "weight", bn ? "BatchNormalization" : "Conv", target_node, differing, total,
+                      max_abs_diff),
+          rank_of[i]));
     }
     if (t_layers[i].pads_dropped) {
-      Finding f;
-      f.type = FaultType::kLH;
-      f.source_node = s_layers[i].conv;
-      f.target_node = t_layers[i].conv;
-      f.summary = fmt::format("pads [1,1,1,1] in Source, [0,0,0,0] (default) in Target at Conv '{}'", f.target_node);
-      f.evidence = {{"check", "hyperparameters"}, {"attribute", "pads"}, {"kind", "missing"},
-                    {"source_value", {1, 1, 1, 1}}, {"target_value", {0, 0, 0, 0}}};
+      localize::HyperparametersEvidence e;
+      e.attribute = "pads";
+      e.kind = "missing";
+      e.source_value = {1, 1, 1, 1};
+      e.target_value = {0, 0, 0, 0};
+      Finding f = localize::make_finding(
+          std::move(e), s_layers[i].conv, t_layers[i].conv,
+          fmt::format("pads [1,1,1,1] in Source, [0,0,0,0] (default) in Target at Conv '{}'", t_layers[i].conv),
+          rank_of[i]);
       f.equivalence = Equivalence::kDivergent;
-      f.layer_rank = rank_of[i];
       loc.findings.push_back(f);
     }
   }
   for (const auto& n : target.graph().node()) {
     if (n.op_type() != "Cast") continue;
     const std::string block = n.name().substr(0, n.name().size() - 5);
-    Finding f;
-    f.type = FaultType::kCG;
-    f.source_node = block + ".conv1";
-    f.target_node = block + ".conv1";
-    f.summary = fmt::format("Target computes [Cast, Conv] where Source computes [Conv] before '{}'", f.target_node);
-    f.evidence = {{"check", "graph"}, {"source_ops", {"Conv"}}, {"target_ops", {"Cast", "Conv"}},
-                  {"source_nodes", {block + ".conv1"}}, {"target_nodes", {n.name(), block + ".conv1"}}};
+    localize::GraphEvidence e;
+    e.source_ops = {"Conv"};
+    e.target_ops = {"Cast", "Conv"};
+    e.source_nodes = {block + ".conv1"};
+    e.target_nodes = {n.name(), block + ".conv1"};
+    Finding f = localize::make_finding(
+        std::move(e), block + ".conv1", block + ".conv1",
+        fmt::format("Target computes [Cast, Conv] where Source computes [Conv] before '{}'", block + ".conv1"));
     f.equivalence = Equivalence::kEquivalent;
     loc.findings.push_back(f);
   }
@@ -359,13 +364,13 @@ int main(int argc, char** argv) {
     const Finding& f = loc.findings[i];
     repair::RepairStep st;
     st.round = 1;
-    st.type = std::string(localize::fault_type_name(f.type));
+    st.type = f.type();
     st.source_node = f.source_node;
     st.target_node = f.target_node;
-    st.finding_summary = f.summary;
+    st.finding_ids = {f.id};
     st.target_nodes = {f.target_node};
-    st.description = f.type == FaultType::kWB ? fmt::format("WB: Source values into '{}'", f.evidence["target_tensor"].get<std::string>())
-                                              : f.summary;
+    const auto* wb = std::get_if<localize::WeightsEvidence>(&f.evidence);
+    st.description = wb ? fmt::format("WB: Source values into '{}'", wb->target.tensor) : f.summary;
     st.disagreeing_before = current;
     st.kept = f.equivalence != Equivalence::kEquivalent && current > rep.final_disagreeing && rng.uniform() < 0.5;
     const size_t drop = st.kept ? std::max<size_t>(1, (current - rep.final_disagreeing) / 12) : 0;
@@ -380,27 +385,31 @@ int main(int argc, char** argv) {
     if (st.kept) {
       current = st.disagreeing_after;
       rep.history.push_back(double(current) / n_images);
-      if (f.type == FaultType::kWB) {
-        const std::string tensor = f.evidence["target_tensor"];
+      if (wb) {
+        const std::string tensor = wb->target.tensor;
         for (const auto& init : source.graph().initializer())
           if (init.name() == tensor) {
             Tensor t(DType::kFloat32, std::vector<int64_t>(init.dims().begin(), init.dims().end()));
             std::memcpy(t.bytes.data(), init.raw_data().data(), t.bytes.size());
             rep.patch.edits.push_back(model::Edit::set_weight(tensor, std::move(t)));
           }
-      } else if (f.type == FaultType::kLH) {
+      } else if (f.type() == FaultType::kLH) {
         rep.patch.edits.push_back(model::Edit::set_attribute(f.target_node, Attr::ints("pads", {1, 1, 1, 1}).proto));
       }
     }
-    auto& c = rep.counts[st.type];
+    auto& c = rep.counts[st.type_label()];
     c.localized++, c.tried++, c.kept += st.kept;
     rep.steps.push_back(std::move(st));
   }
   if (current != rep.final_disagreeing) {
     repair::RepairStep st;
-    st.round = 1, st.type = "WB*", st.kept = true, st.reason = "kept", st.edits = 4;
+    st.round = 1, st.kind = repair::StepKind::kGroup, st.type = FaultType::kWB, st.kept = true, st.reason = "kept";
+    st.edits = 4;
     for (const auto& f : loc.findings)
-      if (f.type == FaultType::kWB && st.target_nodes.size() < 4) st.target_nodes.push_back(f.target_node);
+      if (f.type() == FaultType::kWB && st.target_nodes.size() < 4) {
+        st.target_nodes.push_back(f.target_node);
+        st.finding_ids.push_back(f.id);
+      }
     st.description = fmt::format("Source weights into 4 of 40 differing tensors (4 layers): {}", fmt::join(st.target_nodes, ", "));
     st.disagreeing_before = current, st.disagreeing_after = rep.final_disagreeing;
     rep.history.push_back(double(rep.final_disagreeing) / n_images);
@@ -442,7 +451,7 @@ int main(int argc, char** argv) {
   const double render_s = seconds_since(t0);
   const double mb = double(fs::file_size(page)) / (1024.0 * 1024.0);
   size_t wb = 0, lh = 0, cg = 0;
-  for (const auto& f : loc.findings) (f.type == FaultType::kWB ? wb : f.type == FaultType::kLH ? lh : cg)++;
+  for (const auto& f : loc.findings) (f.type() == FaultType::kWB ? wb : f.type() == FaultType::kLH ? lh : cg)++;
   std::printf("model pair: %zu core layers, %d / %d nodes (built in %.2f s)\n", s_layers.size(), source.graph().node_size(),
               target.graph().node_size(), build_s);
   std::printf("findings: %zu (WB %zu, LH %zu, CG %zu); repair steps %zu; disagreeing images listed %zu of %zu\n",

@@ -86,9 +86,8 @@ int run_repair(RepairArgs& a) {
   if (reporting) {
     // Everything but the top-k lists comes from the repair itself: each round's localization,
     // the steps and which images agreed before and after.
-    const auto extra = repair::find_extra_outputs(*p.source_side.model, *p.target_side.model);
     if (!a.model_explorer.empty()) {
-      const auto summary = report::repair_localization_summary(r, extra);
+      const auto summary = report::repair_localization_summary(r);
       auto files = report::write_model_explorer_files(a.model_explorer, p.source.proto, p.target.proto, summary,
                                                       summary.findings);
       if (!files.ok()) return fail(files.error());
@@ -112,7 +111,6 @@ int run_repair(RepairArgs& a) {
       in.before = &*before;
       in.after = &*after;
       in.repair = &r;
-      in.extra_findings = extra;
       in.exit_code = exit_code;
       in.seconds = clock.seconds();
       if (auto st = report::write_report(a.report, in); !st.ok()) return fail(st.error());

@@ -10,7 +10,7 @@ namespace fetafix::inject {
 namespace {
 
 struct KnownFault {
-  FaultType type;
+  InjectedType type;
   std::string_view name;
   bool supported;
 };
@@ -33,31 +33,31 @@ constexpr std::array kKnownFaults{
     KnownFault{FaultType::kCG, "add-pad", true},
     KnownFault{FaultType::kCG, "transpose-pair", true},
     KnownFault{FaultType::kPP, "preset", true},
-    KnownFault{FaultType::kBenign, "fold-bn", true},
-    KnownFault{FaultType::kBenign, "bn-as-mul-add", true},
-    KnownFault{FaultType::kBenign, "pad-into-conv", true},
-    KnownFault{FaultType::kBenign, "conv-pads-to-pad-node", true},
-    KnownFault{FaultType::kBenign, "weights-as-constants", true},
-    KnownFault{FaultType::kBenign, "nhwc", true},
-    KnownFault{FaultType::kBenign, "ort-optimized", true},
-    KnownFault{FaultType::kBenign, "opset", true},
+    KnownFault{std::nullopt, "fold-bn", true},
+    KnownFault{std::nullopt, "bn-as-mul-add", true},
+    KnownFault{std::nullopt, "pad-into-conv", true},
+    KnownFault{std::nullopt, "conv-pads-to-pad-node", true},
+    KnownFault{std::nullopt, "weights-as-constants", true},
+    KnownFault{std::nullopt, "nhwc", true},
+    KnownFault{std::nullopt, "ort-optimized", true},
+    KnownFault{std::nullopt, "opset", true},
 };
 
-bool parse_type(std::string_view text, FaultType& type) {
-  static constexpr std::array<std::pair<std::string_view, FaultType>, 7> kTypes{{{"pp", FaultType::kPP},
-                                                                                 {"id", FaultType::kID},
-                                                                                 {"tss", FaultType::kTSS},
-                                                                                 {"wb", FaultType::kWB},
-                                                                                 {"lh", FaultType::kLH},
-                                                                                 {"cg", FaultType::kCG},
-                                                                                 {"benign", FaultType::kBenign}}};
+bool parse_type(std::string_view text, InjectedType& type) {
   std::string lower(text);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (const auto& [name, t] : kTypes)
+  if (lower == "benign") {
+    type = std::nullopt;
+    return true;
+  }
+  for (FaultType t : localize::kAllFaultTypes) {
+    std::string name(localize::fault_type_name(t));
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
     if (lower == name) {
       type = t;
       return true;
     }
+  }
   return false;
 }
 
@@ -74,24 +74,15 @@ std::vector<std::string> split(std::string_view text, char sep) {
 
 }  // namespace
 
-std::string_view fault_type_name(FaultType type) {
-  switch (type) {
-    case FaultType::kPP: return "PP";
-    case FaultType::kID: return "ID";
-    case FaultType::kTSS: return "TSS";
-    case FaultType::kWB: return "WB";
-    case FaultType::kLH: return "LH";
-    case FaultType::kCG: return "CG";
-    case FaultType::kBenign: return "benign";
-  }
-  return "?";
+std::string_view injected_type_name(InjectedType type) {
+  return type ? localize::fault_type_name(*type) : std::string_view("benign");
 }
 
 std::vector<std::string> supported_faults() {
   std::vector<std::string> names;
   for (const auto& f : kKnownFaults) {
     if (!f.supported) continue;
-    std::string type(fault_type_name(f.type));
+    std::string type(injected_type_name(f.type));
     std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
     names.push_back(type + ":" + std::string(f.name));
   }
@@ -120,7 +111,7 @@ Result<FaultSpec> parse_fault_spec(std::string_view text) {
     std::vector<std::string_view> names;
     for (const auto& f : kKnownFaults)
       if (f.type == spec.type) names.push_back(f.name);
-    return make_error("fault '{}': unknown {} fault '{}' (known: {})", text, fault_type_name(spec.type), spec.fault,
+    return make_error("fault '{}': unknown {} fault '{}' (known: {})", text, injected_type_name(spec.type), spec.fault,
                       fmt::join(names, ", "));
   }
   if (!known->supported) return make_error("fault '{}' is not supported yet", text);

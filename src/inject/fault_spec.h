@@ -4,21 +4,27 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/result.h"
+#include "localize/finding.h"
 
 namespace fetafix::inject {
 
-// The paper's fault categories, plus rewrites that must not change what the model computes.
-enum class FaultType { kPP, kID, kTSS, kWB, kLH, kCG, kBenign };
-std::string_view fault_type_name(FaultType type);  // "PP", "ID", "TSS", "WB", "LH", "CG", "benign"
+using localize::FaultType;
+
+// What an injection plants: one of the paper's fault types, as localize reports them, or
+// (nullopt) a rewrite that must not change what the model computes.
+using InjectedType = std::optional<FaultType>;
+std::string_view injected_type_name(InjectedType type);  // "PP", "ID", "TSS", "WB", "LH", "CG", "benign"
 
 struct FaultSpec {
   std::string text;                          // as written, for reports
-  FaultType type = FaultType::kWB;
+  InjectedType type = FaultType::kWB;
+  bool benign() const { return !type.has_value(); }
   std::string fault;                         // "fp16", "drop-pads", "strides", ...
   std::string value;                         // after '=' in the fault part: "2", "0,3,2,1"; may be empty
   // node=/layers= (synonyms): node names, or the single word "all", "first" or "random".

@@ -12,23 +12,23 @@ namespace {
 using nlohmann::json;
 
 Result<detail::Injected> dispatch(detail::Injection& in) {
-  switch (in.spec().type) {
+  if (in.spec().benign()) return detail::inject_benign(in);
+  switch (*in.spec().type) {
     case FaultType::kWB: return detail::inject_weights(in);
     case FaultType::kLH: return detail::inject_hyperparameter(in);
     case FaultType::kTSS:
     case FaultType::kID:
     case FaultType::kCG: return detail::inject_structure(in);
     case FaultType::kPP: return detail::inject_preprocessing(in);
-    case FaultType::kBenign: return detail::inject_benign(in);
   }
   return make_error("unknown fault type");
 }
 
 json entry_for(const FaultSpec& spec) {
   return {{"spec", spec.text},
-          {"type", std::string(fault_type_name(spec.type))},
+          {"type", std::string(injected_type_name(spec.type))},
           {"fault", spec.fault},
-          {"benign", spec.type == FaultType::kBenign}};
+          {"benign", spec.benign()}};
 }
 
 std::vector<std::string> unique_in_order(const std::vector<std::string>& items) {

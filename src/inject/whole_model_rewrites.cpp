@@ -94,7 +94,7 @@ Result<onnx::ModelProto> convert_opset(const onnx::ModelProto& model, const std:
 }  // namespace
 
 bool is_whole_model_rewrite(const FaultSpec& spec) {
-  return spec.type == FaultType::kBenign && (spec.fault == "ort-optimized" || spec.fault == "opset");
+  return spec.benign() && (spec.fault == "ort-optimized" || spec.fault == "opset");
 }
 
 Result<onnx::ModelProto> rewrite_whole_model(const onnx::ModelProto& model, const FaultSpec& spec) {

@@ -18,33 +18,20 @@ using model::GraphView;
 using nlohmann::json;
 using Values = std::map<std::string, Tensor>;
 
-struct RegionSpec {
-  std::vector<std::string> nodes, inputs;
-  std::string output;
-};
+using RegionSpec = RegionNames;
 
-Result<RegionSpec> region_from(const Finding& finding, const char* key) {
-  const json& e = finding.evidence;
-  if (!e.is_object() || !e.contains(key)) return make_error("finding at '{}': evidence has no {}", finding.target_node, key);
-  const json& r = e.at(key);
-  if (!r.is_object() || !r.contains("nodes") || !r.contains("inputs") || !r.contains("output") ||
-      !r.at("nodes").is_array() || !r.at("inputs").is_array() || !r.at("output").is_string())
-    return make_error("finding at '{}': {} needs nodes, inputs and output", finding.target_node, key);
-  RegionSpec spec;
-  for (const auto& n : r.at("nodes"))
-    if (n.is_string()) spec.nodes.push_back(n.get<std::string>());
-  for (const auto& n : r.at("inputs"))
-    if (n.is_string()) spec.inputs.push_back(n.get<std::string>());
-  spec.output = r.at("output").get<std::string>();
+// The finding's region on one side (source_side) or the other; an error when it is empty.
+Result<RegionSpec> region_from(const Finding& finding, bool source_side) {
+  const JudgedRegions* regions = finding.regions();
+  const char* key = source_side ? "source_region" : "target_region";
+  if (!regions) return make_error("finding at '{}': evidence has no {}", finding.target_node, key);
+  const RegionSpec& spec = source_side ? regions->source : regions->target;
   if (spec.nodes.empty() || spec.output.empty())
     return make_error("finding at '{}': {} is empty", finding.target_node, key);
   return spec;
 }
 
-bool has_regions(const Finding& f) {
-  return (f.type == FaultType::kLH || f.type == FaultType::kCG) && f.evidence.is_object() &&
-         f.evidence.contains("source_region") && f.evidence.contains("target_region");
-}
+bool has_regions(const Finding& f) { return f.regions() != nullptr; }
 
 // Runs the full model once on `inputs`, capturing `names` (model inputs are taken from the
 // feeds). Optimizations are off while capturing, so the values are the model's own.
@@ -189,8 +176,8 @@ Result<std::vector<Tensor>> entries_of(const RegionSpec& r, const Values& values
 
 Result<Equivalence> judge(const Prepared& p, const Finding& finding, const EquivalenceOptions& options,
                           bool& substituted) {
-  FETAFIX_ASSIGN_OR_RETURN(RegionSpec rs, region_from(finding, "source_region"));
-  FETAFIX_ASSIGN_OR_RETURN(RegionSpec rt, region_from(finding, "target_region"));
+  FETAFIX_ASSIGN_OR_RETURN(RegionSpec rs, region_from(finding, true));
+  FETAFIX_ASSIGN_OR_RETURN(RegionSpec rt, region_from(finding, false));
   FETAFIX_ASSIGN_OR_RETURN(auto s_in, entries_of(rs, p.source_values, "Source"));
   FETAFIX_ASSIGN_OR_RETURN(auto t_in, entries_of(rt, p.target_values, "Target"));
   // An upstream fault makes the entries differ already; judge only the region by feeding the
@@ -226,8 +213,8 @@ Result<std::unique_ptr<Prepared>> prepare(const onnx::ModelProto& source, const 
   auto p = std::make_unique<Prepared>(Prepared{source, target, std::move(sv).value(), std::move(tv).value(), {}, {}});
   std::set<std::string> s_names, t_names;
   for (const Finding* f : findings) {
-    auto rs = region_from(*f, "source_region");
-    auto rt = region_from(*f, "target_region");
+    auto rs = region_from(*f, true);
+    auto rt = region_from(*f, false);
     if (rs.ok()) s_names.insert(rs->inputs.begin(), rs->inputs.end());
     if (rt.ok()) t_names.insert(rt->inputs.begin(), rt->inputs.end());
   }
@@ -260,11 +247,11 @@ Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto&
     auto verdict = judge(*prepared, *f, options, substituted);
     if (!verdict.ok()) {
       f->equivalence = Equivalence::kNotChecked;
-      f->evidence["equivalence_error"] = verdict.error().message;
+      f->regions()->equivalence_error = verdict.error().message;
       continue;
     }
     f->equivalence = verdict.value();
-    f->evidence["equivalence_entry_substituted"] = substituted;
+    f->regions()->entry_substituted = substituted;
   }
   return {};
 }

@@ -1,18 +1,33 @@
-// A localized fault: what kind, where in both models, and the evidence for it.
-// Every check (input-based, layer-based) reports these; localize groups, ranks and prints
-// them; repair turns them into edits.
+// A localized fault: what kind, where in both models, and the evidence for it — typed, one
+// struct per check. Localize's checks (src/localize/checks/) make these; localize groups, ranks
+// and prints them; repair's planners (src/repair/strategies/) turn each kind of evidence into
+// edits; the report and the evaluator follow a finding through the repair by its id.
+// Adding a kind of finding: docs/architecture.md ("How to add a fault type or a check").
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "common/result.h"
+#include "data/preprocess.h"
+
 namespace fetafix::localize {
 
+// The paper's fault types. Inject's kinds are these plus benign rewrites; the report, the
+// evaluator and the repair counts list them in this order.
 enum class FaultType { kPP, kID, kTSS, kWB, kLH, kCG };
+inline constexpr std::array<FaultType, 6> kAllFaultTypes{FaultType::kPP, FaultType::kID, FaultType::kTSS,
+                                                         FaultType::kWB, FaultType::kLH, FaultType::kCG};
 
-inline std::string_view fault_type_name(FaultType t) {
+constexpr std::string_view fault_type_name(FaultType t) {
   switch (t) {
     case FaultType::kPP: return "PP";
     case FaultType::kID: return "ID";
@@ -28,7 +43,7 @@ inline std::string_view fault_type_name(FaultType t) {
 // finding is (LH and CG findings; see the equivalence filter).
 enum class Equivalence { kNotChecked, kEquivalent, kDivergent };
 
-inline std::string_view equivalence_name(Equivalence e) {
+constexpr std::string_view equivalence_name(Equivalence e) {
   switch (e) {
     case Equivalence::kNotChecked: return "not_checked";
     case Equivalence::kEquivalent: return "equivalent";
@@ -37,16 +52,245 @@ inline std::string_view equivalence_name(Equivalence e) {
   return "?";
 }
 
+// ---- evidence: one struct per check ------------------------------------------------------
+// Each names its fault type (kType), its check (kCheck, the JSON "check" key) and the stage of
+// localize's pipeline it runs in (kStage). Beside the check, in src/localize/checks/<type>.cpp,
+// are `run` (the check itself, as the pipeline calls it) and `to_json` (the evidence as
+// `fetafix localize --json` writes it: docs/input-checks.md, docs/layer-checks.md).
+
+// Where a check runs in localize's pipeline (localize.cpp): input checks see only the models
+// and the detection run; structure checks also the matched layers and one decoded photo; layer
+// checks also the observed value shapes, and their findings go through the equivalence filter.
+enum class CheckStage { kInput, kStructure, kLayer };
+
+struct Finding;
+struct CheckContext;  // localize/checks/check.h
+
+// PP: the Target run under its own preset, the Source's and the standard ones.
+struct PresetTrial {
+  std::string preset;          // the preset's name
+  std::string role;            // "target" (the Target's current), "source" (the Source's), "standard"
+  bool measured = false;       // false: skipped, see skipped_reason
+  std::string skipped_reason;
+  std::string same_as;         // an earlier trial with identical preprocessing whose numbers were reused
+  size_t disagreeing = 0;
+  double disagreement = 0;     // share of compared images whose top-1 differs from the Source's
+  double top_k_agreement = 0;  // mean |top-k(S) ∩ top-k(T)| / k
+  data::Preset bound;          // the preset as bound to the Target's input (when measured)
+};
+
+struct PreprocessingEvidence {
+  static constexpr FaultType kType = FaultType::kPP;
+  static constexpr std::string_view kCheck = "preprocessing";
+  static constexpr CheckStage kStage = CheckStage::kInput;
+  size_t images_compared = 0, images_skipped = 0;
+  std::vector<PresetTrial> trials;  // trials[0]: the Target's current preset
+  size_t best = 0;                  // the trial that disagrees least
+  const PresetTrial& current_trial() const { return trials.at(0); }
+  const PresetTrial& best_trial() const { return trials.at(best); }
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+// ID: a declared input dim: fixed, or dynamic (with its symbolic name when it has one).
+struct DeclaredDim {
+  bool fixed = false;
+  int64_t value = -1;
+  std::string param;
+  nlohmann::json to_json() const;  // the number, the param's name, or "?"
+};
+
+struct InputDimensionsEvidence {
+  static constexpr FaultType kType = FaultType::kID;
+  static constexpr std::string_view kCheck = "input_dimensions";
+  static constexpr CheckStage kStage = CheckStage::kInput;
+  struct Difference {
+    std::string axis;  // "N", "C", "H", "W", or "d<i>" when the layout is unknown
+    size_t source_position = 0, target_position = 0;
+    DeclaredDim source, target;
+    std::string kind;  // "size", "dynamic_in_source_fixed_in_target", "fixed_in_source_dynamic_in_target"
+  };
+  std::string source_input, target_input;
+  std::vector<DeclaredDim> source_shape, target_shape;
+  std::string source_layout, target_layout;  // "NCHW", "NHWC" or "unknown"
+  std::string source_dtype, target_dtype;
+  bool rank_differs = false;
+  std::vector<Difference> differences;
+  // The Source's dims placed in the Target's layout; nullopt when the ranks differ.
+  std::optional<std::vector<DeclaredDim>> target_shape_expected;
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+// TSS: which logical axis (N, C, H, W) sits where.
+using Axes = std::vector<std::string>;
+
+struct InputStructureEvidence {
+  static constexpr FaultType kType = FaultType::kTSS;
+  static constexpr std::string_view kCheck = "input_structure";
+  static constexpr CheckStage kStage = CheckStage::kInput;
+  // The last Transpose before the Target's first layer.
+  struct Transpose {
+    std::string node;
+    std::optional<std::vector<int64_t>> perm;          // as written; nullopt: unreadable
+    std::optional<Axes> input_structure;               // what it reads, once tied axes are repaired
+    std::optional<std::vector<int64_t>> correct_perm;  // gives the Source's structure
+    bool needs_change = false;
+  };
+  // A node before the first layer whose attribute or input names axes, tied to the Source's.
+  struct TiedNode {
+    std::string node, op, attribute;  // attribute: "axis" or "axes"
+    std::vector<int64_t> value;
+    Axes logical_axes;
+    bool mismatch = false;
+    std::optional<std::string> source_node;
+    std::optional<Axes> source_logical_axes;
+    // Only with a mismatch: the value naming the Source's axis, and whether the node needs it.
+    std::optional<int64_t> corrected_value;
+    bool needs_change = false;
+  };
+  std::string source_input, target_input;
+  Axes source_input_structure, target_input_structure;
+  std::string source_layer, target_layer;  // the first layout-sensitive layers
+  Axes source_structure, target_structure;  // what they see
+  bool structure_differs = false;
+  std::optional<Transpose> transpose;
+  std::optional<std::vector<int64_t>> perm_to_source;  // reorders what the Target's layer sees
+  std::vector<TiedNode> tied_nodes;
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+struct FlattenStructureEvidence {
+  static constexpr FaultType kType = FaultType::kTSS;
+  static constexpr std::string_view kCheck = "flatten_structure";
+  static constexpr CheckStage kStage = CheckStage::kStructure;
+  std::string source_op, target_op;
+  std::string source_value, target_value;  // the tensors entering the Flatten/Reshape
+  std::vector<int64_t> source_shape, target_shape;
+  std::vector<int64_t> perm_to_source;     // Transpose(target_value, perm) has the Source's order
+  std::vector<int64_t> target_structure;   // its inverse
+  std::string perm_basis;                  // "values", "shape" or "stable_order"
+  std::vector<std::vector<int64_t>> candidate_perms;
+  double value_error = 0, output_error = 0;
+  std::string paired_by;                   // "match:<layer>" or "order"
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+// WB: one compared tensor.
+struct WeightSide {
+  std::string tensor;            // stored name; "" when the side has none
+  std::string dtype = "absent";  // stored dtype
+  std::vector<int64_t> shape;
+  std::vector<std::string> chain;  // ops between the stored tensor and the node, nearest the node first
+  bool dequantized = false;
+};
+
+struct WeightsEvidence {
+  static constexpr FaultType kType = FaultType::kWB;
+  static constexpr std::string_view kCheck = "weights";
+  static constexpr CheckStage kStage = CheckStage::kLayer;
+  std::string role;  // "weight", "bias", "parameter"
+  WeightSide source, target;
+  int input_index = -1, source_input_index = -1;  // -1: the side has no such input
+  std::vector<int64_t> layout_permutation;         // applied to the Source's values; empty: none
+  std::optional<double> max_abs_diff, mean_abs_diff;  // nullopt with a shape mismatch
+  int64_t differing = 0, total = 0;
+  bool shape_mismatch = false;
+  std::string bn_folded = "none";  // "target", "source" or "none"
+  std::string folded_bn_node;
+  std::string core_source_node, core_target_node;  // the matched layer the tensor belongs to
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+// LH and CG: the subgraphs the equivalence filter runs, and what it found.
+struct RegionNames {
+  std::vector<std::string> nodes, ops, inputs;  // canonical node order; entry values
+  std::string output;
+  nlohmann::json to_json() const;
+};
+struct JudgedRegions {
+  RegionNames source, target;
+  std::string equivalence_error;           // why the filter could not judge them ("" if it could)
+  std::optional<bool> entry_substituted;   // the Source's entry fed to both (an upstream fault)
+  void add_to(nlohmann::json& evidence) const;
+};
+
+struct HyperparametersEvidence {
+  static constexpr FaultType kType = FaultType::kLH;
+  static constexpr std::string_view kCheck = "hyperparameters";
+  static constexpr CheckStage kStage = CheckStage::kLayer;
+  std::string attribute;
+  std::string kind;                               // "missing", "extra", "different"
+  nlohmann::json source_value, target_value;      // effective values; null: absent without default
+  bool source_explicit = false, target_explicit = false;
+  std::string source_form, target_form;           // "attribute", "input", "default", "auto_pad", "pad_node"
+  std::string source_op, target_op;
+  std::string core_source_node, core_target_node;
+  std::string source_pad_node, target_pad_node;   // a Pad folded into the Conv's pads ("" if none)
+  JudgedRegions regions;
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+struct GraphEvidence {
+  static constexpr FaultType kType = FaultType::kCG;
+  static constexpr std::string_view kCheck = "graph";
+  static constexpr CheckStage kStage = CheckStage::kLayer;
+  std::vector<std::string> source_ops, target_ops;      // compared op sequences
+  std::vector<std::string> source_nodes, target_nodes;  // their nodes
+  size_t first_difference = 0;
+  std::string core_source_node, core_target_node;
+  JudgedRegions regions;
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+struct ExtraOutputEvidence {
+  static constexpr FaultType kType = FaultType::kCG;
+  static constexpr std::string_view kCheck = "extra_outputs";
+  static constexpr CheckStage kStage = CheckStage::kLayer;
+  std::string target_output;
+  std::vector<std::string> source_outputs, target_outputs;
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
+// Every kind of evidence, in the order localize runs their checks within a stage. A kind
+// repair has no planner for does not compile (src/repair/strategies/strategies.h).
+using Evidence = std::variant<InputDimensionsEvidence, InputStructureEvidence, PreprocessingEvidence,
+                              FlattenStructureEvidence, WeightsEvidence, HyperparametersEvidence, GraphEvidence,
+                              ExtraOutputEvidence>;
+
+// ---- the finding ----------------------------------------------------------------------------
+
 struct Finding {
-  FaultType type = FaultType::kWB;
+  Evidence evidence;
+  // Stable: the same for the same type, check, nodes and summary, in every run and every repair
+  // round ("WB-3f0c5a9e21d4"). Repair steps name the findings they were made for by it.
+  std::string id;
   std::string source_node;   // node names in each model; empty where the fault has no node
   std::string target_node;   //   (PP, or an input-level ID finding)
   std::string summary;       // one line a person reads, e.g. "pads [1,1,1,1] in Source, missing in Target"
-  // Machine-readable details, specific to the check (documented in docs/localize-json.md);
-  // repair reads what it needs from here (attribute name and both values, tensor names, ...).
-  nlohmann::json evidence = nlohmann::json::object();
   Equivalence equivalence = Equivalence::kNotChecked;
   int layer_rank = -1;       // 0-based rank of the layer in activation analysis; -1 if none
+
+  FaultType type() const;
+  std::string_view check() const;
+  // The regions the equivalence filter judges (LH and CG evidence); null for other kinds.
+  const JudgedRegions* regions() const;
+  JudgedRegions* regions();
 };
+
+// The id of a finding with these fields.
+std::string finding_id(FaultType type, std::string_view check, const std::string& source_node,
+                       const std::string& target_node, const std::string& summary);
+// A finding with its id.
+Finding make_finding(Evidence evidence, std::string source_node, std::string target_node, std::string summary,
+                     int layer_rank = -1);
+// The evidence as `fetafix localize --json` writes it ({"check": ..., ...}).
+nlohmann::json evidence_json(const Finding& finding);
 
 }  // namespace fetafix::localize

@@ -1,6 +1,7 @@
-// Input-based fault checks (paper §4.1.1-4.1.3): preprocessing (PP), input dimensions (ID)
-// and tensor shape and structure (TSS). Each reports localize::Finding values whose
-// `evidence` a repair step can act on; the JSON is documented in docs/input-checks.md.
+// Input-based fault checks (paper §4.1.1-4.1.3): preprocessing (PP, checks/pp.cpp), input
+// dimensions (ID, checks/id.cpp) and tensor shape and structure (TSS, checks/tss.cpp). Each
+// reports localize::Finding values with typed evidence (finding.h) a repair step acts on; its
+// JSON is documented in docs/input-checks.md.
 #pragma once
 
 #include <cstddef>
@@ -31,18 +32,6 @@ struct PreprocessingCheckOptions {
   // These images (sorted paths) instead of the whole folder, when not empty.
   std::vector<std::filesystem::path> files;
   double min_relative_gain = 0.25;  // see preprocessing_findings (kDefaultPresetMinGain)
-};
-
-struct PresetTrial {
-  std::string preset;          // the preset's name
-  std::string role;            // "target" (the Target's current), "source" (the Source's), "standard"
-  bool measured = false;       // false: skipped, see skipped_reason
-  std::string skipped_reason;
-  std::string same_as;         // an earlier trial with identical preprocessing whose numbers were reused
-  size_t disagreeing = 0;
-  double disagreement = 0;     // share of compared images whose top-1 differs from the Source's
-  double top_k_agreement = 0;  // mean |top-k(S) ∩ top-k(T)| / k
-  data::Preset bound;          // the preset as bound to the Target's input (when measured)
 };
 
 struct PreprocessingReport {

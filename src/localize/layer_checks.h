@@ -1,7 +1,8 @@
 // Layer-based checks over matched Source/Target layers (paper §4.1, "WB", "LH", "CG"):
-// weights and biases, layer hyperparameters, and the computational graph just before a
-// layer. Each check walks the given pairs in the given (ranked) order and sets
-// Finding::layer_rank to the pair's position in that list. Details: docs/layer-checks.md.
+// weights and biases (checks/wb.cpp), layer hyperparameters (checks/lh.cpp), and the
+// computational graph just before a layer (checks/cg.cpp). Each check walks the given pairs in
+// the given (ranked) order and sets Finding::layer_rank to the pair's position in that list.
+// Details: docs/layer-checks.md.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +42,7 @@ struct LayerCheckOptions {
   // feeds two nodes so the single-consumer chain stops before it. 0 turns it off.
   size_t fan_out_depth = 4;
   // Core layers: neighbour chains stop before them, CG regions start after them.
-  std::set<std::string> core_ops{"Conv", "ConvTranspose", "Gemm", "MatMul"};
+  std::set<std::string> core_ops = match::default_core_ops();
   // CG: ops left out of the compared op sequences (still part of the region that the
   // equivalence filter runs). Quantization is judged by WB and activations, not by CG.
   std::set<std::string> cg_ignored_ops{"Identity", "QuantizeLinear", "DequantizeLinear"};
@@ -69,5 +70,10 @@ Result<std::vector<Finding>> check_hyperparameters(const onnx::ModelProto& sourc
 Result<std::vector<Finding>> check_graph(const onnx::ModelProto& source, const onnx::ModelProto& target,
                                          const std::vector<match::NodeMatch>& pairs,
                                          const LayerCheckOptions& options = {});
+
+// CG: graph outputs a converter added: Target outputs that pair with no Source output (by name
+// first, then in order among outputs of the same element type). Empty when the Target has no
+// more outputs than the Source. Needs no matched layers.
+Result<std::vector<Finding>> check_extra_outputs(const onnx::ModelProto& source, const onnx::ModelProto& target);
 
 }  // namespace fetafix::localize

@@ -1,163 +1,10 @@
 #include "localize/layer_support.h"
 
 #include <algorithm>
-#include <cstring>
 #include <functional>
-#include <numeric>
 
-#include "model/attributes.h"
-#include "model/weights.h"
 
 namespace fetafix::localize::layer {
-
-int64_t default_opset(const onnx::ModelProto& model) {
-  for (const auto& op : model.opset_import())
-    if (op.domain().empty() || op.domain() == "ai.onnx") return op.version();
-  return 0;
-}
-
-std::vector<int64_t> permuted_shape(const std::vector<int64_t>& shape, const std::vector<int64_t>& perm) {
-  std::vector<int64_t> out(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) out[i] = shape[static_cast<size_t>(perm[i])];
-  return out;
-}
-
-Tensor transpose(const Tensor& t, const std::vector<int64_t>& perm) {
-  const size_t rank = t.shape.size();
-  Tensor out(t.dtype, permuted_shape(t.shape, perm));
-  const size_t elem = dtype_size(t.dtype);
-  const int64_t n = t.numel();
-  if (n == 0) return out;
-  std::vector<int64_t> in_strides(rank, 1);
-  for (size_t i = rank; i-- > 1;) in_strides[i - 1] = in_strides[i] * t.shape[i];
-  // Walk the output in row-major order, keeping the matching input offset incrementally.
-  std::vector<int64_t> index(rank, 0);
-  int64_t in_offset = 0;
-  for (int64_t o = 0; o < n; ++o) {
-    std::memcpy(out.bytes.data() + static_cast<size_t>(o) * elem, t.bytes.data() + static_cast<size_t>(in_offset) * elem,
-                elem);
-    for (size_t d = rank; d-- > 0;) {
-      const int64_t stride = in_strides[static_cast<size_t>(perm[d])];
-      if (++index[d] < out.shape[d]) {
-        in_offset += stride;
-        break;
-      }
-      in_offset -= stride * (index[d] - 1);
-      index[d] = 0;
-    }
-  }
-  return out;
-}
-
-std::optional<std::vector<int64_t>> layout_alignment(const std::vector<int64_t>& from, const std::vector<int64_t>& to) {
-  if (from.size() != to.size()) return std::nullopt;
-  std::vector<std::vector<int64_t>> candidates;
-  std::vector<int64_t> identity(from.size());
-  std::iota(identity.begin(), identity.end(), 0);
-  candidates.push_back(identity);
-  if (from.size() == 4) {
-    candidates.push_back({0, 2, 3, 1});
-    candidates.push_back({0, 3, 1, 2});
-  } else if (from.size() == 3) {
-    candidates.push_back({0, 2, 1});
-  }
-  for (const auto& p : candidates)
-    if (permuted_shape(from, p) == to) return p;
-  return std::nullopt;
-}
-
-namespace {
-
-std::vector<float> dequantize(const std::vector<float>& q, const std::vector<int64_t>& shape, const std::vector<float>& scale,
-                              const std::vector<float>& zero_point, int64_t axis) {
-  std::vector<float> out(q.size());
-  if (scale.size() <= 1) {
-    const float s = scale.empty() ? 1.0f : scale[0], z = zero_point.empty() ? 0.0f : zero_point[0];
-    for (size_t i = 0; i < q.size(); ++i) out[i] = (q[i] - z) * s;
-    return out;
-  }
-  const int64_t rank = static_cast<int64_t>(shape.size());
-  if (axis < 0) axis += rank;
-  int64_t inner = 1;
-  for (int64_t d = axis + 1; d < rank; ++d) inner *= shape[static_cast<size_t>(d)];
-  const int64_t channels = shape[static_cast<size_t>(axis)];
-  for (size_t i = 0; i < q.size(); ++i) {
-    const size_t c = static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
-    const float z = zero_point.empty() ? 0.0f : zero_point[c];
-    out[i] = (q[i] - z) * scale[c];
-  }
-  return out;
-}
-
-}  // namespace
-
-Result<std::optional<ResolvedWeight>> resolve_weight(const onnx::ModelProto& model, const model::GraphView& view,
-                                                     const std::string& value) {
-  if (value.empty()) return std::optional<ResolvedWeight>{};
-  if (model::is_weight(model, value)) {
-    FETAFIX_ASSIGN_OR_RETURN(Tensor t, model::get_weight(model, value));
-    ResolvedWeight w;
-    w.values = t.to_float();
-    w.shape = t.shape;
-    w.stored_name = value;
-    w.stored_dtype = t.dtype;
-    return std::optional<ResolvedWeight>{std::move(w)};
-  }
-  auto p = view.producer(value);
-  if (!p || view.reached_from_inputs(*p)) return std::optional<ResolvedWeight>{};
-  const onnx::NodeProto& node = view.node(*p);
-  const std::string& op = node.op_type();
-  if (!node.domain().empty() || node.input_size() == 0) return std::optional<ResolvedWeight>{};
-  if (op == "Identity" || op == "Cast" || op == "Transpose") {
-    FETAFIX_ASSIGN_OR_RETURN(auto inner, resolve_weight(model, view, node.input(0)));
-    if (!inner) return inner;
-    inner->chain.insert(inner->chain.begin(), op);
-    if (op == "Transpose") {
-      std::vector<int64_t> perm;
-      if (const auto* a = model::find_attribute(node, "perm")) {
-        perm.assign(a->ints().begin(), a->ints().end());
-      } else {
-        perm.resize(inner->shape.size());
-        std::iota(perm.rbegin(), perm.rend(), 0);  // ONNX default: reverse the dims
-      }
-      if (perm.size() != inner->shape.size())
-        return make_error("Transpose '{}': perm has {} entries for a rank-{} weight", view.node_name(*p), perm.size(),
-                          inner->shape.size());
-      Tensor t(DType::kFloat32, inner->shape);
-      std::memcpy(t.bytes.data(), inner->values.data(), t.bytes.size());
-      Tensor moved = transpose(t, perm);
-      inner->values = moved.to_float();
-      inner->shape = moved.shape;
-    }
-    return inner;
-  }
-  if (op == "DequantizeLinear") {
-    FETAFIX_ASSIGN_OR_RETURN(auto q, resolve_weight(model, view, node.input(0)));
-    if (!q) return q;
-    FETAFIX_ASSIGN_OR_RETURN(auto scale, resolve_weight(model, view, node.input_size() > 1 ? node.input(1) : ""));
-    if (!scale) return std::optional<ResolvedWeight>{};
-    std::vector<float> zero_point;
-    if (node.input_size() > 2 && !node.input(2).empty()) {
-      FETAFIX_ASSIGN_OR_RETURN(auto zp, resolve_weight(model, view, node.input(2)));
-      if (!zp) return std::optional<ResolvedWeight>{};
-      zero_point = std::move(zp->values);
-    }
-    FETAFIX_ASSIGN_OR_RETURN(int64_t axis, model::get_int_or(node, "axis", 1));
-    if (scale->values.size() > 1) {
-      const int64_t rank = static_cast<int64_t>(q->shape.size());
-      const int64_t a = axis < 0 ? axis + rank : axis;
-      if (a < 0 || a >= rank || q->shape[static_cast<size_t>(a)] != static_cast<int64_t>(scale->values.size()) ||
-          (!zero_point.empty() && zero_point.size() != scale->values.size()))
-        return make_error("DequantizeLinear '{}': {} scales do not fit axis {} of shape {}", view.node_name(*p),
-                          scale->values.size(), axis, shape_to_string(q->shape));
-    }
-    q->values = dequantize(q->values, q->shape, scale->values, zero_point, axis);
-    q->chain.insert(q->chain.begin(), op);
-    q->dequantized = true;
-    return q;
-  }
-  return std::optional<ResolvedWeight>{};
-}
 
 bool is_transparent_op(const std::string& op_type) {
   static const std::set<std::string> kTransparent{"Identity", "Cast",          "Transpose",      "Reshape",
@@ -238,13 +85,15 @@ Region make_region(const model::GraphView& view, const std::vector<size_t>& node
   return region;
 }
 
-nlohmann::json region_to_json(const model::GraphView& view, const Region& region) {
-  nlohmann::json nodes = nlohmann::json::array(), ops = nlohmann::json::array();
+RegionNames region_names(const model::GraphView& view, const Region& region) {
+  RegionNames names;
   for (size_t n : region.nodes) {
-    nodes.push_back(view.node_name(n));
-    ops.push_back(view.node(n).op_type());
+    names.nodes.push_back(view.node_name(n));
+    names.ops.push_back(view.node(n).op_type());
   }
-  return {{"nodes", nodes}, {"ops", ops}, {"inputs", region.inputs}, {"output", region.output}};
+  names.inputs = region.inputs;
+  names.output = region.output;
+  return names;
 }
 
 }  // namespace fetafix::localize::layer

@@ -1,6 +1,5 @@
-// Helpers shared by the layer-based checks and the equivalence filter: weights as the
-// consuming node sees them, layout alignment, the chain of small ops after a core layer, and
-// the region a CG/LH finding is judged on. Internal to src/localize.
+// Helpers shared by the layer-based checks and the equivalence filter: the chain of small ops
+// after a core layer, and the region a CG/LH finding is judged on. Internal to src/localize.
 #pragma once
 
 #include <cstdint>
@@ -9,40 +8,25 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
 
 #include "common/result.h"
 #include "common/tensor.h"
 #include "model/graph.h"
+#include "model/layout.h"
+#include "model/model.h"
+#include "model/resolve_weight.h"
+#include "localize/finding.h"
 
 namespace fetafix::localize::layer {
 
-// The default opset ("" / "ai.onnx" domain) of a model; 0 when not declared.
-int64_t default_opset(const onnx::ModelProto& model);
-
-// Row-major transpose of any dtype: out.shape[i] = t.shape[perm[i]].
-Tensor transpose(const Tensor& t, const std::vector<int64_t>& perm);
-std::vector<int64_t> permuted_shape(const std::vector<int64_t>& shape, const std::vector<int64_t>& perm);
-
-// The permutation p with permuted_shape(from, p) == to, tried in this order: identity,
-// NCHW->NHWC, NHWC->NCHW (rank 4), swap of the last two dims (rank 3). nullopt when none fits.
-// Ambiguous when dims repeat (e.g. C == H == W): the first fit wins.
-std::optional<std::vector<int64_t>> layout_alignment(const std::vector<int64_t>& from, const std::vector<int64_t>& to);
-
-// A weight as the node that consumes it sees it: the stored tensor followed through
-// Identity, Cast, Transpose and DequantizeLinear producers.
-struct ResolvedWeight {
-  std::vector<float> values;
-  std::vector<int64_t> shape;
-  std::string stored_name;               // the initializer / Constant output holding the data
-  DType stored_dtype = DType::kUndefined;
-  std::vector<std::string> chain;        // op types followed, nearest the consumer first
-  bool dequantized = false;
-};
-// nullopt when `value` is not computed from weights alone through those ops (an activation).
-Result<std::optional<ResolvedWeight>> resolve_weight(const onnx::ModelProto& model, const model::GraphView& view,
-                                                     const std::string& value);
+// Moved to src/model (repair uses them too); these names stay for the localize code that uses them.
+using model::default_opset;
+using model::layout_alignment;
+using model::permuted_shape;
+using model::ResolvedWeight;
+using model::resolve_weight;
+using model::transpose;
 
 // Ops that move or re-type data without computing: skipped (not counted) when walking the
 // chain after a core layer, so NHWC and QDQ graphs pair their BN/Relu/MaxPool as well.
@@ -70,6 +54,7 @@ struct Region {
 };
 // Completes a region from its node set: canonical node order and entry values.
 Region make_region(const model::GraphView& view, const std::vector<size_t>& node_set, size_t last_node);
-nlohmann::json region_to_json(const model::GraphView& view, const Region& region);
+// Its node names, op types, entry values and output, as findings carry them.
+RegionNames region_names(const model::GraphView& view, const Region& region);
 
 }  // namespace fetafix::localize::layer

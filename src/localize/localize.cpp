@@ -9,8 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <tbb/parallel_for.h>
 
-#include "runtime/session.h"
-#include "model/builder.h"  // Rng: the seeded sampler every run reproduces
+#include "localize/checks/check.h"
+#include "model/builder.h"
+#include "runtime/session.h"  // Rng: the seeded sampler every run reproduces
 
 namespace fetafix::localize {
 namespace fs = std::filesystem;
@@ -36,17 +37,6 @@ class PhaseTimer {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-// Up to `keep` of `indices`, chosen with a seeded shuffle and returned ascending.
-std::vector<size_t> sample(std::vector<size_t> indices, size_t keep, uint64_t seed) {
-  if (indices.size() > keep) {
-    Rng rng(seed);
-    for (size_t i = indices.size() - 1; i > 0; --i) std::swap(indices[i], indices[rng.next_u64() % (i + 1)]);
-    indices.resize(keep);
-    std::sort(indices.begin(), indices.end());
-  }
-  return indices;
-}
-
 // Preprocesses the chosen images for one side into a [n, ...] tensor.
 Result<Tensor> preprocess_images(const std::vector<fs::path>& files, const std::vector<size_t>& chosen,
                                  const data::Preset& preset) {
@@ -69,7 +59,28 @@ Result<Tensor> preprocess_images(const std::vector<fs::path>& files, const std::
 
 int type_order(FaultType t) { return static_cast<int>(t); }
 
-// Usable images that agree (similar) and that do not (dissimilar), ascending.
+void sort_findings(std::vector<Finding>& findings) {
+  std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
+    const bool ea = a.equivalence == Equivalence::kEquivalent, eb = b.equivalence == Equivalence::kEquivalent;
+    if (ea != eb) return !ea;
+    if (a.type() != b.type()) return type_order(a.type()) < type_order(b.type());
+    const int ra = a.layer_rank < 0 ? INT32_MAX : a.layer_rank, rb = b.layer_rank < 0 ? INT32_MAX : b.layer_rank;
+    return ra < rb;
+  });
+}
+
+}  // namespace
+
+std::vector<size_t> seeded_subset(std::vector<size_t> indices, size_t keep, uint64_t seed) {
+  if (indices.size() > keep) {
+    Rng rng(seed);
+    for (size_t i = indices.size() - 1; i > 0; --i) std::swap(indices[i], indices[rng.next_u64() % (i + 1)]);
+    indices.resize(keep);
+    std::sort(indices.begin(), indices.end());
+  }
+  return indices;
+}
+
 std::pair<std::vector<size_t>, std::vector<size_t>> split_by_agreement(const DetectionView& view) {
   std::pair<std::vector<size_t>, std::vector<size_t>> out;
   for (size_t i = 0; i < view.files.size(); ++i)
@@ -77,14 +88,43 @@ std::pair<std::vector<size_t>, std::vector<size_t>> split_by_agreement(const Det
   return out;
 }
 
-void sort_findings(std::vector<Finding>& findings) {
-  std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
-    const bool ea = a.equivalence == Equivalence::kEquivalent, eb = b.equivalence == Equivalence::kEquivalent;
-    if (ea != eb) return !ea;
-    if (a.type != b.type) return type_order(a.type) < type_order(b.type);
-    const int ra = a.layer_rank < 0 ? INT32_MAX : a.layer_rank, rb = b.layer_rank < 0 ? INT32_MAX : b.layer_rank;
-    return ra < rb;
-  });
+namespace {
+
+// Runs the checks of `stage` in the order of the Evidence variant (finding.h), appending what
+// they find: a new kind of evidence is run by being there.
+template <size_t I = 0>
+Status run_checks(CheckStage stage, const CheckContext& context, std::vector<Finding>& out) {
+  if constexpr (I < std::variant_size_v<Evidence>) {
+    using Kind = std::variant_alternative_t<I, Evidence>;
+    if (Kind::kStage == stage) {
+      FETAFIX_ASSIGN_OR_RETURN(auto found, Kind::run(context));
+      for (auto& f : found) out.push_back(std::move(f));
+    }
+    return run_checks<I + 1>(stage, context, out);
+  } else {
+    return {};
+  }
+}
+
+// Shapes resolve auto_pad=SAME_* into pads: one run of each model on the sample photo, unless the
+// caller gave them.
+LayerCheckOptions layer_check_options(const compare::ModelSide& source, const compare::ModelSide& target,
+                                      const DetectionView& view, size_t first_ok, const LocalizeOptions& options,
+                                      std::vector<std::string>& notes) {
+  LayerCheckOptions lo = options.layer_checks;
+  if (!lo.source_shapes.empty() && !lo.target_shapes.empty()) return lo;
+  auto src_one = preprocess_images(view.files, {first_ok}, view.source_preset);
+  auto tgt_one = preprocess_images(view.files, {first_ok}, view.target_preset);
+  if (!src_one.ok() || !tgt_one.ok()) return lo;
+  auto s = runtime::observe_value_shapes(*source.model, {*src_one}, options.compare.threads, source.label);
+  auto t = runtime::observe_value_shapes(*target.model, {*tgt_one}, options.compare.threads, target.label);
+  if (s.ok() && t.ok()) {
+    for (const auto& [name, info] : *s) lo.source_shapes[name] = info.shape;
+    for (const auto& [name, info] : *t) lo.target_shapes[name] = info.shape;
+  } else {
+    notes.push_back("value shapes unavailable: " + (!s.ok() ? s.error().message : t.error().message));
+  }
+  return lo;
 }
 
 }  // namespace
@@ -120,84 +160,31 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   r.target_label = target.label;
   PhaseTimer timer(r.timings);
   const auto& files = view.files;
-  const auto [similar, dissimilar] = split_by_agreement(view);
-
+  CheckContext context{source, target, view, options, stages};
+  context.preprocessing = &r.preprocessing;
+  context.notes = &r.notes;
   std::vector<Finding> findings;
-  auto append = [&](std::vector<Finding> more) {
-    for (auto& f : more) findings.push_back(std::move(f));
-  };
-
-  // Input-based checks.
-  FETAFIX_ASSIGN_OR_RETURN(auto id_findings, check_input_dimensions(*source.model, *target.model));
-  append(std::move(id_findings));
-  FETAFIX_ASSIGN_OR_RETURN(auto tss_findings,
-                           check_input_structure(*source.model, *target.model,
-                                                 {view.source_preset.layout, view.target_preset.layout}));
-  append(std::move(tss_findings));
-  if (!stages.preprocessing) {
-    r.notes.push_back("preprocessing check not run in this stage");
-  } else if (!dissimilar.empty()) {
-    PreprocessingCheckOptions pp;
-    pp.presets = options.presets_to_try;
-    pp.compare = options.compare;
-    if (options.preprocessing_sample > 0 &&
-        dissimilar.size() + similar.size() > 2 * options.preprocessing_sample) {
-      auto chosen = sample(dissimilar, options.preprocessing_sample, options.activation.seed + 7);
-      auto agreeing = sample(similar, options.preprocessing_sample, options.activation.seed + 8);
-      chosen.insert(chosen.end(), agreeing.begin(), agreeing.end());
-      std::sort(chosen.begin(), chosen.end());
-      for (size_t i : chosen) pp.files.push_back(files[i]);
-      r.notes.push_back(fmt::format("preprocessing check on a seeded sample of {} images ({} disagreeing)",
-                                    chosen.size(), std::min(dissimilar.size(), options.preprocessing_sample)));
-    }
-    FETAFIX_ASSIGN_OR_RETURN(r.preprocessing, measure_preprocessing(source, target, view.image_dir, pp));
-    append(preprocessing_findings(r.preprocessing, options.preprocessing_min_gain));
-  } else {
-    r.notes.push_back("preprocessing check skipped: no image disagrees, so no preset can do better");
-  }
+  FETAFIX_TRY_STATUS(run_checks(CheckStage::kInput, context, findings));
   timer.mark("input checks");
 
   FETAFIX_ASSIGN_OR_RETURN(r.matching, match::match_models(*source.model, *target.model, options.match));
+  context.matching = &r.matching;
   timer.mark("matching");
 
-  // One decoded photo for the Flatten/Reshape structure check.
+  // One decoded photo for the checks that run the models.
   size_t first_ok = 0;
   while (first_ok < files.size() && !view.usable[first_ok]) ++first_ok;
   if (first_ok == files.size()) return make_error("no image could be decoded");
-  FETAFIX_ASSIGN_OR_RETURN(auto sample_image, data::decode_image(files[first_ok]));
-  compare::ModelSide bound_source = source, bound_target = target;
-  bound_source.preset = view.source_preset;
-  bound_target.preset = view.target_preset;
-  FlattenCheckOptions flatten_options;
-  flatten_options.threads = options.compare.threads;
-  FETAFIX_ASSIGN_OR_RETURN(auto flatten_findings, check_flatten_structure(bound_source, bound_target, sample_image,
-                                                                          r.matching.pairs, flatten_options));
-  append(std::move(flatten_findings));
+  FETAFIX_ASSIGN_OR_RETURN(const auto sample_image, data::decode_image(files[first_ok]));
+  context.sample_image = &sample_image;
+  FETAFIX_TRY_STATUS(run_checks(CheckStage::kStructure, context, findings));
   timer.mark("structure check");
 
   // Layer-based checks over every matched pair (ranked afterwards when the ranking runs).
-  LayerCheckOptions lo = options.layer_checks;
-  if (lo.source_shapes.empty() || lo.target_shapes.empty()) {
-    // Shapes resolve auto_pad=SAME_* into pads: one run of each model on the sample photo.
-    auto src_one = preprocess_images(files, {first_ok}, view.source_preset);
-    auto tgt_one = preprocess_images(files, {first_ok}, view.target_preset);
-    if (src_one.ok() && tgt_one.ok()) {
-      auto s = runtime::observe_value_shapes(*source.model, {*src_one}, options.compare.threads, source.label);
-      auto t = runtime::observe_value_shapes(*target.model, {*tgt_one}, options.compare.threads, target.label);
-      if (s.ok() && t.ok()) {
-        for (const auto& [name, info] : *s) lo.source_shapes[name] = info.shape;
-        for (const auto& [name, info] : *t) lo.target_shapes[name] = info.shape;
-      } else {
-        r.notes.push_back("value shapes unavailable: " + (!s.ok() ? s.error().message : t.error().message));
-      }
-    }
-  }
+  const LayerCheckOptions layer_options = layer_check_options(source, target, view, first_ok, options, r.notes);
+  context.layer_options = &layer_options;
   std::vector<Finding> layer_findings;
-  FETAFIX_ASSIGN_OR_RETURN(auto wb, check_weights(*source.model, *target.model, r.matching.pairs, lo));
-  FETAFIX_ASSIGN_OR_RETURN(auto lh, check_hyperparameters(*source.model, *target.model, r.matching.pairs, lo));
-  FETAFIX_ASSIGN_OR_RETURN(auto cg, check_graph(*source.model, *target.model, r.matching.pairs, lo));
-  for (auto* group : {&wb, &lh, &cg})
-    for (auto& f : *group) layer_findings.push_back(std::move(f));
+  FETAFIX_TRY_STATUS(run_checks(CheckStage::kLayer, context, layer_findings));
   timer.mark("layer checks");
 
   // Equivalence filter on a few real photos.
@@ -209,7 +196,7 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   EquivalenceOptions eo = options.equivalence;
   if (options.compare.threads > 0) eo.threads = options.compare.threads;
   FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, {src_probe}, {tgt_probe}, eo));
-  append(std::move(layer_findings));
+  for (auto& f : layer_findings) findings.push_back(std::move(f));
   timer.mark("equivalence filter");
 
   r.findings = std::move(findings);
@@ -230,9 +217,9 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
   // Activation analysis on a bounded, seeded subset: every dissimilar image up to the
   // option's count, and enough similar ones for every repeat to draw a fresh sample.
   const auto& ao = options.activation;
-  std::vector<size_t> chosen_dissimilar = sample(dissimilar, ao.max_dissimilar, ao.seed);
+  std::vector<size_t> chosen_dissimilar = seeded_subset(dissimilar, ao.max_dissimilar, ao.seed);
   std::vector<size_t> chosen_similar =
-      sample(similar, ao.max_similar * static_cast<size_t>(std::max(ao.repeats, 1)), ao.seed + 1);
+      seeded_subset(similar, ao.max_similar * static_cast<size_t>(std::max(ao.repeats, 1)), ao.seed + 1);
   std::vector<size_t> chosen = chosen_similar;
   chosen.insert(chosen.end(), chosen_dissimilar.begin(), chosen_dissimilar.end());
   std::sort(chosen.begin(), chosen.end());
@@ -257,7 +244,8 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
     r.notes.push_back("activation analysis skipped: " + r.activation.skipped_reason);
   }
   for (auto& f : r.findings) {
-    if (f.type != FaultType::kWB && f.type != FaultType::kLH && f.type != FaultType::kCG) continue;
+    const FaultType type = f.type();
+    if (type != FaultType::kWB && type != FaultType::kLH && type != FaultType::kCG) continue;
     auto it = rank_of.find(f.source_node);
     f.layer_rank = it == rank_of.end() ? -1 : it->second;
   }
@@ -270,14 +258,15 @@ nlohmann::json to_json(const LocalizeResult& r) {
   using nlohmann::json;
   json findings = json::array();
   for (const auto& f : r.findings) {
-    findings.push_back({{"type", fault_type_name(f.type)},
+    findings.push_back({{"id", f.id},
+                        {"type", fault_type_name(f.type())},
                         {"source_node", f.source_node},
                         {"target_node", f.target_node},
                         {"summary", f.summary},
                         {"equivalence", equivalence_name(f.equivalence)},
                         {"is_fault", f.equivalence != Equivalence::kEquivalent},
                         {"layer_rank", f.layer_rank},
-                        {"evidence", f.evidence}});
+                        {"evidence", evidence_json(f)}});
   }
   json pairs = json::array();
   for (const auto& p : r.matching.pairs) {
@@ -363,9 +352,9 @@ std::string format_report(const LocalizeResult& r, size_t max_ranked_listed) {
       benign_header = true;
       first = true;
     }
-    if (first || f.type != last) out += fmt::format("  {}\n", fault_type_name(f.type));
+    if (first || f.type() != last) out += fmt::format("  {}\n", fault_type_name(f.type()));
     first = false;
-    last = f.type;
+    last = f.type();
     std::string where = f.source_node.empty() && f.target_node.empty()
                             ? std::string("input")
                             : fmt::format("{} <-> {}", f.source_node.empty() ? "-" : f.source_node,

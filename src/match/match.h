@@ -16,9 +16,16 @@
 
 namespace fetafix::match {
 
+// The op types that count as core layers unless the user names others (--core-ops): matched and
+// ranked as layers, the boundaries of the layer checks' neighbourhoods and regions, and the
+// layers the report draws. MatMul counts only when one input is a weight.
+inline const std::set<std::string>& default_core_ops() {
+  static const std::set<std::string> ops{"Conv", "ConvTranspose", "Gemm", "MatMul"};
+  return ops;
+}
+
 struct MatchOptions {
-  // Op types that count as core layers. MatMul counts only when one input is a weight.
-  std::set<std::string> core_ops{"Conv", "ConvTranspose", "Gemm", "MatMul"};
+  std::set<std::string> core_ops = default_core_ops();
   // Pairs whose confidence is below this are left unmatched.
   double min_confidence = 0.5;
 };

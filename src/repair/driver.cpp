@@ -161,11 +161,12 @@ class Loop {
 
   // Applies edits, scores, keeps or undoes. Returns whether they were kept.
   // `screened`: the caller already saw the edits lower the disagreement on the screening subset.
-  bool try_candidate(const std::string& type, const std::string& description, const Finding* finding,
+  bool try_candidate(StepKind kind, FaultType type, const std::string& description, const Finding* finding,
                      const std::vector<model::Edit>& edits, const std::optional<data::Preset>& preset,
                      bool screened_already = false) {
     RepairStep step;
     step.round = round_;
+    step.kind = kind;
     step.type = type;
     step.description = description;
     if (finding) {
@@ -175,16 +176,18 @@ class Loop {
     step.edits = edits.size();
     step.disagreeing_before = current_.disagreeing;
     if (finding) {
-      step.finding_summary = finding->summary;
+      step.finding_ids = {finding->id};
       if (!finding->target_node.empty()) step.target_nodes.push_back(finding->target_node);
     } else {
+      step.finding_ids = group_ids_;
       step.target_nodes = group_nodes_;
       step.finding_summaries = group_summaries_;
     }
     const auto t0 = Clock::now();
     // Counts are per finding (a group stands for group_size_ of them), as the paper's Table 2.
-    const size_t findings = is_group(type) ? std::max<size_t>(group_size_, 1) : 1;
-    for (auto& [name, c] : type_counts(type)) c->tried += findings;
+    const size_t findings = kind == StepKind::kGroup ? std::max<size_t>(group_size_, 1) : 1;
+    TypeCounts& counts = r_.counts[std::string(localize::fault_type_name(type))];
+    counts.tried += findings;
     if (auto st = log_.apply_all(edits); !st.ok()) {
       step.reason = "no longer applies: " + st.error().message;
       step.disagreeing_after = current_.disagreeing;
@@ -208,7 +211,7 @@ class Loop {
                                 screen_disagreeing_, screened);
       step.disagreeing_after = current_.disagreeing;
       step.seconds = seconds_since(t0);
-      say(fmt::format("round {} {} rejected on screen: {} ({})", round_, type, description, step.reason));
+      say(fmt::format("round {} {} rejected on screen: {} ({})", round_, step.type_label(), description, step.reason));
       r_.steps.push_back(std::move(step));
       return false;
     }
@@ -229,7 +232,7 @@ class Loop {
     if (keep) kept_after_preprocessing_ = !(feed && !rebinding);
     if (keep && feed && !rebinding) last_preset_step_ = step;  // what a revisit would undo
     if (keep) {
-      for (auto& [name, c] : type_counts(type)) c->kept += findings;
+      counts.kept += findings;
       accept(step, std::move(score).value());
       return record(std::move(step), std::nullopt, t0, description);
     }
@@ -252,7 +255,7 @@ class Loop {
   bool record(RepairStep step, std::optional<size_t> scored, Clock::time_point t0, const std::string& what) {
     step.disagreeing_after = step.kept ? current_.disagreeing : scored.value_or(current_.disagreeing);
     step.seconds = seconds_since(t0);
-    say(fmt::format("round {} {} {}: {} -> {} ({})", round_, step.type, step.kept ? "kept" : "rejected",
+    say(fmt::format("round {} {} {}: {} -> {} ({})", round_, step.type_label(), step.kept ? "kept" : "rejected",
                     step.disagreeing_before, step.disagreeing_after, what));
     const bool kept = step.kept;
     r_.steps.push_back(std::move(step));
@@ -269,14 +272,6 @@ class Loop {
   static bool changes_input_shape(const std::vector<model::Edit>& edits) {
     return std::any_of(edits.begin(), edits.end(),
                        [](const model::Edit& e) { return e.kind == model::EditKind::kSetGraphInput; });
-  }
-
-  static bool is_group(const std::string& type) { return !type.empty() && type.back() == '*'; }
-
-  // A group ("WB*", "LH*") counts towards its type.
-  std::vector<std::pair<std::string, TypeCounts*>> type_counts(const std::string& type) {
-    const std::string t = is_group(type) ? type.substr(0, type.size() - 1) : type;
-    return {{t, &r_.counts[t]}};
   }
 
   // Disagreeing images on the screening subset (every image without one) with `edits`
@@ -349,25 +344,22 @@ class Loop {
     const auto view = detection_view();
     FETAFIX_ASSIGN_OR_RETURN(auto loc, localize::localize_detected(source_, target_side_, view, lo, stages));
     pp_due_ = false;
-    std::vector<Finding> findings = loc.findings;
-    for (auto& f : find_extra_outputs(*source_.model, working_)) findings.push_back(std::move(f));
+    const std::vector<Finding>& findings = loc.findings;
     r_.timings.push_back({fmt::format("round {} localize", round_), seconds_since(t0)});
     const auto t1 = Clock::now();
 
     std::vector<RepairCandidate> candidates;
     for (const auto& f : findings) {
-      const std::string type(localize::fault_type_name(f.type));
-      const auto key = std::make_tuple(type, f.source_node, f.target_node, f.summary);
-      if (seen_.insert(key).second) r_.counts[type].localized++;
+      if (seen_.insert(f.id).second) r_.counts[std::string(localize::fault_type_name(f.type()))].localized++;
       auto c = plan_repair(*source_.model, working_, f);
       if (!c.ok()) {
         RepairStep step;
         step.round = round_;
-        step.type = type;
+        step.type = f.type();
         step.description = f.summary;
         step.source_node = f.source_node;
         step.target_node = f.target_node;
-        step.finding_summary = f.summary;
+        step.finding_ids = {f.id};
         if (!f.target_node.empty()) step.target_nodes.push_back(f.target_node);
         step.reason = "no repair planned: " + c.error().message;
         step.disagreeing_before = step.disagreeing_after = current_.disagreeing;
@@ -380,16 +372,16 @@ class Loop {
 
     std::set<const RepairCandidate*> handled;      // tried (input-based) or kept (layer findings)
     std::set<const RepairCandidate*> kept_inputs;  // input-based ones kept
-    std::map<std::string, int> rejections;
+    std::map<FaultType, int> rejections;
     for (const auto& c : candidates) {  // input-based go first: they change what layers see
-      if (!input_based(c.finding.type) || out_of_time()) continue;
+      if (!input_based(c.finding.type()) || out_of_time()) continue;
       handled.insert(&c);
-      const std::string type(localize::fault_type_name(c.finding.type));
+      const FaultType type = c.finding.type();
       if (rejections[type] >= o_.max_rejections) continue;
-      if (try_candidate(type, c.description, &c.finding, c.edits, c.preset)) {
+      if (try_candidate(StepKind::kFinding, type, c.description, &c.finding, c.edits, c.preset)) {
         rejections[type] = 0;
         kept_inputs.insert(&c);
-        pp_due_ = c.finding.type != FaultType::kPP && !r_.patch.preprocess;
+        pp_due_ = type != FaultType::kPP && !r_.patch.preprocess;
       } else {
         rejections[type]++;
       }
@@ -403,8 +395,8 @@ class Loop {
     // together; bisection (on the screening subset) only when the whole group is rejected.
     std::vector<const RepairCandidate*> weights;
     for (const auto& c : candidates)
-      if (c.finding.type == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
-    if (weights.size() > 1 && !out_of_time()) try_group("WB*", weights, handled, describe_weights);
+      if (c.finding.type() == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
+    if (weights.size() > 1 && !out_of_time()) try_group(FaultType::kWB, weights, handled, describe_weights);
     if (current_.disagreeing == 0) {
       record_localization(std::move(loc), candidates);
       return finish_round(t1);
@@ -414,7 +406,7 @@ class Loop {
     for (const auto& [key, members] : hyperparameter_groups(candidates)) {
       if (members.size() < 2 || out_of_time()) continue;
       if (std::any_of(members.begin(), members.end(), [&](auto* c) { return handled.count(c) > 0; })) continue;
-      try_group("LH*", members, handled, describe_hyperparameters);
+      try_group(FaultType::kLH, members, handled, describe_hyperparameters);
       if (current_.disagreeing == 0) break;
     }
     if (current_.disagreeing == 0) {
@@ -431,14 +423,10 @@ class Loop {
       for (const auto& c : candidates) ranked.findings.push_back(c.finding);
       FETAFIX_TRY_STATUS(localize::rank_layers(source_, target_side_, detection_view(), lo, ranked));
       loc.activation = ranked.activation;
-      std::map<std::tuple<std::string, std::string, std::string>, int> rank;
-      for (const auto& f : ranked.findings)
-        rank[{std::string(localize::fault_type_name(f.type)), f.source_node, f.summary}] = f.layer_rank;
-      for (auto& c : candidates) {
-        auto it = rank.find({std::string(localize::fault_type_name(c.finding.type)), c.finding.source_node,
-                             c.finding.summary});
-        if (it != rank.end()) c.finding.layer_rank = it->second;
-      }
+      std::map<std::string, int> rank;  // by finding id
+      for (const auto& f : ranked.findings) rank[f.id] = f.layer_rank;
+      for (auto& c : candidates)
+        if (auto it = rank.find(c.finding.id); it != rank.end()) c.finding.layer_rank = it->second;
       r_.timings.push_back({fmt::format("round {} ranking", round_), seconds_since(t2)});
     }
     std::vector<const RepairCandidate*> order;
@@ -450,9 +438,9 @@ class Loop {
     for (const auto* c : order) {
       if (handled.count(c)) continue;
       if (out_of_time()) break;
-      const std::string type(localize::fault_type_name(c->finding.type));
+      const FaultType type = c->finding.type();
       if (rejections[type] >= o_.max_rejections) continue;
-      if (try_candidate(type, c->description, &c->finding, c->edits, c->preset)) {
+      if (try_candidate(StepKind::kFinding, type, c->description, &c->finding, c->edits, c->preset)) {
         rejections[type] = 0;
         handled.insert(c);
         if (current_.disagreeing == 0) break;
@@ -463,8 +451,8 @@ class Loop {
     if (kept_ == kept_at_round_start_ && current_.disagreeing > 0 && o_.joint_step && !out_of_time()) {
       std::vector<const RepairCandidate*> rest;
       for (const auto* c : order)
-        if (!kept_inputs.count(c) && !(handled.count(c) && !input_based(c->finding.type)) &&
-            c->finding.type != FaultType::kPP && c->finding.equivalence != Equivalence::kEquivalent)
+        if (!kept_inputs.count(c) && !(handled.count(c) && !input_based(c->finding.type())) &&
+            c->finding.type() != FaultType::kPP && c->finding.equivalence != Equivalence::kEquivalent)
           rest.push_back(c);
       // CG findings are the least certain (a differently built graph differs in structure for
       // no fault): if the whole set fails, once more without them. resnet101v2-tf-to-keras: a
@@ -472,7 +460,7 @@ class Loop {
       // 89 -> 89; without it, 89 -> 0.
       std::vector<const RepairCandidate*> structural;
       for (const auto* c : rest)
-        if (c->finding.type != FaultType::kCG) structural.push_back(c);
+        if (c->finding.type() != FaultType::kCG) structural.push_back(c);
       if (!rest.empty() && !try_joint(rest) && !structural.empty() && structural.size() < rest.size() &&
           !out_of_time())
         try_joint(structural);
@@ -483,7 +471,7 @@ class Loop {
   // The preset the PP check finds best for the working Target (which the images are fed as
   // `current`, unbound), on a seeded sample of the detection images; nullopt when none beats
   // `current` there by kDefaultPresetMinGain.
-  std::optional<data::Preset> best_preset_for(const data::Preset& current) {
+  std::optional<Finding> preset_finding_for(const data::Preset& current) {
     std::vector<size_t> all(eval_.images());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
     const auto chosen = seeded_sample(all, 2 * std::max<size_t>(o_.preprocessing_sample, 1), 13);
@@ -499,8 +487,7 @@ class Loop {
     if (!report.ok()) return std::nullopt;
     auto findings = localize::preprocessing_findings(*report, o_.localize.preprocessing_min_gain);
     if (findings.empty() || !report->best) return std::nullopt;
-    data::Preset best = report->trials[*report->best].bound;
-    return best;
+    return std::move(findings.front());
   }
 
   // When no finding alone lowers the disagreement — several faults each enough to break every
@@ -511,7 +498,7 @@ class Loop {
   bool try_joint(const std::vector<const RepairCandidate*>& members) {
     RepairStep step;
     step.round = round_;
-    step.type = "JOINT";
+    step.kind = StepKind::kJoint;
     step.disagreeing_before = current_.disagreeing;
     const auto t0 = Clock::now();
     const size_t log_before = log_.size();
@@ -525,11 +512,12 @@ class Loop {
         continue;
       }
       applied.push_back(&c->finding);
+      step.finding_ids.push_back(c->finding.id);
       step.finding_summaries.push_back(c->finding.summary);
       if (!c->finding.target_node.empty()) step.target_nodes.push_back(c->finding.target_node);
     }
     std::map<std::string, size_t> per_type;
-    for (const auto* f : applied) per_type[std::string(localize::fault_type_name(f->type))]++;
+    for (const auto* f : applied) per_type[std::string(localize::fault_type_name(f->type()))]++;
     std::vector<std::string> parts;
     for (const auto& [type, n] : per_type) parts.push_back(fmt::format("{} {}", type, n));
     step.description = fmt::format("{} finding{} applied {}({}){}", applied.size(), applied.size() == 1 ? "" : "s",
@@ -559,15 +547,18 @@ class Loop {
     // The preprocessing may be wrong too: with the edits in place, the PP check (on a seeded
     // sample) proposes a preset, and the whole set decides with it.
     std::optional<data::Preset> preset;
+    std::string preset_finding;  // the PP finding that proposed it
     if (!keep && (alone || score.ok()) && !r_.patch.preprocess && !out_of_time()) {
-      if (auto best = best_preset_for(feed); best) {
+      if (auto pp = preset_finding_for(feed); pp) {
+        const data::Preset* best = &std::get<localize::PreprocessingEvidence>(pp->evidence).best_trial().bound;
         auto with = eval_.score_with_preset(working_, *best);
         std::string why;
         if (with.ok() && acceptable(*with, why)) {
           score = std::move(with);
           reason.clear();
           keep = true;
-          preset = best;
+          preset = *best;
+          preset_finding = pp->id;
           feed = *best;
           r_.counts["PP"].localized++;
           r_.counts["PP"].tried++;
@@ -601,7 +592,10 @@ class Loop {
       kept_after_preprocessing_ = !preset;
       for (const auto& [type, n] : per_type) r_.counts[type].kept += n;
       if (!r_.patch.preprocess) pp_due_ = true;  // the preprocessing can be judged again now
-      if (preset) step.finding_summaries.push_back("preprocessing: preset '" + preset->name + "'");
+      if (preset) {
+        step.finding_summaries.push_back("preprocessing: preset '" + preset->name + "'");
+        step.finding_ids.push_back(preset_finding);
+      }
       accept(step, std::move(score).value());
       return record(std::move(step), std::nullopt, t0, what);
     }
@@ -612,14 +606,10 @@ class Loop {
 
   // Keeps the round's localization for reports, with the ranks the candidates ended up with.
   void record_localization(localize::LocalizeResult loc, const std::vector<RepairCandidate>& candidates) {
-    std::map<std::tuple<std::string, std::string, std::string>, int> rank;
-    for (const auto& c : candidates)
-      rank[{std::string(localize::fault_type_name(c.finding.type)), c.finding.source_node, c.finding.summary}] =
-          c.finding.layer_rank;
-    for (auto& f : loc.findings) {
-      auto it = rank.find({std::string(localize::fault_type_name(f.type)), f.source_node, f.summary});
-      if (it != rank.end()) f.layer_rank = it->second;
-    }
+    std::map<std::string, int> rank;  // by finding id
+    for (const auto& c : candidates) rank[c.finding.id] = c.finding.layer_rank;
+    for (auto& f : loc.findings)
+      if (auto it = rank.find(f.id); it != rank.end()) f.layer_rank = it->second;
     r_.localizations.push_back(std::move(loc));
   }
 
@@ -639,13 +629,13 @@ class Loop {
     if (input_rebound_) own.width = own.height = 0;  // an ID repair changed the input size
     RepairStep step;
     step.round = round_;
-    step.type = "PP";
+    step.type = FaultType::kPP;
     step.description = fmt::format("PP: back to the Target's own preset '{}' instead of '{}'", own.name,
                                    r_.patch.preprocess->name);
     if (last_preset_step_) {  // names the finding whose preset it undoes
       step.source_node = last_preset_step_->source_node;
       step.target_node = last_preset_step_->target_node;
-      step.finding_summary = last_preset_step_->finding_summary;
+      step.finding_ids = last_preset_step_->finding_ids;
       step.target_nodes = last_preset_step_->target_nodes;
     }
     step.reverts = true;
@@ -678,11 +668,10 @@ class Loop {
     std::map<std::string, Members> groups;
     for (const auto& c : candidates) {
       const Finding& f = c.finding;
-      if (f.type != FaultType::kLH || f.equivalence == Equivalence::kEquivalent) continue;
-      const auto& e = f.evidence;
-      auto text = [&](const char* k) { return e.contains(k) ? e[k].dump() : std::string("-"); };
-      groups[fmt::format("{}|{}|{}|{}|{}", text("source_op"), text("attribute"), text("kind"), text("source_value"),
-                         text("target_value"))]
+      if (f.type() != FaultType::kLH || f.equivalence == Equivalence::kEquivalent) continue;
+      const auto& e = std::get<localize::HyperparametersEvidence>(f.evidence);
+      groups[fmt::format("{}|{}|{}|{}|{}", nlohmann::json(e.source_op).dump(), nlohmann::json(e.attribute).dump(),
+                         nlohmann::json(e.kind).dump(), e.source_value.dump(), e.target_value.dump())]
           .push_back(&c);
     }
     return groups;
@@ -710,10 +699,10 @@ class Loop {
   }
 
   static std::string describe_hyperparameters(const Members& set, size_t of) {
-    const auto& e = set.front()->finding.evidence;
-    const std::string value = e.contains("source_value") && !e["source_value"].is_null() ? e["source_value"].dump() : "none";
-    return fmt::format("LH: the Source's {} {} on {} of {} {} nodes: {}", e.value("attribute", "?"), value, set.size(),
-                       of, e.value("target_op", "?"), listed(target_nodes_of(set)));
+    const auto& e = std::get<localize::HyperparametersEvidence>(set.front()->finding.evidence);
+    const std::string value = e.source_value.is_null() ? "none" : e.source_value.dump();
+    return fmt::format("LH: the Source's {} {} on {} of {} {} nodes: {}", e.attribute, value, set.size(), of,
+                       e.target_op, listed(target_nodes_of(set)));
   }
 
   // Tries `members` as one step ("WB*" or "LH*"): screening first (do they help together at
@@ -723,8 +712,9 @@ class Loop {
   // disagreeing (2 % on the corpus's int8 cases) and cost a bisection plus a second full pass.
   // Only when the group is rejected (it makes images worse somewhere) does delta debugging look
   // for the subset that carries the gain.
-  void try_group(const std::string& label, const Members& members, std::set<const RepairCandidate*>& handled,
+  void try_group(FaultType type, const Members& members, std::set<const RepairCandidate*>& handled,
                  Describe describe) {
+    const std::string label = std::string(localize::fault_type_name(type)) + "*";
     const auto group_edits = concat(members);
     probes_ = 0;
     const size_t start = screen_.empty() ? current_.disagreeing : screen_disagreeing_;
@@ -738,11 +728,16 @@ class Loop {
       group_nodes_ = target_nodes_of(set);
       group_size_ = set.size();
       group_summaries_.clear();
-      for (auto* c : set) group_summaries_.push_back(c->finding.summary);
-      const bool kept = try_candidate(label, describe(set, members.size()), nullptr, concat(set), std::nullopt,
-                                      /*screened_already=*/&set == &members);
+      group_ids_.clear();
+      for (auto* c : set) {
+        group_summaries_.push_back(c->finding.summary);
+        group_ids_.push_back(c->finding.id);
+      }
+      const bool kept = try_candidate(StepKind::kGroup, type, describe(set, members.size()), nullptr, concat(set),
+                                      std::nullopt, /*screened_already=*/&set == &members);
       group_nodes_.clear();
       group_summaries_.clear();
+      group_ids_.clear();
       group_size_ = 0;
       if (kept)
         for (auto* c : set) handled.insert(c);
@@ -764,14 +759,14 @@ class Loop {
 
   static bool candidate_before(const RepairCandidate& a, const RepairCandidate& b) {
     const Finding &fa = a.finding, &fb = b.finding;
-    const bool ia = input_based(fa.type), ib = input_based(fb.type);
+    const bool ia = input_based(fa.type()), ib = input_based(fb.type());
     if (ia != ib) return ia;
-    if (ia) return static_cast<int>(fa.type) < static_cast<int>(fb.type);
+    if (ia) return static_cast<int>(fa.type()) < static_cast<int>(fb.type());
     const int ea = equivalence_order(fa.equivalence), eb = equivalence_order(fb.equivalence);
     if (ea != eb) return ea < eb;
     const int ra = fa.layer_rank < 0 ? INT32_MAX : fa.layer_rank, rb = fb.layer_rank < 0 ? INT32_MAX : fb.layer_rank;
     if (ra != rb) return ra < rb;
-    return static_cast<int>(fa.type) < static_cast<int>(fb.type);
+    return static_cast<int>(fa.type()) < static_cast<int>(fb.type());
   }
 
   static void sort_candidates(std::vector<RepairCandidate>& cs) {
@@ -801,8 +796,9 @@ class Loop {
   bool kept_after_preprocessing_ = false;     // a repair was kept after the last kept PP preset
   std::vector<std::string> group_nodes_;      // Target nodes of the group being tried
   std::vector<std::string> group_summaries_;  // its findings' summaries
+  std::vector<std::string> group_ids_;        // its findings' ids
   size_t group_size_ = 0;                     // its findings
-  std::set<std::tuple<std::string, std::string, std::string, std::string>> seen_;
+  std::set<std::string> seen_;                // ids of the findings localized so far
 };
 
 Result<Validation> validate(const compare::ModelSide& source, const compare::ModelSide& target,
@@ -823,6 +819,15 @@ Result<Validation> validate(const compare::ModelSide& source, const compare::Mod
 }
 
 }  // namespace
+
+std::string RepairStep::type_label() const {
+  switch (kind) {
+    case StepKind::kFinding: return std::string(localize::fault_type_name(type));
+    case StepKind::kGroup: return std::string(localize::fault_type_name(type)) + "*";
+    case StepKind::kJoint: return "JOINT";
+  }
+  return "?";
+}
 
 Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,
                                    const fs::path& image_dir, const RepairOptions& options) {
@@ -845,12 +850,13 @@ nlohmann::json to_json(const RepairResult& r) {
   using nlohmann::json;
   json steps = json::array();
   for (const auto& s : r.steps)
-    steps.push_back({{"round", s.round}, {"type", s.type}, {"description", s.description},
+    steps.push_back({{"round", s.round}, {"type", s.type_label()}, {"description", s.description},
                      {"source_node", s.source_node}, {"target_node", s.target_node}, {"kept", s.kept},
                      {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
                      {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds},
                      {"screened_out", s.screened_out}, {"target_nodes", s.target_nodes},
-                     {"finding_summaries", s.finding_summaries}, {"reverts", s.reverts}});
+                     {"finding_summaries", s.finding_summaries}, {"reverts", s.reverts},
+                     {"finding_ids", s.finding_ids}});
   json counts = json::object();
   for (const auto& [type, c] : r.counts)
     counts[type] = {{"localized", c.localized}, {"tried", c.tried}, {"kept", c.kept}};
@@ -901,7 +907,7 @@ std::string format_report(const RepairResult& r) {
   for (const auto& s : r.steps)
     if (s.kept) {
       ++kept;
-      out += fmt::format("  [{}] {}  ({} -> {} disagreeing)\n", s.type, s.description, s.disagreeing_before,
+      out += fmt::format("  [{}] {}  ({} -> {} disagreeing)\n", s.type_label(), s.description, s.disagreeing_before,
                          s.disagreeing_after);
     }
   if (!kept) out += "  none\n";

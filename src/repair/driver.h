@@ -55,10 +55,15 @@ struct RepairOptions {
   std::function<void(const std::string&)> log;  // progress lines; may be empty
 };
 
+// What a step tried: one finding's repair, a group of findings of one type tried together
+// (WB*, LH*: the same fix on many tensors or nodes), or the findings of a stuck round applied
+// together (JOINT).
+enum class StepKind { kFinding, kGroup, kJoint };
+
 struct RepairStep {
   int round = 0;
-  std::string type;          // PP, ID, TSS, WB, LH, CG; "WB*" / "LH*" for a group of findings tried together;
-                             // "JOINT" for findings of several types applied together
+  StepKind kind = StepKind::kFinding;
+  localize::FaultType type = localize::FaultType::kWB;  // of the finding(s); unused for JOINT
   std::string description;
   std::string source_node, target_node;
   bool kept = false;
@@ -67,10 +72,16 @@ struct RepairStep {
   size_t edits = 0;
   double seconds = 0;
   bool screened_out = false;  // rejected on the screening subset, never run on every image
-  std::string finding_summary;            // the finding's summary (empty for a group)
+  // The findings (localize::Finding::id) the step was made for: one, a group's members, the
+  // findings a JOINT step applied (and the PP finding whose preset it chose), or the PP finding
+  // whose preset a revert undoes. The report and the evaluator follow findings by these.
+  std::vector<std::string> finding_ids;
   std::vector<std::string> target_nodes;  // every Target node the step's findings name (a group: all of them)
-  std::vector<std::string> finding_summaries;  // a group: each member finding's summary
+  std::vector<std::string> finding_summaries;  // a group or JOINT step: each member finding's summary
   bool reverts = false;  // undoes the kept PP step whose finding it names (the Target's own preset back)
+
+  // "WB", "WB*" for a group, "JOINT": the step's "type" in the repair log.
+  std::string type_label() const;
 };
 
 // Per finding: a group step (WB*, LH*) counts each of its findings as tried (and kept).

@@ -25,18 +25,12 @@ struct RepairCandidate {
   std::optional<data::Preset> preset;
 };
 
-// Turns one finding (any type; evidence as documented in docs/input-checks.md and
-// docs/layer-checks.md, or find_extra_outputs below) into edits on `target`. The edits are
-// checked by applying them to a scratch copy, so a returned candidate applies cleanly to
-// `target` as given. Errors (one line naming the finding) when the evidence lacks what the
-// strategy needs or the fault has a form no strategy handles.
+// Turns one finding into edits on `target`, with the planner for its kind of evidence
+// (src/repair/strategies/). The edits are checked by applying them to a scratch copy, so a
+// returned candidate applies cleanly to `target` as given. Errors (one line naming the finding)
+// when the evidence names what the Target does not have or the fault has a form no strategy
+// handles.
 Result<RepairCandidate> plan_repair(const onnx::ModelProto& source, const onnx::ModelProto& target,
                                     const localize::Finding& finding);
-
-// CG findings for graph outputs a converter added: Target outputs that pair with no Source
-// output (by name first, then in order among outputs of the same element type). Evidence:
-// {"check": "extra_outputs", "target_output": name, "source_outputs": [...], "target_outputs": [...]}.
-// Empty when the Target has no more outputs than the Source.
-std::vector<localize::Finding> find_extra_outputs(const onnx::ModelProto& source, const onnx::ModelProto& target);
 
 }  // namespace fetafix::repair

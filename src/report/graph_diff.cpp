@@ -73,43 +73,28 @@ bool GraphContext::is_core(size_t node) const {
 WeightDifferences weight_differences(const std::vector<Finding>& findings) {
   WeightDifferences out;
   for (const auto& f : findings) {
-    if (f.type != localize::FaultType::kWB) continue;
-    const auto& e = f.evidence;
-    std::string text;
-    if (e.value("shape_mismatch", false)) {
-      text = "shapes differ";
-    } else {
-      const auto differing = e.value("differing", int64_t{0}), total = e.value("total", int64_t{0});
-      text = fmt::format("{}/{} differ, max |Δ| {}", differing, total, number(e.value("max_abs_diff", 0.0)));
-    }
-    if (auto s = e.value("source_tensor", std::string()); !s.empty()) out.source.emplace(s, text);
-    if (auto t = e.value("target_tensor", std::string()); !t.empty()) out.target.emplace(t, text);
+    const auto* e = std::get_if<localize::WeightsEvidence>(&f.evidence);
+    if (!e) continue;
+    const std::string text = e->shape_mismatch ? std::string("shapes differ")
+                                               : fmt::format("{}/{} differ, max |Δ| {}", e->differing, e->total,
+                                                             number(e->max_abs_diff.value_or(0.0)));
+    if (!e->source.tensor.empty()) out.source.emplace(e->source.tensor, text);
+    if (!e->target.tensor.empty()) out.target.emplace(e->target.tensor, text);
   }
   return out;
 }
 
 namespace {
 
-std::vector<std::string> strings_at(const nlohmann::json& e, const char* key) {
-  std::vector<std::string> out;
-  if (!e.contains(key)) return out;
-  const auto& v = e.at(key);
-  if (v.is_string() && !v.get<std::string>().empty()) out.push_back(v.get<std::string>());
-  if (v.is_array())
-    for (const auto& x : v)
-      if (x.is_string()) out.push_back(x.get<std::string>());
-  if (v.is_object() && v.contains("nodes") && v.at("nodes").is_array())
-    for (const auto& x : v.at("nodes"))
-      if (x.is_string()) out.push_back(x.get<std::string>());
-  return out;
-}
-
-// The finding's own nodes on one side: its node, and the nodes its evidence names.
+// The finding's own nodes on one side: its node, and the nodes its evidence names (a CG
+// finding's compared nodes, an LH or CG finding's region, a Pad folded into an LH finding's Conv).
 std::set<size_t> seeds_of(const GraphContext& ctx, const Finding& f, bool source_side) {
-  const std::string side = source_side ? "source" : "target";
   std::vector<std::string> names{source_side ? f.source_node : f.target_node};
-  for (const char* suffix : {"_nodes", "_region", "_pad_node"})
-    for (auto& n : strings_at(f.evidence, (side + suffix).c_str())) names.push_back(std::move(n));
+  auto add = [&](const std::vector<std::string>& more) { names.insert(names.end(), more.begin(), more.end()); };
+  if (const auto* g = std::get_if<localize::GraphEvidence>(&f.evidence)) add(source_side ? g->source_nodes : g->target_nodes);
+  if (const auto* r = f.regions()) add(source_side ? r->source.nodes : r->target.nodes);
+  if (const auto* lh = std::get_if<localize::HyperparametersEvidence>(&f.evidence))
+    names.push_back(source_side ? lh->source_pad_node : lh->target_pad_node);
   std::set<size_t> out;
   for (const auto& n : names)
     if (!n.empty())
@@ -119,7 +104,12 @@ std::set<size_t> seeds_of(const GraphContext& ctx, const Finding& f, bool source
 
 // The core layer named by the evidence (a WB finding on a neighbour BN names its layer here).
 std::optional<size_t> core_of(const GraphContext& ctx, const Finding& f, bool source_side) {
-  const auto name = f.evidence.value(source_side ? "core_source_node" : "core_target_node", std::string());
+  const std::string name = std::visit(
+      [&](const auto& e) -> std::string {
+        if constexpr (requires { e.core_source_node; }) return source_side ? e.core_source_node : e.core_target_node;
+        else return {};
+      },
+      f.evidence);
   if (name.empty()) return std::nullopt;
   return ctx.view().find_node(name);
 }

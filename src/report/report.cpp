@@ -14,6 +14,7 @@
 #include "common/fs.h"
 #include "model/attributes.h"
 #include "model/graph.h"
+#include "match/match.h"
 #include "model/weights.h"
 #include "report/assets.h"
 #include "report/html.h"
@@ -33,6 +34,11 @@ void out(std::string& s, fmt::format_string<Args...> f, Args&&... args) {
 }
 
 std::string type_name(FaultType t) { return std::string(localize::fault_type_name(t)); }
+
+// The badge class of a step: its fault type (a group's too), or JOINT.
+std::string step_badge_class(const repair::RepairStep& st) {
+  return st.kind == repair::StepKind::kJoint ? "JOINT" : type_name(st.type);
+}
 
 const char* status_key(RepairStatus s) {
   switch (s) {
@@ -111,7 +117,6 @@ class Page {
     const int first_round = in.repair ? 1 : 0;
     for (size_t k = 0; k < rounds_.size(); ++k) {
       std::vector<Finding> fs = rounds_[k]->findings;
-      if (k == 0) fs.insert(fs.end(), in.extra_findings.begin(), in.extra_findings.end());
       const int round = first_round + static_cast<int>(k);
       auto oc = finding_outcomes(fs, in.repair, round);
       for (size_t i = 0; i < fs.size(); ++i) {
@@ -160,7 +165,7 @@ class Page {
 
   Status prepare_graphs() {
     if (rounds_.empty() || !in_.source.model || !in_.target.model) return {};
-    std::set<std::string> core_ops{"Conv", "ConvTranspose", "Gemm", "MatMul"};
+    const auto& core_ops = match::default_core_ops();
     FETAFIX_ASSIGN_OR_RETURN(source_graph_, GraphContext::create(*in_.source.model, core_ops));
     FETAFIX_ASSIGN_OR_RETURN(target_graph_, GraphContext::create(*in_.target.model, core_ops));
     weight_diffs_ = weight_differences(findings_);
@@ -307,8 +312,8 @@ class Page {
       if (!st.kept) continue;
       ++k;
       const double y = k < r.history.size() ? r.history[k] : (r.images ? double(st.disagreeing_after) / r.images : 0);
-      points.push_back({y, fmt::format("{} {}", k, st.type),
-                        fmt::format("{}: {} → {} disagreeing — {}", st.type, st.disagreeing_before, st.disagreeing_after,
+      points.push_back({y, fmt::format("{} {}", k, st.type_label()),
+                        fmt::format("{}: {} → {} disagreeing — {}", st.type_label(), st.disagreeing_before, st.disagreeing_after,
                                     st.description)});
     }
     s += "<div class=\"grid2\"><div>";
@@ -317,7 +322,8 @@ class Page {
     // Per-type counts: localized / tried / kept.
     std::vector<BarGroup> groups;
     std::string rows;
-    for (const char* t : {"PP", "ID", "TSS", "WB", "LH", "CG"}) {
+    for (FaultType type : localize::kAllFaultTypes) {
+      const std::string t = type_name(type);
       auto it = r.counts.find(t);
       if (it == r.counts.end()) continue;
       const auto& c = it->second;
@@ -382,7 +388,7 @@ class Page {
         const char* decision = st.kept ? "kept" : st.screened_out ? "screened out" : "rejected";
         out(s, "<tr><td class=\"num\">{}</td><td>{}</td><td>{}{}</td><td class=\"num nowrap\">{} → {}</td><td>{}{}</td>"
                "<td class=\"num nowrap\">{}</td></tr>",
-            st.round, badge(!st.type.empty() && st.type.back() == '*' ? st.type.substr(0, st.type.size() - 1) : st.type, st.type), escape(st.description), links, st.disagreeing_before,
+            st.round, badge(step_badge_class(st), st.type_label()), escape(st.description), links, st.disagreeing_before,
             st.disagreeing_after, badge(st.kept ? "kept" : st.screened_out ? "screened" : "rejected", decision),
             st.kept ? "" : " <span class=\"muted\">" + escape(st.reason) + "</span>", seconds_text(st.seconds));
       }
@@ -473,7 +479,7 @@ class Page {
       std::string fl;
       if (auto it = by_rank.find(l.rank); l.rank >= 0 && it != by_rank.end())
         for (size_t i : it->second)
-          out(fl, "<a href=\"#{}\">{}</a> ", finding_anchor(i), badge(type_name(findings_[i].type), type_name(findings_[i].type)));
+          out(fl, "<a href=\"#{}\">{}</a> ", finding_anchor(i), badge(type_name(findings_[i].type()), type_name(findings_[i].type())));
       std::string target = escape(l.target_node);
       if (!l.target_permutation.empty())
         target += fmt::format(" <span class=\"muted\" title=\"Target read through this transpose\">perm {}</span>",
@@ -526,7 +532,8 @@ class Page {
   }
 
   std::string side_by_side_html(const std::vector<DiffRow>& rows, const Finding& f) const {
-    const std::string fault_attribute = f.type == FaultType::kLH ? f.evidence.value("attribute", std::string()) : "";
+    const auto* lh = std::get_if<localize::HyperparametersEvidence>(&f.evidence);
+    const std::string fault_attribute = lh ? lh->attribute : "";
     std::string s = fmt::format(
         "<div class=\"table-scroll\"><table class=\"sbs\"><thead><tr><th class=\"side-s\">Source · {}</th><th class=\"mid\">"
         "</th><th class=\"side-t\">Target · {}</th></tr></thead><tbody>",
@@ -554,21 +561,17 @@ class Page {
   }
 
   // PP evidence reads best as its table of presets tried.
-  std::string preprocessing_trials(const Finding& f) const {
-    const auto& e = f.evidence;
-    if (!e.contains("trials") || !e.at("trials").is_array()) return "";
+  std::string preprocessing_trials(const localize::PreprocessingEvidence& e) const {
     std::string s = "<div class=\"table-scroll\"><table><thead><tr><th>Preset</th><th>Role</th><th class=\"num\">Disagreement</th>"
                     "<th class=\"num\">Top-k agreement</th><th>Note</th></tr></thead><tbody>";
-    const std::string best = e.value("best_preset", std::string());
-    for (const auto& t : e.at("trials")) {
-      const bool measured = t.value("measured", false);
-      const std::string name = t.value("preset", std::string());
-      std::string note = measured ? "" : t.value("skipped_reason", std::string());
-      if (t.contains("same_as")) note = "same as " + t.value("same_as", std::string());
+    const std::string best = e.trials.empty() ? std::string() : e.best_trial().preset;
+    for (const auto& t : e.trials) {
+      std::string note = t.measured ? "" : t.skipped_reason;
+      if (t.measured && !t.same_as.empty()) note = "same as " + t.same_as;
+      const bool is_best = t.preset == best && t.measured;
       out(s, "<tr{}><td><b>{}</b>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"muted\">{}</td></tr>",
-          name == best && measured ? " style=\"background:var(--good-soft)\"" : "", escape(name),
-          name == best && measured ? " " + badge("kept", "best") : "", escape(t.value("role", std::string())),
-          measured ? percent(t.value("disagreement", 0.0)) : "–", measured ? percent(t.value("top_k_agreement", 0.0)) : "–",
+          is_best ? " style=\"background:var(--good-soft)\"" : "", escape(t.preset), is_best ? " " + badge("kept", "best") : "",
+          escape(t.role), t.measured ? percent(t.disagreement) : "–", t.measured ? percent(t.top_k_agreement) : "–",
           escape(note));
     }
     return s + "</tbody></table></div>";
@@ -594,15 +597,15 @@ class Page {
     std::set<std::string> types;
     std::set<RepairStatus> statuses;
     for (size_t i = 0; i < findings_.size(); ++i) {
-      types.insert(type_name(findings_[i].type));
+      types.insert(type_name(findings_[i].type()));
       statuses.insert(outcomes_[i].status);
     }
     s += "<div class=\"filters\"><button data-filter=\"all\" class=\"on\">All</button>"
          "<button data-filter=\"fault:1\">Faults</button><button data-filter=\"fault:0\">Harmless</button>";
     for (RepairStatus st : {RepairStatus::kKept, RepairStatus::kRejected, RepairStatus::kNotTried})
       if (statuses.count(st)) out(s, "<button data-filter=\"status:{}\">{}</button>", status_key(st), status_text(st));
-    for (const char* t : {"PP", "ID", "TSS", "WB", "LH", "CG"})
-      if (types.count(t)) out(s, "<button data-filter=\"type:{}\">{}</button>", t, t);
+    for (FaultType type : localize::kAllFaultTypes)
+      if (const std::string t = type_name(type); types.count(t)) out(s, "<button data-filter=\"type:{}\">{}</button>", t, t);
     s += "</div>";
 
     for (size_t i = 0; i < findings_.size(); ++i) {
@@ -619,7 +622,7 @@ class Page {
             round_of_[i] == 1 ? "as given" : "as repaired so far");
       }
       const bool fault = f.equivalence != Equivalence::kEquivalent;
-      const std::string t = type_name(f.type);
+      const std::string t = type_name(f.type());
       out(s, "<details class=\"finding {}\" id=\"{}\" data-type=\"{}\" data-fault=\"{}\" data-status=\"{}\"{}>",
           fault ? "fault" : "harmless", finding_anchor(i), t, fault ? 1 : 0, status_key(oc.status),
           fault && i < o_.open_findings ? " open" : "");
@@ -641,14 +644,14 @@ class Page {
         out(s, "<p class=\"reason\">Source <code>{}</code> ↔ Target <code>{}</code></p>",
             escape(f.source_node.empty() ? "–" : f.source_node), escape(f.target_node.empty() ? "–" : f.target_node));
       std::string view;
-      if (f.type == FaultType::kPP) {
-        view = preprocessing_trials(f);
+      if (const auto* pp = std::get_if<localize::PreprocessingEvidence>(&f.evidence)) {
+        view = preprocessing_trials(*pp);
       } else if (source_graph_ && target_graph_ && i < o_.max_side_by_side) {
         auto rows = side_by_side(*source_graph_, *target_graph_, loc_of_[i]->matching, f, weight_diffs_, o_.side_by_side);
         if (!rows.empty()) view = side_by_side_html(rows, f);
       }
       s += view;
-      std::string evidence = f.evidence.dump(2);
+      std::string evidence = localize::evidence_json(f).dump(2);
       if (evidence.size() > 6000) evidence = evidence.substr(0, 6000) + "\n… (truncated; the --json log has it all)";
       out(s, "<details class=\"more\"{}><summary>Evidence</summary><pre class=\"evidence\">{}</pre></details>",
           view.empty() ? " open" : "", escape(evidence));
@@ -889,22 +892,7 @@ class Page {
 
 bool step_names(const repair::RepairStep& st, const Finding& f, int round) {
   if (round > 0 && st.round != round && !st.reverts) return false;  // a revert may come rounds later
-  if (st.type == "JOINT")  // findings of several types applied together: each listed by summary
-    return f.equivalence != Equivalence::kEquivalent &&
-           std::find(st.finding_summaries.begin(), st.finding_summaries.end(), f.summary) != st.finding_summaries.end();
-  if (!st.type.empty() && st.type.back() == '*') {  // a group: WB*, LH*
-    if (st.type.substr(0, st.type.size() - 1) != type_name(f.type) || f.equivalence == Equivalence::kEquivalent ||
-        f.target_node.empty() ||
-        std::find(st.target_nodes.begin(), st.target_nodes.end(), f.target_node) == st.target_nodes.end())
-      return false;
-    // Groups list their members' summaries; a log without them (a WB* group of old) names every
-    // weight finding on its nodes.
-    return st.finding_summaries.empty() ||
-           std::find(st.finding_summaries.begin(), st.finding_summaries.end(), f.summary) != st.finding_summaries.end();
-  }
-  if (st.type != type_name(f.type) || st.source_node != f.source_node || st.target_node != f.target_node) return false;
-  // A step whose repair could not be planned carries the summary as its description only.
-  return st.finding_summary.empty() ? st.description == f.summary : st.finding_summary == f.summary;
+  return std::find(st.finding_ids.begin(), st.finding_ids.end(), f.id) != st.finding_ids.end();
 }
 
 std::vector<FindingOutcome> finding_outcomes(const std::vector<Finding>& findings, const repair::RepairResult* repair,
@@ -951,8 +939,7 @@ std::vector<FindingOutcome> finding_outcomes(const std::vector<Finding>& finding
   return out;
 }
 
-localize::LocalizeResult repair_localization_summary(const repair::RepairResult& repair,
-                                                     const std::vector<Finding>& extra) {
+localize::LocalizeResult repair_localization_summary(const repair::RepairResult& repair) {
   localize::LocalizeResult out;
   if (!repair.localizations.empty()) {
     out.matching = repair.localizations.front().matching;
@@ -962,13 +949,10 @@ localize::LocalizeResult repair_localization_summary(const repair::RepairResult&
         break;
       }
   }
-  std::set<std::tuple<std::string, std::string, std::string, std::string>> seen;
-  auto add = [&](const Finding& f) {
-    if (seen.insert({type_name(f.type), f.source_node, f.target_node, f.summary}).second) out.findings.push_back(f);
-  };
+  std::set<std::string> seen;  // finding ids
   for (const auto& loc : repair.localizations)
-    for (const auto& f : loc.findings) add(f);
-  for (const auto& f : extra) add(f);
+    for (const auto& f : loc.findings)
+      if (seen.insert(f.id).second) out.findings.push_back(f);
   return out;
 }
 

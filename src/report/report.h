@@ -32,7 +32,6 @@ struct ReportInput {
   // fall back to this as round 1 only when the repair carries none.
   const localize::LocalizeResult* localization = nullptr;
   const repair::RepairResult* repair = nullptr;
-  std::vector<localize::Finding> extra_findings;             // findings repair adds (extra graph outputs; round 1)
   int exit_code = 0;
   double seconds = 0;                                        // the command's wall time
 };
@@ -53,12 +52,8 @@ struct FindingOutcome {
   RepairStatus status = RepairStatus::kNotRepaired;  // kNotRepaired: no repair ran (compare, localize)
   std::string reason;                                 // the step's reason (rejected), or why not tried
 };
-// Whether a repair step was made for this finding, exactly: a step of the same round (round 0:
-// any round) names it by type, Source node, Target node and the finding's summary (a step whose
-// repair could not be planned carries the summary as its description); a group step (WB*, LH*)
-// names each non-equivalent finding of its type and round on its Target nodes whose summary it
-// lists (a step without summaries: every such finding on those nodes); a JOINT step names each
-// non-equivalent finding whose summary it lists.
+// Whether a repair step was made for this finding: a step of the same round (round 0: any
+// round; a revert: any later round) that lists the finding's id (RepairStep::finding_ids).
 bool step_names(const repair::RepairStep& step, const localize::Finding& finding, int round = 0);
 // Kept: a kept step names the finding. Rejected: only rejected steps name it (the last one's
 // reason). Not tried: no step names it. `round`: the repair round that localized the findings
@@ -67,10 +62,9 @@ std::vector<FindingOutcome> finding_outcomes(const std::vector<localize::Finding
                                              const repair::RepairResult* repair, int round = 0);
 
 // One view of what a repair localized over all its rounds, for the Model Explorer files: round
-// 1's matching (the Target as given), the first ranking that ran, and every distinct finding of
-// every round plus `extra`.
-localize::LocalizeResult repair_localization_summary(const repair::RepairResult& repair,
-                                                     const std::vector<localize::Finding>& extra);
+// 1's matching (the Target as given), the first ranking that ran, and every distinct finding (by
+// id) of every round.
+localize::LocalizeResult repair_localization_summary(const repair::RepairResult& repair);
 
 Result<std::string> render_report(const ReportInput& input, const ReportOptions& options = {});
 // Renders and writes atomically.

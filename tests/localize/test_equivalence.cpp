@@ -33,8 +33,8 @@ std::vector<Finding> filtered(const onnx::ModelProto& s, const onnx::ModelProto&
 std::string describe(const std::vector<Finding>& fs) {
   std::string s;
   for (const auto& f : fs)
-    s += std::string(fault_type_name(f.type)) + " " + std::string(equivalence_name(f.equivalence)) + ": " + f.summary +
-         " " + f.evidence.value("equivalence_error", "") + "\n";
+    s += std::string(fault_type_name(f.type())) + " " + std::string(equivalence_name(f.equivalence)) + ": " + f.summary +
+         " " + localize::evidence_json(f).value("equivalence_error", "") + "\n";
   return s;
 }
 
@@ -43,7 +43,7 @@ TEST(Equivalence, PadPlusConvEqualsConvWithPads) {
   pad_node.conv1_pad = CnnSpec::Conv1Pad::kPadNode;
   auto f = filtered(small_cnn(), small_cnn(pad_node));
   ASSERT_EQ(f.size(), 1u) << describe(f);
-  EXPECT_EQ(f[0].type, FaultType::kCG);
+  EXPECT_EQ(f[0].type(), FaultType::kCG);
   EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
 }
 
@@ -53,7 +53,7 @@ TEST(Equivalence, BatchNormEqualsMulAdd) {
   auto f = filtered(small_cnn(), small_cnn(mul_add));
   ASSERT_EQ(f.size(), 1u) << describe(f);
   EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
-  EXPECT_EQ(f[0].evidence["equivalence_entry_substituted"], false);
+  EXPECT_EQ(localize::evidence_json(f[0])["equivalence_entry_substituted"], false);
 }
 
 TEST(Equivalence, FoldedBatchNormEqualsUnfolded) {
@@ -69,7 +69,7 @@ TEST(Equivalence, DroppedPadsDiverge) {
   dropped.conv2_pads = false;
   auto f = filtered(small_cnn(), small_cnn(dropped));
   ASSERT_EQ(f.size(), 1u) << describe(f);
-  EXPECT_EQ(f[0].type, FaultType::kLH);
+  EXPECT_EQ(f[0].type(), FaultType::kLH);
   EXPECT_EQ(f[0].equivalence, Equivalence::kDivergent) << describe(f);
 }
 
@@ -104,7 +104,7 @@ TEST(Equivalence, UpstreamFaultDoesNotMakeARegionDivergent) {
   auto f = filtered(small_cnn(), small_cnn(mul_add, changed));
   ASSERT_EQ(f.size(), 1u) << describe(f);
   EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
-  EXPECT_EQ(f[0].evidence["equivalence_entry_substituted"], true);
+  EXPECT_EQ(localize::evidence_json(f[0])["equivalence_entry_substituted"], true);
 }
 
 TEST(Equivalence, OtherFindingsAreLeftAlone) {
@@ -139,11 +139,11 @@ TEST(Equivalence, BrokenRegionEvidenceStaysNotChecked) {
   ASSERT_TRUE(cg.ok());
   ASSERT_EQ(cg->size(), 1u);
   auto findings = *cg;
-  findings[0].evidence["target_region"]["nodes"] = nlohmann::json::array({"conv2"});  // Relu/Add left out
+  findings[0].regions()->target.nodes = {"conv2"};  // Relu/Add left out
   ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), findings, probe(), probe()).ok());
   EXPECT_EQ(findings[0].equivalence, Equivalence::kNotChecked);
-  EXPECT_NE(findings[0].evidence.value("equivalence_error", "").find("outside the region"), std::string::npos)
-      << findings[0].evidence.dump();
+  EXPECT_NE(localize::evidence_json(findings[0]).value("equivalence_error", "").find("outside the region"), std::string::npos)
+      << localize::evidence_json(findings[0]).dump();
 }
 
 TEST(Equivalence, WrongProbeInputCountIsAnError) {

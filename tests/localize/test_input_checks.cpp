@@ -112,12 +112,12 @@ TEST(InputChecksPP, BgrTargetFedTorchIsFixedByCaffePreset) {
   auto findings = preprocessing_findings(*r);
   ASSERT_EQ(findings.size(), 1u);
   const Finding& f = findings[0];
-  EXPECT_EQ(f.type, FaultType::kPP);
-  EXPECT_EQ(f.evidence["best_preset"], "caffe");
-  EXPECT_EQ(f.evidence["best_disagreement"], 0.0);
-  EXPECT_NEAR(f.evidence["current_disagreement"].get<double>(), 4.0 / 6, 1e-12);
-  EXPECT_EQ(f.evidence["best_preset_json"]["channels"], "BGR");
-  EXPECT_EQ(f.evidence["trials"].size(), 7u);
+  EXPECT_EQ(f.type(), FaultType::kPP);
+  EXPECT_EQ(localize::evidence_json(f)["best_preset"], "caffe");
+  EXPECT_EQ(localize::evidence_json(f)["best_disagreement"], 0.0);
+  EXPECT_NEAR(localize::evidence_json(f)["current_disagreement"].get<double>(), 4.0 / 6, 1e-12);
+  EXPECT_EQ(localize::evidence_json(f)["best_preset_json"]["channels"], "BGR");
+  EXPECT_EQ(localize::evidence_json(f)["trials"].size(), 7u);
   // The named preset really makes the two agree: compare under it.
   compare::CompareOptions co = quiet_pp_options().compare;
   auto check = compare::compare_models({&src, "s", preset("torch")}, {&tgt, "t", preset("caffe")}, dir, co);
@@ -152,8 +152,8 @@ TEST(InputChecksPP, SourcePresetIsTriedOnTheTarget) {
   EXPECT_EQ(r->trials[2].disagreeing, 4u);
   auto findings = preprocessing_findings(*r);
   ASSERT_EQ(findings.size(), 1u);
-  EXPECT_EQ(findings[0].evidence["best_role"], "source");
-  EXPECT_EQ(findings[0].evidence["best_preset"], "raw");
+  EXPECT_EQ(localize::evidence_json(findings[0])["best_role"], "source");
+  EXPECT_EQ(localize::evidence_json(findings[0])["best_preset"], "raw");
 }
 
 TEST(InputChecksPP, MissingFolderIsAnError) {
@@ -172,15 +172,15 @@ TEST(InputChecksID, FixedSpatialSizeDiffers) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 1u);
   const Finding& f = (*r)[0];
-  EXPECT_EQ(f.type, FaultType::kID);
-  const json& d = f.evidence["differences"];
+  EXPECT_EQ(f.type(), FaultType::kID);
+  const json d = localize::evidence_json(f)["differences"];
   ASSERT_EQ(d.size(), 2u);
   EXPECT_EQ(d[0]["axis"], "H");
   EXPECT_EQ(d[0]["source"], 224);
   EXPECT_EQ(d[0]["target"], 299);
   EXPECT_EQ(d[0]["kind"], "size");
   EXPECT_EQ(d[1]["axis"], "W");
-  EXPECT_EQ(f.evidence["target_shape_expected"], json({1, 3, 224, 224}));
+  EXPECT_EQ(localize::evidence_json(f)["target_shape_expected"], json({1, 3, 224, 224}));
   EXPECT_NE(f.summary.find("299"), std::string::npos) << f.summary;
 }
 
@@ -189,7 +189,7 @@ TEST(InputChecksID, DynamicVersusFixedBatch) {
   auto r = check_input_dimensions(src, tgt);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 1u);
-  const json& d = (*r)[0].evidence["differences"];
+  const json d = localize::evidence_json((*r)[0])["differences"];
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0]["axis"], "N");
   EXPECT_EQ(d[0]["source"], "N");  // the dim_param
@@ -198,7 +198,7 @@ TEST(InputChecksID, DynamicVersusFixedBatch) {
   auto back = check_input_dimensions(tgt, src);
   ASSERT_TRUE(back.ok());
   ASSERT_EQ(back->size(), 1u);
-  EXPECT_EQ((*back)[0].evidence["differences"][0]["kind"], "fixed_in_source_dynamic_in_target");
+  EXPECT_EQ(localize::evidence_json((*back)[0])["differences"][0]["kind"], "fixed_in_source_dynamic_in_target");
 }
 
 TEST(InputChecksID, LayoutDifferenceWithSameSizeIsNotAFinding) {
@@ -216,7 +216,7 @@ TEST(InputChecksID, SizeDifferenceAcrossLayoutsIsPlacedInTargetLayout) {
   auto r = check_input_dimensions(src, tgt);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 1u);
-  const json& e = (*r)[0].evidence;
+  const json e = localize::evidence_json((*r)[0]);
   EXPECT_EQ(e["target_layout"], "NHWC");
   EXPECT_EQ(e["differences"][0]["target_position"], 1);
   EXPECT_EQ(e["differences"][0]["source_position"], 2);
@@ -228,7 +228,7 @@ TEST(InputChecksID, RankDifference) {
   auto r = check_input_dimensions(src, tgt);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 1u);
-  EXPECT_TRUE((*r)[0].evidence["rank_differs"].get<bool>());
+  EXPECT_TRUE(localize::evidence_json((*r)[0])["rank_differs"].get<bool>());
 }
 
 // ---- TSS: input transpose ---------------------------------------------------------------------
@@ -240,10 +240,10 @@ TEST(InputChecksTSS, TransposeSwappingHAndWIsFound) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 1u);
   const Finding& f = (*r)[0];
-  EXPECT_EQ(f.type, FaultType::kTSS);
+  EXPECT_EQ(f.type(), FaultType::kTSS);
   EXPECT_EQ(f.target_node, "to_nchw");
   EXPECT_EQ(f.source_node, "conv");
-  const json& e = f.evidence;
+  const json& e = localize::evidence_json(f);
   EXPECT_EQ(e["target_structure"], json({"N", "C", "W", "H"}));
   EXPECT_EQ(e["source_structure"], json({"N", "C", "H", "W"}));
   EXPECT_EQ(e["transpose"]["perm"], json({0, 3, 2, 1}));
@@ -272,7 +272,7 @@ TEST(InputChecksTSS, GatherOnWrongAxisIsATiedNode) {
   auto r = check_input_structure(src, tgt);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 1u);
-  const json& e = (*r)[0].evidence;
+  const json e = localize::evidence_json((*r)[0]);
   EXPECT_EQ((*r)[0].target_node, "gather_0");  // what a repair edits first
   EXPECT_EQ(e["transpose"]["node"], "to_nchw");
   EXPECT_EQ(e["transpose"]["correct_perm"], json({0, 3, 1, 2}));  // right once the Gathers are
@@ -336,10 +336,10 @@ TEST(InputChecksTSS, NhwcOrderedFlattenIsFound) {
     ASSERT_TRUE(r.ok()) << r.error().message;
     ASSERT_EQ(r->size(), 1u);
     const Finding& f = (*r)[0];
-    EXPECT_EQ(f.type, FaultType::kTSS);
+    EXPECT_EQ(f.type(), FaultType::kTSS);
     EXPECT_EQ(f.source_node, "flatten");
     EXPECT_EQ(f.target_node, "flatten");
-    const json& e = f.evidence;
+    const json& e = localize::evidence_json(f);
     EXPECT_EQ(e["source_shape"], json({1, 4, 8, 8}));
     EXPECT_EQ(e["target_shape"], json({1, 8, 8, 4}));
     EXPECT_EQ(e["perm_to_source"], json({0, 3, 1, 2}));
@@ -399,8 +399,8 @@ TEST(InputChecksAssets, MobileNetV2AgainstItselfAndWithAPlantedInputTranspose) {
   auto found = check_input_structure(m, planted);
   ASSERT_TRUE(found.ok()) << found.error().message;
   ASSERT_EQ(found->size(), 1u);
-  EXPECT_EQ((*found)[0].evidence["transpose"]["correct_perm"], json({0, 3, 1, 2}));
-  EXPECT_EQ((*found)[0].evidence["target_structure"], json({"N", "C", "W", "H"}));
+  EXPECT_EQ(localize::evidence_json((*found)[0])["transpose"]["correct_perm"], json({0, 3, 1, 2}));
+  EXPECT_EQ(localize::evidence_json((*found)[0])["target_structure"], json({"N", "C", "W", "H"}));
 
   // PP: the Target fed BGR bytes; the Source's uint8 RGB preset is the cure.
   data::Preset bgr = preset("uint8");

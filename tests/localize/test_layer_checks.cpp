@@ -102,8 +102,8 @@ TEST(LayerChecks, Float16RoundedWeightsAreCounted) {
   ASSERT_GT(expected, 50);  // nearly every random float32 changes when rounded
   auto f = run_checks(small_cnn(), small_cnn({}, rounded));
   ASSERT_EQ(f.wb.size(), 1u) << summaries(f.wb);
-  const auto& e = f.wb[0].evidence;
-  EXPECT_EQ(f.wb[0].type, FaultType::kWB);
+  const auto& e = localize::evidence_json(f.wb[0]);
+  EXPECT_EQ(f.wb[0].type(), FaultType::kWB);
   EXPECT_EQ(f.wb[0].source_node, "conv1");
   EXPECT_EQ(f.wb[0].layer_rank, 0);
   EXPECT_EQ(e["role"], "weight");
@@ -129,9 +129,9 @@ TEST(LayerChecks, OneChangedWeightElement) {
   ASSERT_EQ(f.wb.size(), 1u) << summaries(f.wb);
   EXPECT_EQ(f.wb[0].target_node, "conv2");
   EXPECT_EQ(f.wb[0].layer_rank, 1);
-  EXPECT_EQ(f.wb[0].evidence["differing"], 1);
-  EXPECT_NEAR(f.wb[0].evidence["max_abs_diff"].get<double>(), 0.25, 1e-6);
-  EXPECT_NEAR(f.wb[0].evidence["mean_abs_diff"].get<double>(), 0.25 / 144, 1e-6);
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["differing"], 1);
+  EXPECT_NEAR(localize::evidence_json(f.wb[0])["max_abs_diff"].get<double>(), 0.25, 1e-6);
+  EXPECT_NEAR(localize::evidence_json(f.wb[0])["mean_abs_diff"].get<double>(), 0.25 / 144, 1e-6);
 }
 
 TEST(LayerChecks, ChangedBias) {
@@ -139,10 +139,10 @@ TEST(LayerChecks, ChangedBias) {
   changed.b1.span<float>()[2] += 0.1f;
   auto f = run_checks(small_cnn(), small_cnn({}, changed));
   ASSERT_EQ(f.wb.size(), 1u) << summaries(f.wb);
-  EXPECT_EQ(f.wb[0].evidence["role"], "bias");
-  EXPECT_EQ(f.wb[0].evidence["target_tensor"], "B1");
-  EXPECT_EQ(f.wb[0].evidence["input_index"], 2);
-  EXPECT_EQ(f.wb[0].evidence["differing"], 1);
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["role"], "bias");
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["target_tensor"], "B1");
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["input_index"], 2);
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["differing"], 1);
 }
 
 TEST(LayerChecks, ChangedBatchNormParameter) {
@@ -153,10 +153,10 @@ TEST(LayerChecks, ChangedBatchNormParameter) {
   EXPECT_EQ(f.wb[0].source_node, "bn1");
   EXPECT_EQ(f.wb[0].target_node, "bn1");
   EXPECT_EQ(f.wb[0].layer_rank, 0);  // a neighbour of the first ranked pair
-  EXPECT_EQ(f.wb[0].evidence["role"], "parameter");
-  EXPECT_EQ(f.wb[0].evidence["target_tensor"], "bn1_var");
-  EXPECT_EQ(f.wb[0].evidence["input_index"], 4);
-  EXPECT_EQ(f.wb[0].evidence["core_target_node"], "conv1");
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["role"], "parameter");
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["target_tensor"], "bn1_var");
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["input_index"], 4);
+  EXPECT_EQ(localize::evidence_json(f.wb[0])["core_target_node"], "conv1");
 }
 
 TEST(LayerChecks, MissingBiasComparesAsZeros) {
@@ -172,9 +172,9 @@ TEST(LayerChecks, MissingBiasComparesAsZeros) {
   auto differs = check_weights(source, zeroed, cnn_pairs());
   ASSERT_TRUE(differs.ok());
   ASSERT_EQ(differs->size(), 1u) << summaries(*differs);
-  EXPECT_EQ((*differs)[0].evidence["role"], "bias");
-  EXPECT_EQ((*differs)[0].evidence["target_tensor"], "");
-  EXPECT_EQ((*differs)[0].evidence["target_dtype"], "absent");
+  EXPECT_EQ(localize::evidence_json((*differs)[0])["role"], "bias");
+  EXPECT_EQ(localize::evidence_json((*differs)[0])["target_tensor"], "");
+  EXPECT_EQ(localize::evidence_json((*differs)[0])["target_dtype"], "absent");
 }
 
 // Target stores W2 as OHWI and transposes it back: the Conv sees the same weight.
@@ -208,9 +208,9 @@ TEST(LayerChecks, WeightSeenThroughTransposeChain) {
   changed.w2.span<float>()[0] = 3.0f;
   auto g = run_checks(small_cnn(), with_ohwi_w2(changed));
   ASSERT_EQ(g.wb.size(), 1u) << summaries(g.wb);
-  EXPECT_EQ(g.wb[0].evidence["target_chain"], nlohmann::json::array({"Transpose"}));
-  EXPECT_EQ(g.wb[0].evidence["target_shape"], nlohmann::json::array({4, 4, 3, 3}));
-  EXPECT_EQ(g.wb[0].evidence["differing"], 1);
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["target_chain"], nlohmann::json::array({"Transpose"}));
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["target_shape"], nlohmann::json::array({4, 4, 3, 3}));
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["differing"], 1);
 }
 
 TEST(LayerChecks, QuantizedWeightFollowedThroughDequantizeLinear) {
@@ -248,10 +248,10 @@ TEST(LayerChecks, QuantizedWeightFollowedThroughDequantizeLinear) {
   off.span<int8_t>()[30] = static_cast<int8_t>(off.span<int8_t>()[30] + 1);  // channel 1
   auto g = run_checks(small_cnn({}, exact), build_target(off));
   ASSERT_EQ(g.wb.size(), 1u) << summaries(g.wb);
-  EXPECT_EQ(g.wb[0].evidence["differing"], 1);
-  EXPECT_EQ(g.wb[0].evidence["target_dtype"], "int8");
-  EXPECT_EQ(g.wb[0].evidence["target_dequantized"], true);
-  EXPECT_NEAR(g.wb[0].evidence["max_abs_diff"].get<double>(), 0.02, 1e-6);
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["differing"], 1);
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["target_dtype"], "int8");
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["target_dequantized"], true);
+  EXPECT_NEAR(localize::evidence_json(g.wb[0])["max_abs_diff"].get<double>(), 0.02, 1e-6);
 }
 
 TEST(LayerChecks, FoldedBatchNormComparedAfterFolding) {
@@ -265,9 +265,9 @@ TEST(LayerChecks, FoldedBatchNormComparedAfterFolding) {
   changed.w1.span<float>()[40] += 0.05f;
   auto g = run_checks(small_cnn({}, changed), small_cnn(folded), cnn_pairs(true));
   ASSERT_EQ(g.wb.size(), 1u) << summaries(g.wb);
-  EXPECT_EQ(g.wb[0].evidence["bn_folded"], "target");
-  EXPECT_EQ(g.wb[0].evidence["folded_bn_node"], "bn1");
-  EXPECT_EQ(g.wb[0].evidence["differing"], 1);
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["bn_folded"], "target");
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["folded_bn_node"], "bn1");
+  EXPECT_EQ(localize::evidence_json(g.wb[0])["differing"], 1);
 
   // Without the folding flag the same pair is a large WB difference.
   auto h = check_weights(small_cnn(), small_cnn(folded), cnn_pairs(false));
@@ -300,15 +300,15 @@ TEST(LayerChecks, GemmWeightAgainstMatMulWithPermutation) {
   auto off = check_weights(build(true, 0), build(false, 0.5f), {pair});
   ASSERT_TRUE(off.ok());
   ASSERT_EQ(off->size(), 1u) << summaries(*off);
-  EXPECT_EQ((*off)[0].evidence["layout_permutation"], nlohmann::json::array({1, 0}));
-  EXPECT_EQ((*off)[0].evidence["differing"], 1);
+  EXPECT_EQ(localize::evidence_json((*off)[0])["layout_permutation"], nlohmann::json::array({1, 0}));
+  EXPECT_EQ(localize::evidence_json((*off)[0])["differing"], 1);
 }
 
 // ---- LH ----------------------------------------------------------------------------------
 
 const Finding* find_lh(const std::vector<Finding>& fs, const std::string& attribute) {
   for (const auto& f : fs)
-    if (f.evidence.value("attribute", "") == attribute) return &f;
+    if (localize::evidence_json(f).value("attribute", "") == attribute) return &f;
   return nullptr;
 }
 
@@ -317,8 +317,8 @@ TEST(LayerChecks, DroppedPadsAreMissing) {
   dropped.conv2_pads = false;
   auto f = run_checks(small_cnn(), small_cnn(dropped));
   ASSERT_EQ(f.lh.size(), 1u) << summaries(f.lh);
-  const auto& e = f.lh[0].evidence;
-  EXPECT_EQ(f.lh[0].type, FaultType::kLH);
+  const auto& e = localize::evidence_json(f.lh[0]);
+  EXPECT_EQ(f.lh[0].type(), FaultType::kLH);
   EXPECT_EQ(f.lh[0].target_node, "conv2");
   EXPECT_EQ(e["attribute"], "pads");
   EXPECT_EQ(e["kind"], "missing");
@@ -336,13 +336,13 @@ TEST(LayerChecks, ChangedStrides) {
   model::set_ints(*node_named(target, "conv2"), "strides", {2, 2});
   auto f = run_checks(source, target);
   ASSERT_EQ(f.lh.size(), 1u) << summaries(f.lh);
-  EXPECT_EQ(f.lh[0].evidence["kind"], "different");
-  EXPECT_EQ(f.lh[0].evidence["target_value"], nlohmann::json::array({2, 2}));
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["kind"], "different");
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["target_value"], nlohmann::json::array({2, 2}));
 
   auto g = run_checks(small_cnn(), target);  // Source relies on the default
   ASSERT_EQ(g.lh.size(), 1u) << summaries(g.lh);
-  EXPECT_EQ(g.lh[0].evidence["kind"], "extra");
-  EXPECT_EQ(g.lh[0].evidence["source_value"], nlohmann::json::array({1, 1}));
+  EXPECT_EQ(localize::evidence_json(g.lh[0])["kind"], "extra");
+  EXPECT_EQ(localize::evidence_json(g.lh[0])["source_value"], nlohmann::json::array({1, 1}));
 }
 
 TEST(LayerChecks, ChangedEpsilonOnNeighbourBatchNorm) {
@@ -351,9 +351,9 @@ TEST(LayerChecks, ChangedEpsilonOnNeighbourBatchNorm) {
   auto f = run_checks(small_cnn(), target);
   ASSERT_EQ(f.lh.size(), 1u) << summaries(f.lh);
   EXPECT_EQ(f.lh[0].target_node, "bn1");
-  EXPECT_EQ(f.lh[0].evidence["attribute"], "epsilon");
-  EXPECT_EQ(f.lh[0].evidence["kind"], "extra");
-  EXPECT_NEAR(f.lh[0].evidence["target_value"].get<double>(), 1e-3, 1e-9);
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["attribute"], "epsilon");
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["kind"], "extra");
+  EXPECT_NEAR(localize::evidence_json(f.lh[0])["target_value"].get<double>(), 1e-3, 1e-9);
 }
 
 TEST(LayerChecks, RemovedClipMax) {
@@ -362,10 +362,10 @@ TEST(LayerChecks, RemovedClipMax) {
   auto f = run_checks(small_cnn(), small_cnn(no_max));
   ASSERT_EQ(f.lh.size(), 1u) << summaries(f.lh);
   EXPECT_EQ(f.lh[0].target_node, "clip2");
-  EXPECT_EQ(f.lh[0].evidence["attribute"], "max");
-  EXPECT_EQ(f.lh[0].evidence["kind"], "missing");
-  EXPECT_EQ(f.lh[0].evidence["source_form"], "input");
-  EXPECT_EQ(f.lh[0].evidence["source_value"], 1.0);
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["attribute"], "max");
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["kind"], "missing");
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["source_form"], "input");
+  EXPECT_EQ(localize::evidence_json(f.lh[0])["source_value"], 1.0);
 }
 
 TEST(LayerChecks, ClipBoundsAsAttributesEqualInputs) {
@@ -377,7 +377,7 @@ TEST(LayerChecks, ClipBoundsAsAttributesEqualInputs) {
   opset10_no_max.clip_max = false;
   auto g = run_checks(small_cnn(), small_cnn(opset10_no_max));
   ASSERT_EQ(g.lh.size(), 1u) << summaries(g.lh);
-  EXPECT_EQ(g.lh[0].evidence["attribute"], "max");
+  EXPECT_EQ(localize::evidence_json(g.lh[0])["attribute"], "max");
 }
 
 TEST(LayerChecks, SameUpperEqualsImpliedExplicitPads) {
@@ -420,8 +420,8 @@ TEST(LayerChecks, SameUpperEqualsImpliedExplicitPads) {
   ASSERT_TRUE(asymmetric.ok());
   const Finding* pads = find_lh(*asymmetric, "pads");
   ASSERT_NE(pads, nullptr) << summaries(*asymmetric);
-  EXPECT_EQ(pads->evidence["target_value"], nlohmann::json::array({0, 0, 1, 1}));
-  EXPECT_EQ(pads->evidence["target_form"], "auto_pad");
+  EXPECT_EQ(localize::evidence_json(*pads)["target_value"], nlohmann::json::array({0, 0, 1, 1}));
+  EXPECT_EQ(localize::evidence_json(*pads)["target_form"], "auto_pad");
 }
 
 TEST(LayerChecks, PadNodeFoldedIntoConvPads) {
@@ -432,8 +432,8 @@ TEST(LayerChecks, PadNodeFoldedIntoConvPads) {
   EXPECT_TRUE(f.wb.empty()) << summaries(f.wb);
   ASSERT_EQ(f.cg.size(), 1u) << summaries(f.cg);  // the extra Pad is still a graph difference
   EXPECT_EQ(f.cg[0].target_node, "conv1");
-  EXPECT_EQ(f.cg[0].evidence["target_ops"], nlohmann::json::array({"Pad", "Conv"}));
-  EXPECT_EQ(f.cg[0].evidence["source_ops"], nlohmann::json::array({"Conv"}));
+  EXPECT_EQ(localize::evidence_json(f.cg[0])["target_ops"], nlohmann::json::array({"Pad", "Conv"}));
+  EXPECT_EQ(localize::evidence_json(f.cg[0])["source_ops"], nlohmann::json::array({"Conv"}));
 
   // Pad node plus leftover conv pads that add up to more than the Source's: reported, naming the Pad.
   auto target = small_cnn(pad_node);
@@ -441,9 +441,9 @@ TEST(LayerChecks, PadNodeFoldedIntoConvPads) {
   auto g = check_hyperparameters(small_cnn(), target, cnn_pairs());
   ASSERT_TRUE(g.ok());
   ASSERT_EQ(g->size(), 1u) << summaries(*g);
-  EXPECT_EQ((*g)[0].evidence["target_value"], nlohmann::json::array({2, 2, 2, 2}));
-  EXPECT_EQ((*g)[0].evidence["target_pad_node"], "pad1");
-  EXPECT_EQ((*g)[0].evidence["target_region"]["nodes"], nlohmann::json::array({"pad1", "conv1"}));
+  EXPECT_EQ(localize::evidence_json((*g)[0])["target_value"], nlohmann::json::array({2, 2, 2, 2}));
+  EXPECT_EQ(localize::evidence_json((*g)[0])["target_pad_node"], "pad1");
+  EXPECT_EQ(localize::evidence_json((*g)[0])["target_region"]["nodes"], nlohmann::json::array({"pad1", "conv1"}));
 }
 
 // ---- CG ----------------------------------------------------------------------------------
@@ -455,8 +455,8 @@ TEST(LayerChecks, BatchNormVersusMulAddIsAGraphDifference) {
   EXPECT_TRUE(f.lh.empty()) << summaries(f.lh);
   EXPECT_TRUE(f.wb.empty()) << summaries(f.wb);
   ASSERT_EQ(f.cg.size(), 1u) << summaries(f.cg);
-  const auto& e = f.cg[0].evidence;
-  EXPECT_EQ(f.cg[0].type, FaultType::kCG);
+  const auto& e = localize::evidence_json(f.cg[0]);
+  EXPECT_EQ(f.cg[0].type(), FaultType::kCG);
   EXPECT_EQ(f.cg[0].target_node, "conv2");
   EXPECT_EQ(e["source_ops"], nlohmann::json::array({"BatchNormalization", "Relu", "Conv"}));
   EXPECT_EQ(e["target_ops"], nlohmann::json::array({"Mul", "Add", "Relu", "Conv"}));
@@ -473,11 +473,11 @@ TEST(LayerChecks, FoldedBatchNormRegionReachesBackThroughTheFoldedLayer) {
   ASSERT_EQ(f.cg.size(), 2u) << summaries(f.cg);
   // The folded layer itself: the Target's conv1 output already holds the BN, so the Source's
   // region runs on to its BN.
-  const auto& own = f.cg[0].evidence;
+  const auto& own = localize::evidence_json(f.cg[0]);
   EXPECT_EQ(own["source_ops"], nlohmann::json::array({"Conv", "BatchNormalization"}));
   EXPECT_EQ(own["target_ops"], nlohmann::json::array({"Conv"}));
   EXPECT_EQ(own["source_region"]["output"], "bn1_out");
-  const auto& e = f.cg[1].evidence;
+  const auto& e = localize::evidence_json(f.cg[1]);
   EXPECT_EQ(e["source_ops"], nlohmann::json::array({"Conv", "BatchNormalization", "Relu", "Conv"}));
   EXPECT_EQ(e["target_ops"], nlohmann::json::array({"Conv", "Relu", "Conv"}));
   EXPECT_EQ(e["target_region"]["inputs"], nlohmann::json::array({"x"}));
@@ -532,7 +532,7 @@ void self_check_and_plant(const std::filesystem::path& path) {
   ASSERT_TRUE(lh.ok()) << lh.error().message;
   ASSERT_EQ(lh->size(), 1u) << summaries(*lh);
   EXPECT_EQ((*lh)[0].target_node, pairs[4].target_node);
-  EXPECT_EQ((*lh)[0].evidence["attribute"], "strides");
+  EXPECT_EQ(localize::evidence_json((*lh)[0])["attribute"], "strides");
 }
 
 TEST(LayerChecksAssets, PaddleModelWithConstantWeights) {

@@ -45,7 +45,7 @@ static Result<LocalizeResult> run(const onnx::ModelProto& source, const onnx::Mo
 static std::string describe(const LocalizeResult& r) {
   std::string out = format_report(r);
   for (const auto& f : r.findings)
-    if (f.equivalence != Equivalence::kEquivalent) out += f.evidence.dump() + "\n";
+    if (f.equivalence != Equivalence::kEquivalent) out += localize::evidence_json(f).dump() + "\n";
   return out;
 }
 
@@ -105,9 +105,9 @@ TEST(LocalizePipeline, ClipMaxDroppedInsideHardSwishIsFoundPastTheFork) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   std::set<std::string> clips;
   for (const auto& f : r->findings) {
-    if (f.type != FaultType::kLH) continue;
-    EXPECT_EQ(f.evidence.value("attribute", ""), "max") << describe(*r);
-    EXPECT_EQ(f.evidence.value("target_op", ""), "Clip") << describe(*r);
+    if (f.type() != FaultType::kLH) continue;
+    EXPECT_EQ(localize::evidence_json(f).value("attribute", ""), "max") << describe(*r);
+    EXPECT_EQ(localize::evidence_json(f).value("target_op", ""), "Clip") << describe(*r);
     clips.insert(f.target_node);
   }
   EXPECT_EQ(clips.size(), testing::cnn_layers().size()) << describe(*r);  // one per layer, none twice
@@ -115,7 +115,7 @@ TEST(LocalizePipeline, ClipMaxDroppedInsideHardSwishIsFoundPastTheFork) {
   // small, so a standard preset agrees more (repair undoes it once the Clips are fixed; see
   // RepairDriver.SameHyperparameterFaultOnManyNodesIsRepairedAsAGroup).
   for (const auto& f : r->findings)
-    if (f.type != FaultType::kPP) EXPECT_EQ(f.type, FaultType::kLH) << describe(*r);
+    if (f.type() != FaultType::kPP) EXPECT_EQ(f.type(), FaultType::kLH) << describe(*r);
 }
 
 // What ONNX Runtime itself writes when asked to save its optimized graph (basic level:
@@ -149,7 +149,7 @@ TEST(LocalizePipeline, OnnxRuntimeOptimizedModelHasNoFault) {
 
 static const Finding* find(const LocalizeResult& r, FaultType type, const std::string& target_node) {
   for (const auto& f : r.findings)
-    if (f.type == type && f.target_node == target_node && f.equivalence != Equivalence::kEquivalent) return &f;
+    if (f.type() == type && f.target_node == target_node && f.equivalence != Equivalence::kEquivalent) return &f;
   return nullptr;
 }
 
@@ -185,7 +185,7 @@ TEST(LocalizePipeline, HalfPrecisionWeightsAreWeightFaultsOnEveryLayer) {
     EXPECT_NE(find(*r, FaultType::kWB, layer), nullptr) << layer << "\n" << describe(*r);
   for (const auto& f : r->findings) {
     if (f.equivalence != Equivalence::kEquivalent) {
-      EXPECT_EQ(f.type, FaultType::kWB) << describe(*r);
+      EXPECT_EQ(f.type(), FaultType::kWB) << describe(*r);
     }
   }
 }
@@ -198,9 +198,9 @@ TEST(LocalizePipeline, WrongPresetIsAPreprocessingFault) {
   ASSERT_GT(r->detection.summary.disagreeing, 0u);
   bool found = false;
   for (const auto& f : r->findings)
-    if (f.type == FaultType::kPP) {
+    if (f.type() == FaultType::kPP) {
       found = true;
-      EXPECT_EQ(f.evidence.value("best_preset", std::string()), "raw") << f.evidence.dump();
+      EXPECT_EQ(localize::evidence_json(f).value("best_preset", std::string()), "raw") << localize::evidence_json(f).dump();
     }
   EXPECT_TRUE(found) << describe(*r);
 }

@@ -33,7 +33,7 @@ static Result<RepairResult> run(const onnx::ModelProto& source, const onnx::Mode
 static std::string steps_of(const RepairResult& r) {
   std::string out = format_report(r);
   for (const auto& s : r.steps)
-    out += "  step: " + s.type + " " + s.description + " -> " + s.reason + "\n";
+    out += "  step: " + s.type_label() + " " + s.description + " -> " + s.reason + "\n";
   return out;
 }
 
@@ -92,9 +92,10 @@ TEST(RepairDriver, FindingsNoneOfWhichHelpsAloneAreAppliedJointly) {
   EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
   const RepairStep* joint = nullptr;
   for (const auto& s : r->steps)
-    if (s.kept && s.type == "JOINT") joint = &s;
+    if (s.kept && s.kind == StepKind::kJoint) joint = &s;
   ASSERT_NE(joint, nullptr) << steps_of(*r);
   EXPECT_GE(joint->finding_summaries.size(), 2u) << steps_of(*r);
+  EXPECT_EQ(joint->finding_ids.size(), joint->finding_summaries.size()) << steps_of(*r);
   EXPECT_GE(r->counts["WB"].kept, 1u) << steps_of(*r);
   EXPECT_GE(r->counts["LH"].kept, 1u) << steps_of(*r);
   onnx::ModelProto replayed = target;
@@ -122,7 +123,7 @@ TEST(RepairDriver, HalfPrecisionWeightsAreRepairedAsAGroup) {
   // Counts are per finding: a kept group counts each tensor it fixed.
   size_t group_tensors = 0;
   for (const auto& s : r->steps)
-    if (s.kept && s.type == "WB*") group_tensors += s.edits;
+    if (s.kept && s.kind == StepKind::kGroup && s.type == localize::FaultType::kWB) group_tensors += s.edits;
   EXPECT_GE(r->counts["WB"].kept, std::min<size_t>(group_tensors, 2)) << steps_of(*r);
   EXPECT_LE(r->counts["WB"].kept, r->counts["WB"].localized);
   EXPECT_LE(r->counts["WB"].kept, r->counts["WB"].tried);
@@ -145,14 +146,16 @@ TEST(RepairDriver, SameHyperparameterFaultOnManyNodesIsRepairedAsAGroup) {
   expect_monotone_history(*r);
   const RepairStep* group = nullptr;
   for (const auto& s : r->steps)
-    if (s.kept && s.type == "LH*") group = &s;
+    if (s.kept && s.kind == StepKind::kGroup && s.type == localize::FaultType::kLH) group = &s;
   ASSERT_NE(group, nullptr) << steps_of(*r);
   EXPECT_GE(group->target_nodes.size(), 2u);
   EXPECT_EQ(group->finding_summaries.size(), group->target_nodes.size());
+  EXPECT_EQ(group->finding_ids.size(), group->target_nodes.size());
   EXPECT_EQ(r->counts["LH"].kept, group->target_nodes.size()) << steps_of(*r);
   EXPECT_FALSE(r->patch.preprocess.has_value()) << steps_of(*r);
   bool reverted = false;
-  for (const auto& s : r->steps) reverted = reverted || (s.kept && s.reverts && s.type == "PP");
+  for (const auto& s : r->steps)
+    reverted = reverted || (s.kept && s.reverts && s.kind == StepKind::kFinding && s.type == localize::FaultType::kPP);
   EXPECT_TRUE(reverted) << steps_of(*r);
   EXPECT_EQ(r->counts["PP"].kept, 0u) << steps_of(*r);
   // The repaired model's Clips are bounded again, as the Source's are.
@@ -177,7 +180,8 @@ TEST(RepairDriver, LateLayerFaultIsScreenedThenRunPartially) {
   EXPECT_FALSE(r->localizations[0].findings.empty());
   bool named = false;
   for (const auto& s : r->steps)
-    if (s.kept) named = named || (!s.finding_summary.empty() && s.target_nodes == std::vector<std::string>{"conv8"});
+    if (s.kept && s.target_nodes == std::vector<std::string>{"conv8"} && s.finding_ids.size() == 1)
+      for (const auto& f : r->localizations[0].findings) named = named || f.id == s.finding_ids[0];
   EXPECT_TRUE(named) << steps_of(*r);
   EXPECT_EQ(r->image_files.size(), r->images);
   EXPECT_EQ(r->final_agree.size(), r->images);

@@ -95,7 +95,7 @@ TEST(RepairWB, SourceWeightIsFoldedWhenTheTargetFoldedItsBatchNorm) {
   ASSERT_TRUE(matched.ok()) << matched.error().message;
   auto findings = weight_findings(source, target, matched->pairs);
   ASSERT_EQ(findings.size(), 1u);
-  EXPECT_EQ(findings[0].evidence["bn_folded"], "target");
+  EXPECT_EQ(localize::evidence_json(findings[0])["bn_folded"], "target");
   const auto repaired = apply_and_verify(target, plan_all(source, target, findings));
   EXPECT_TRUE(weight_findings(source, repaired, matched->pairs).empty());
   EXPECT_LT(output_error(source, repaired), 1e-5);
@@ -116,7 +116,7 @@ TEST(RepairLH, DroppedDepthwisePadsAreRestored) {
   const auto target = cnn([](auto& o) { o.drop_dw_pads = true; });
   auto findings = lh_findings(source, target, cnn_core_pairs());
   ASSERT_EQ(findings.size(), 1u);
-  EXPECT_EQ(findings[0].evidence["attribute"], "pads");
+  EXPECT_EQ(localize::evidence_json(findings[0])["attribute"], "pads");
   const auto repaired = apply_and_verify(target, plan_all(source, target, findings));
   EXPECT_TRUE(lh_findings(source, repaired, cnn_core_pairs()).empty());
   EXPECT_LT(output_error(source, repaired), 1e-5);
@@ -130,7 +130,7 @@ TEST(RepairLH, ChangedEpsilonIsSetBack) {
   model::set_float(*node_named(target, "bn1"), "epsilon", 0.5f);
   auto findings = lh_findings(source, target, cnn_pairs());
   ASSERT_EQ(findings.size(), 1u);
-  EXPECT_EQ(findings[0].evidence["attribute"], "epsilon");
+  EXPECT_EQ(localize::evidence_json(findings[0])["attribute"], "epsilon");
   const auto repaired = apply_and_verify(target, plan_all(source, target, findings));
   EXPECT_TRUE(lh_findings(source, repaired, cnn_pairs()).empty());
   EXPECT_EQ(output_error(source, repaired), 0.0);
@@ -146,7 +146,7 @@ TEST(RepairLH, RemovedClipMaxComesBackAsInputOrAttribute) {
     const auto source = small_cnn(with), target = small_cnn(without);
     auto findings = lh_findings(source, target, cnn_pairs());
     ASSERT_EQ(findings.size(), 1u) << opset;
-    EXPECT_EQ(findings[0].evidence["attribute"], "max");
+    EXPECT_EQ(localize::evidence_json(findings[0])["attribute"], "max");
     const auto repaired = apply_and_verify(target, plan_all(source, target, findings));
     EXPECT_TRUE(lh_findings(source, repaired, cnn_pairs()).empty()) << opset;
     EXPECT_EQ(output_error(source, repaired), 0.0) << opset;
@@ -281,10 +281,14 @@ TEST(RepairCG, ExtraGraphOutputIsRemoved) {
   extra.set_name("conv1_relu");
   extra.mutable_type()->mutable_tensor_type()->set_elem_type(1);
   *target.mutable_graph()->add_output() = extra;
-  EXPECT_TRUE(find_extra_outputs(source, source).empty());
-  auto findings = find_extra_outputs(source, target);
+  auto none = localize::check_extra_outputs(source, source);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->empty());
+  auto found = localize::check_extra_outputs(source, target);
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  const auto& findings = *found;
   ASSERT_EQ(findings.size(), 1u);
-  EXPECT_EQ(findings[0].type, FaultType::kCG);
+  EXPECT_EQ(findings[0].type(), FaultType::kCG);
   EXPECT_EQ(findings[0].target_node, "conv1_relu");
   const auto repaired = apply_and_verify(target, plan_all(source, target, findings));
   EXPECT_EQ(model::serialize_model(repaired), model::serialize_model(source));
@@ -323,10 +327,15 @@ TEST(RepairCG, BrokenBatchNormSubgraphIsReplacedByTheSources) {
 // ---- PP and errors ---------------------------------------------------------------------------
 
 TEST(RepairPP, PresetIsCarriedWithoutGraphEdits) {
-  Finding f;
-  f.type = FaultType::kPP;
-  f.evidence = {{"check", "preprocessing"}, {"best_preset", "caffe"},
-                {"best_preset_json", data::preset_by_name("caffe").value().to_json()}};
+  localize::PreprocessingEvidence e;
+  e.trials.resize(2);
+  e.trials[0].preset = "raw";
+  e.trials[0].measured = true;
+  e.trials[1].preset = "caffe";
+  e.trials[1].measured = true;
+  e.trials[1].bound = data::preset_by_name("caffe").value();
+  e.best = 1;
+  const Finding f = localize::make_finding(std::move(e), "", "", "caffe is best");
   const auto m = cnn();
   auto c = plan_repair(m, m, f);
   ASSERT_TRUE(c.ok()) << c.error().message;
@@ -343,23 +352,26 @@ TEST(RepairPP, PresetIsCarriedWithoutGraphEdits) {
 
 TEST(RepairErrors, MissingEvidenceAndUnknownNodesAreOneLineErrors) {
   const auto m = cnn();
-  Finding wb;
-  wb.type = FaultType::kWB;
-  wb.source_node = wb.target_node = "nope";
-  wb.evidence = {{"check", "weights"}, {"role", "weight"}, {"source_input_index", 1}, {"input_index", 1}};
+  localize::WeightsEvidence weights;
+  weights.role = "weight";
+  weights.source_input_index = weights.input_index = 1;
+  const Finding wb = localize::make_finding(weights, "nope", "nope", "weight of 'nope'");
   auto r = plan_repair(m, m, wb);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("nope"), std::string::npos) << r.error().message;
   EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
-  Finding id;
-  id.type = FaultType::kID;
+  // Ranks that differ leave no shape to copy.
+  localize::InputDimensionsEvidence dims;
+  dims.rank_differs = true;
+  const Finding id = localize::make_finding(dims, "", "", "input ranks differ");
   auto e = plan_repair(m, m, id);
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.error().message.find("target_shape_expected"), std::string::npos) << e.error().message;
-  Finding lh;
-  lh.type = FaultType::kLH;
-  lh.target_node = "conv1";
-  lh.evidence = {{"check", "hyperparameters"}, {"attribute", "pads"}, {"target_form", "pad_node"}};
+  EXPECT_NE(e.error().message.find("ranks differ"), std::string::npos) << e.error().message;
+  EXPECT_EQ(e.error().message.find('\n'), std::string::npos);
+  localize::HyperparametersEvidence pads;
+  pads.attribute = "pads";
+  pads.target_form = "pad_node";
+  const Finding lh = localize::make_finding(pads, "conv1", "conv1", "pads");
   EXPECT_FALSE(plan_repair(m, m, lh).ok());
 }
 

@@ -25,7 +25,6 @@ struct RepairRun {
   std::filesystem::path images;
   repair::RepairResult repair;
   compare::CompareResult before, after;
-  std::vector<localize::Finding> extra;
   compare::ModelSide source_side, target_side;
 
   ReportInput input() const {
@@ -37,14 +36,13 @@ struct RepairRun {
     in.before = &before;
     in.after = &after;
     in.repair = &repair;
-    in.extra_findings = extra;
     in.exit_code = repair.final_disagreeing == 0 ? 0 : repair.final_disagreeing < repair.initial_disagreeing ? 1 : 3;
     in.seconds = 1.25;
     return in;
   }
-  // The report's finding cards: every round's findings, and the extra outputs with round 1's.
+  // The report's finding cards: every round's findings.
   size_t finding_cards() const {
-    size_t n = extra.size();
+    size_t n = 0;
     for (const auto& l : repair.localizations) n += l.findings.size();
     return n;
   }
@@ -75,11 +73,20 @@ inline fetafix::testing::CnnOptions faulty_target_options() {
 }
 
 // Findings and steps as the repair driver makes them, for tests without a real repair.
+inline localize::Evidence evidence_of(localize::FaultType type) {
+  switch (type) {
+    case localize::FaultType::kPP: return localize::PreprocessingEvidence{};
+    case localize::FaultType::kID: return localize::InputDimensionsEvidence{};
+    case localize::FaultType::kTSS: return localize::InputStructureEvidence{};
+    case localize::FaultType::kWB: return localize::WeightsEvidence{};
+    case localize::FaultType::kLH: return localize::HyperparametersEvidence{};
+    case localize::FaultType::kCG: return localize::GraphEvidence{};
+  }
+  return localize::GraphEvidence{};
+}
+
 inline localize::Finding finding(localize::FaultType type, const std::string& node, const std::string& summary) {
-  localize::Finding f;
-  f.type = type;
-  f.source_node = f.target_node = node;
-  f.summary = summary;
+  localize::Finding f = localize::make_finding(evidence_of(type), node, node, summary);
   f.equivalence = localize::Equivalence::kDivergent;
   return f;
 }
@@ -87,13 +94,13 @@ inline localize::Finding finding(localize::FaultType type, const std::string& no
 inline repair::RepairStep step_for(const localize::Finding& f, int round, bool kept, const std::string& reason) {
   repair::RepairStep st;
   st.round = round;
-  st.type = std::string(localize::fault_type_name(f.type));
+  st.type = f.type();
   st.description = "edit for " + f.summary;
   st.source_node = f.source_node;
   st.target_node = f.target_node;
   st.kept = kept;
   st.reason = reason;
-  st.finding_summary = f.summary;
+  st.finding_ids = {f.id};
   st.target_nodes = {f.target_node};
   return st;
 }
@@ -124,9 +131,11 @@ inline repair::RepairResult two_round_repair() {
   r.localizations = {round1, round2};
   repair::RepairStep group;
   group.round = 1;
-  group.type = "WB*";
+  group.kind = repair::StepKind::kGroup;
+  group.type = localize::FaultType::kWB;
   group.description = "Source weights into 2 of 2 differing tensors (2 layers): conv1, conv2";
   group.target_nodes = {"conv1", "conv2"};
+  group.finding_ids = {round1.findings[0].id, round1.findings[1].id};
   group.kept = true;
   group.reason = "kept";
   group.disagreeing_before = 3;
@@ -174,7 +183,6 @@ inline const RepairRun& repair_run() {
   auto after = compare::compare_models(r.source_side, repaired, r.images, o.localize.compare);
   EXPECT_TRUE(after.ok()) << after.error().message;
   if (after.ok()) r.after = std::move(after).value();
-  r.extra = repair::find_extra_outputs(r.source, r.target);
   return r;
 }
 

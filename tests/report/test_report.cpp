@@ -135,10 +135,9 @@ TEST(GraphDiff, MissingPadsSitBesideTheirMatchedLayerAndNoOpsGetRowsOfTheirOwn) 
   auto tg = GraphContext::create(target, {"Conv", "Gemm"});
   ASSERT_TRUE(sg.ok() && tg.ok());
 
-  Finding lh;
-  lh.type = FaultType::kLH;
-  lh.source_node = lh.target_node = "conv6";
-  lh.evidence = {{"attribute", "pads"}};
+  localize::HyperparametersEvidence pads;
+  pads.attribute = "pads";
+  const Finding lh = localize::make_finding(pads, "conv6", "conv6", "pads");
   auto rows = side_by_side(**sg, **tg, *matching, lh, {});
   ASSERT_FALSE(rows.empty());
   const DiffRow* focus = nullptr;
@@ -162,11 +161,11 @@ TEST(GraphDiff, MissingPadsSitBesideTheirMatchedLayerAndNoOpsGetRowsOfTheirOwn) 
   EXPECT_GE(target_only, 1u);
 
   // A WB finding marks its tensor on the side it names.
-  Finding wb;
-  wb.type = FaultType::kWB;
-  wb.source_node = wb.target_node = "conv2";
-  wb.evidence = {{"source_tensor", "conv2_w"}, {"target_tensor", "conv2_w"}, {"differing", 576}, {"total", 576},
-                 {"max_abs_diff", 0.5}};
+  localize::WeightsEvidence weights;
+  weights.source.tensor = weights.target.tensor = "conv2_w";
+  weights.differing = weights.total = 576;
+  weights.max_abs_diff = 0.5;
+  const Finding wb = localize::make_finding(weights, "conv2", "conv2", "conv2_w differs");
   const auto diffs = weight_differences({wb});
   rows = side_by_side(**sg, **tg, *matching, wb, diffs);
   bool marked = false;
@@ -176,8 +175,7 @@ TEST(GraphDiff, MissingPadsSitBesideTheirMatchedLayerAndNoOpsGetRowsOfTheirOwn) 
   EXPECT_TRUE(marked);
 
   // Nothing to show for a finding without nodes.
-  Finding pp;
-  pp.type = FaultType::kPP;
+  const Finding pp = localize::make_finding(localize::PreprocessingEvidence{}, "", "", "preset");
   EXPECT_TRUE(side_by_side(**sg, **tg, *matching, pp, {}).empty());
 }
 
@@ -206,13 +204,14 @@ TEST(FindingOutcomes, KeptRejectedAndNotTriedFollowTheSteps) {
   for (const auto& x : finding_outcomes(fs, nullptr)) EXPECT_EQ(x.status, RepairStatus::kNotRepaired);
 }
 
-TEST(FindingOutcomes, AStepWhoseRepairWasNotPlannedNamesItsFindingByDescription) {
+TEST(FindingOutcomes, AStepWhoseRepairWasNotPlannedNamesItsFinding) {
   const Finding f = finding(FaultType::kTSS, "conv3", "TSS: something odd");
   repair::RepairStep st;
   st.round = 1;
-  st.type = "TSS";
+  st.type = FaultType::kTSS;
   st.description = f.summary;  // the driver's "no repair planned" step
   st.source_node = st.target_node = "conv3";
+  st.finding_ids = {f.id};
   st.reason = "no repair planned: unsupported";
   repair::RepairResult r;
   r.steps = {st};
@@ -228,13 +227,16 @@ TEST(FindingOutcomes, AKeptWeightGroupMarksTheFindingsOnItsLayersKept) {
   fs[3].equivalence = localize::Equivalence::kEquivalent;  // harmless weights are not in a group
   repair::RepairStep smallest;
   smallest.round = 1;
-  smallest.type = "WB*";
+  smallest.kind = repair::StepKind::kGroup;
+  smallest.type = FaultType::kWB;
   smallest.description = "Source weights into 1 of 4 differing tensors (1 layers): conv3";
   smallest.target_nodes = {"conv3"};
+  smallest.finding_ids = {fs[2].id};
   smallest.reason = "reaches 3 disagreeing, not the 1 of the whole group";
   repair::RepairStep group = smallest;
   group.description = "Source weights into 4 of 4 differing tensors (3 layers): conv1, conv3, conv5";
   group.target_nodes = {"conv1", "conv3", "conv5"};
+  group.finding_ids = {fs[0].id, fs[1].id, fs[2].id};
   group.kept = true;
   group.reason = "kept";
   repair::RepairResult r;
@@ -250,7 +252,7 @@ TEST(FindingOutcomes, AKeptWeightGroupMarksTheFindingsOnItsLayersKept) {
   EXPECT_FALSE(step_names(group, fs[0], 2));
 }
 
-// Group and JOINT steps name their members by summary; a PP preset undone later is not kept.
+// Group and JOINT steps name their members by id; a PP preset undone later is not kept.
 TEST(FindingOutcomes, GroupsAndJointStepsNameTheirMembersAndARevertUndoesAKeptPreset) {
   std::vector<Finding> fs{finding(FaultType::kLH, "clip1", "max 6 missing (Clip 'clip1')"),
                           finding(FaultType::kLH, "clip1", "min 0 missing (Clip 'clip1')"),
@@ -258,20 +260,23 @@ TEST(FindingOutcomes, GroupsAndJointStepsNameTheirMembersAndARevertUndoesAKeptPr
                           finding(FaultType::kPP, "", "preset tf")};
   repair::RepairStep lh;
   lh.round = 1;
-  lh.type = "LH*";
+  lh.kind = repair::StepKind::kGroup;
+  lh.type = FaultType::kLH;
   lh.kept = true;
   lh.target_nodes = {"clip1"};
   lh.finding_summaries = {"max 6 missing (Clip 'clip1')"};
+  lh.finding_ids = {fs[0].id};
   repair::RepairStep joint;
   joint.round = 1;
-  joint.type = "JOINT";
+  joint.kind = repair::StepKind::kJoint;
   joint.kept = true;
   joint.finding_summaries = {"input shape", "transpose"};
+  joint.finding_ids = {fs[2].id, fs[3].id};
   repair::RepairStep pp;
   pp.round = 1;
-  pp.type = "PP";
+  pp.type = FaultType::kPP;
   pp.kept = true;
-  pp.finding_summary = "preset tf";
+  pp.finding_ids = {fs[4].id};
   repair::RepairStep revert = pp;
   revert.round = 2;  // undone a round later
   revert.reverts = true;
@@ -356,7 +361,7 @@ TEST_F(ReportFromRepair, HasEverySectionAndTheRunsNumbers) {
   ASSERT_NE(history_start, std::string::npos);
   const std::string history = html_.substr(history_start, html_.find("</svg>", history_start) - history_start);
   EXPECT_EQ(count(history, "<circle"), kept + 1);
-  // One card per finding (every round's and the extra outputs'), each with its summary, escaped.
+  // One card per finding (every round's), each with its summary, escaped.
   EXPECT_EQ(count(html_, "<details class=\"finding "), run.finding_cards());
   for (const auto& l : run.repair.localizations)
     for (const auto& f : l.findings) EXPECT_NE(html_.find(escape(f.summary)), std::string::npos) << f.summary;
@@ -450,7 +455,7 @@ TEST(Report, CompareOnlyReportListsTheImagesAndEscapesFileNames) {
 TEST(ModelExplorer, MappingPairsEveryMatchedLayerAndNodeDataNamesRealNodes) {
   const auto& run = testing::repair_run();
   // What `repair --model-explorer` writes: round 1's matching, the first ranking, every finding.
-  const auto loc = repair_localization_summary(run.repair, run.extra);
+  const auto loc = repair_localization_summary(run.repair);
   ASSERT_FALSE(loc.matching.pairs.empty());
   EXPECT_GE(loc.findings.size(), run.repair.localizations.front().findings.size());
   const auto mapping = model_explorer_mapping(loc.matching);

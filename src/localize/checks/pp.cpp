@@ -1,8 +1,7 @@
-// PP and ID checks. The TSS checks are in input_structure.cpp.
-#include "localize/input_checks.h"
-
+// PP: which preprocessing makes the Target agree with the Source (paper §4.1.1). The Target is
+// run under its own preset, the Source's and the standard ones; a preset that removes enough of
+// the disagreement is a finding, and its repair feeds the Target with it.
 #include <algorithm>
-#include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
@@ -10,7 +9,8 @@
 #include <tbb/parallel_for.h>
 
 #include "compare/labels.h"
-#include "model/graph.h"
+#include "localize/checks/check.h"
+#include "localize/input_checks.h"
 #include "runtime/session.h"
 
 namespace fetafix::localize {
@@ -18,8 +18,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// ---- PP -------------------------------------------------------------------------------------
 
 Result<std::unique_ptr<runtime::Session>> open_image_model(const compare::ModelSide& side, int threads) {
   if (side.model == nullptr) return make_error("{}: no model given", side.label);
@@ -106,89 +104,6 @@ json trial_json(const PresetTrial& t) {
   j["preset_json"] = t.bound.to_json();
   return j;
 }
-
-// ---- ID -------------------------------------------------------------------------------------
-
-struct DeclaredDim {
-  bool fixed = false;
-  int64_t value = -1;
-  std::string param;  // the symbolic name of a dynamic dim; empty when it has none
-
-  json to_json() const { return fixed ? json(value) : (param.empty() ? json("?") : json(param)); }
-};
-
-struct DeclaredInput {
-  std::string name;
-  DType dtype = DType::kUndefined;
-  bool has_shape = false;
-  std::vector<DeclaredDim> dims;
-};
-
-Result<DeclaredInput> image_input(const onnx::ModelProto& model, const std::string& label) {
-  FETAFIX_ASSIGN_OR_RETURN(auto view, model::GraphView::build(model.graph()));
-  if (view.real_inputs().empty()) return make_error("{}: the graph has no input to feed", label);
-  const std::string& name = view.real_inputs().front();
-  DeclaredInput in;
-  in.name = name;
-  for (const auto& vi : model.graph().input()) {
-    if (vi.name() != name) continue;
-    if (!vi.type().has_tensor_type()) return make_error("{}: input '{}' is not a tensor", label, name);
-    const auto& tt = vi.type().tensor_type();
-    in.dtype = static_cast<DType>(tt.elem_type());
-    in.has_shape = tt.has_shape();
-    for (const auto& d : tt.shape().dim()) {
-      DeclaredDim dim;
-      if (d.has_dim_value() && d.dim_value() > 0) {
-        dim.fixed = true;
-        dim.value = d.dim_value();
-      } else if (d.has_dim_param()) {
-        dim.param = d.dim_param();
-      }
-      in.dims.push_back(std::move(dim));
-    }
-  }
-  return in;
-}
-
-// The input's layout from its fixed dims; nullopt when it does not look like an image.
-std::optional<data::Layout> guess_layout(const DeclaredInput& in) {
-  if (in.dims.size() != 4) return std::nullopt;
-  auto is3 = [&](size_t i) { return in.dims[i].fixed && in.dims[i].value == 3; };
-  if (is3(1)) return data::Layout::kNCHW;
-  if (is3(3)) return data::Layout::kNHWC;
-  return std::nullopt;
-}
-
-// Logical axis name at each position.
-std::vector<std::string> axis_names(size_t rank, std::optional<data::Layout> layout) {
-  if (layout == data::Layout::kNCHW) return {"N", "C", "H", "W"};
-  if (layout == data::Layout::kNHWC) return {"N", "H", "W", "C"};
-  std::vector<std::string> names;
-  for (size_t i = 0; i < rank; ++i) names.push_back(fmt::format("d{}", i));
-  return names;
-}
-
-json shape_json(const DeclaredInput& in) {
-  if (!in.has_shape) return nullptr;
-  json a = json::array();
-  for (const auto& d : in.dims) a.push_back(d.to_json());
-  return a;
-}
-
-std::string dims_text(const DeclaredInput& in) {
-  if (!in.has_shape) return "unknown";
-  std::string s = "[";
-  for (size_t i = 0; i < in.dims.size(); ++i)
-    s += (i ? "," : "") + (in.dims[i].fixed ? std::to_string(in.dims[i].value)
-                                              : (in.dims[i].param.empty() ? std::string("?") : in.dims[i].param));
-  return s + "]";
-}
-
-std::string layout_text(std::optional<data::Layout> l) {
-  if (!l) return "unknown";
-  return *l == data::Layout::kNCHW ? "NCHW" : "NHWC";
-}
-
 }  // namespace
 
 Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
@@ -316,25 +231,17 @@ std::vector<Finding> preprocessing_findings(const PreprocessingReport& report, d
   if (best.disagreeing >= current.disagreeing) return {};
   const double gain = static_cast<double>(current.disagreeing - best.disagreeing) / current.disagreeing;
   if (gain + 1e-12 < min_relative_gain) return {};
-  Finding f;
-  f.type = FaultType::kPP;
-  f.summary = fmt::format(
+  PreprocessingEvidence e;
+  e.images_compared = report.images_compared;
+  e.images_skipped = report.images_skipped;
+  e.trials = report.trials;
+  e.best = *report.best;
+  std::string summary = fmt::format(
       "Target disagrees with Source on {} of {} images ({:.1f}%) with its preset '{}', on {} ({:.1f}%) with the {} "
       "preset '{}'",
       current.disagreeing, report.images_compared, 100 * current.disagreement, current.preset, best.disagreeing,
       100 * best.disagreement, best.role == "standard" ? "standard" : best.role + "'s", best.preset);
-  json trials = json::array();
-  for (const auto& t : report.trials) trials.push_back(trial_json(t));
-  f.evidence = json{{"check", "preprocessing"},
-                    {"images_compared", report.images_compared},
-                    {"images_skipped", report.images_skipped},
-                    {"current_preset", current.preset},
-                    {"current_disagreement", current.disagreement},
-                    {"best_preset", best.preset},
-                    {"best_role", best.role},
-                    {"best_disagreement", best.disagreement},
-                    {"best_preset_json", best.bound.to_json()},
-                    {"trials", std::move(trials)}};
+  Finding f = make_finding(std::move(e), "", "", std::move(summary));
   return {std::move(f)};
 }
 
@@ -344,62 +251,51 @@ Result<std::vector<Finding>> check_preprocessing(const compare::ModelSide& sourc
   return preprocessing_findings(report, options.min_relative_gain);
 }
 
-Result<std::vector<Finding>> check_input_dimensions(const onnx::ModelProto& source, const onnx::ModelProto& target) {
-  FETAFIX_ASSIGN_OR_RETURN(const DeclaredInput src, image_input(source, "Source"));
-  FETAFIX_ASSIGN_OR_RETURN(const DeclaredInput tgt, image_input(target, "Target"));
-  if (!src.has_shape || !tgt.has_shape) return std::vector<Finding>{};  // nothing declared to compare
+json PreprocessingEvidence::to_json() const {
+  json all = json::array();
+  for (const auto& t : trials) all.push_back(trial_json(t));
+  if (trials.empty() || best >= trials.size())  // only a hand-made finding; the check always has trials
+    return json{{"images_compared", images_compared}, {"images_skipped", images_skipped}, {"trials", std::move(all)}};
+  const PresetTrial& current = current_trial();
+  const PresetTrial& chosen = best_trial();
+  return json{{"images_compared", images_compared},
+              {"images_skipped", images_skipped},
+              {"current_preset", current.preset},
+              {"current_disagreement", current.disagreement},
+              {"best_preset", chosen.preset},
+              {"best_role", chosen.role},
+              {"best_disagreement", chosen.disagreement},
+              {"best_preset_json", chosen.bound.to_json()},
+              {"trials", std::move(all)}};
+}
 
-  std::optional<data::Layout> src_layout = guess_layout(src), tgt_layout = guess_layout(tgt);
-  if (!src_layout || !tgt_layout) src_layout = tgt_layout = std::nullopt;  // compare position by position
-  json differences = json::array();
-  std::vector<std::string> described;
-  const bool rank_differs = src.dims.size() != tgt.dims.size();
-  json expected = nullptr;  // the Source's dims placed in the Target's layout
-  if (!rank_differs) {
-    const auto src_axes = axis_names(src.dims.size(), src_layout);
-    const auto tgt_axes = axis_names(tgt.dims.size(), tgt_layout);
-    expected = json::array();
-    for (size_t tp = 0; tp < tgt.dims.size(); ++tp) {
-      const std::string& axis = tgt_axes[tp];
-      const size_t sp = static_cast<size_t>(std::find(src_axes.begin(), src_axes.end(), axis) - src_axes.begin());
-      const DeclaredDim& s = src.dims[sp];
-      const DeclaredDim& t = tgt.dims[tp];
-      expected.push_back(s.to_json());
-      std::string kind;
-      if (s.fixed && t.fixed && s.value != t.value) kind = "size";
-      else if (!s.fixed && t.fixed) kind = "dynamic_in_source_fixed_in_target";
-      else if (s.fixed && !t.fixed) kind = "fixed_in_source_dynamic_in_target";
-      if (kind.empty()) continue;
-      differences.push_back({{"axis", axis},
-                             {"source_position", sp},
-                             {"target_position", tp},
-                             {"source", s.to_json()},
-                             {"target", t.to_json()},
-                             {"kind", kind}});
-      described.push_back(fmt::format("{} {} vs {}", axis, s.to_json().dump(), t.to_json().dump()));
-    }
-    if (differences.empty()) return std::vector<Finding>{};
+// Only where some image disagrees (else no preset can do better), on a seeded sample of the
+// images when options.preprocessing_sample asks for one.
+Result<std::vector<Finding>> PreprocessingEvidence::run(const CheckContext& c) {
+  if (!c.stages.preprocessing) {
+    c.notes->push_back("preprocessing check not run in this stage");
+    return std::vector<Finding>{};
   }
-  Finding f;
-  f.type = FaultType::kID;
-  std::string detail;
-  for (const auto& d : described) detail += (detail.empty() ? "" : ", ") + d;
-  f.summary = rank_differs ? fmt::format("input '{}' has rank {} {} in Source, rank {} {} in Target", src.name,
-                                         src.dims.size(), dims_text(src), tgt.dims.size(), dims_text(tgt))
-                           : fmt::format("input {} in Source, {} in Target: {}", dims_text(src), dims_text(tgt), detail);
-  f.evidence = json{{"check", "input_dimensions"},
-                    {"source_input", src.name},
-                    {"target_input", tgt.name},
-                    {"source_shape", shape_json(src)},
-                    {"target_shape", shape_json(tgt)},
-                    {"source_layout", layout_text(src_layout)},
-                    {"target_layout", layout_text(tgt_layout)},
-                    {"source_dtype", std::string(dtype_name(src.dtype))},
-                    {"target_dtype", std::string(dtype_name(tgt.dtype))},
-                    {"rank_differs", rank_differs},
-                    {"differences", std::move(differences)},
-                    {"target_shape_expected", std::move(expected)}};
-  return std::vector<Finding>{std::move(f)};
+  const auto [similar, dissimilar] = split_by_agreement(c.detection);
+  if (dissimilar.empty()) {
+    c.notes->push_back("preprocessing check skipped: no image disagrees, so no preset can do better");
+    return std::vector<Finding>{};
+  }
+  const LocalizeOptions& o = c.options;
+  PreprocessingCheckOptions pp;
+  pp.presets = o.presets_to_try;
+  pp.compare = o.compare;
+  if (o.preprocessing_sample > 0 && dissimilar.size() + similar.size() > 2 * o.preprocessing_sample) {
+    auto chosen = seeded_subset(dissimilar, o.preprocessing_sample, o.activation.seed + 7);
+    auto agreeing = seeded_subset(similar, o.preprocessing_sample, o.activation.seed + 8);
+    chosen.insert(chosen.end(), agreeing.begin(), agreeing.end());
+    std::sort(chosen.begin(), chosen.end());
+    for (size_t i : chosen) pp.files.push_back(c.detection.files[i]);
+    c.notes->push_back(fmt::format("preprocessing check on a seeded sample of {} images ({} disagreeing)",
+                                   chosen.size(), std::min(dissimilar.size(), o.preprocessing_sample)));
+  }
+  FETAFIX_ASSIGN_OR_RETURN(*c.preprocessing, measure_preprocessing(c.source, c.target, c.detection.image_dir, pp));
+  return preprocessing_findings(*c.preprocessing, o.preprocessing_min_gain);
 }
 
 }  // namespace fetafix::localize

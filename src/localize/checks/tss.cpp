@@ -1,5 +1,6 @@
-// TSS checks: the structure (which logical axis sits where) of the tensors the first layers
-// see, and of the tensors entering Flatten/Reshape.
+// TSS (paper §4.1.3): the structure (which logical axis sits where) of the tensors the first
+// layers see, followed symbolically from the input, and of the tensors entering Flatten/Reshape,
+// measured on one photo. Repairs correct the Transpose or axis, or insert one.
 #include <algorithm>
 #include <cmath>
 #include <deque>
@@ -13,6 +14,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "localize/checks/check.h"
 #include "localize/input_checks.h"
 #include "model/attributes.h"
 #include "model/graph.h"
@@ -23,8 +25,6 @@ namespace fetafix::localize {
 using nlohmann::json;
 
 namespace {
-
-using Axes = std::vector<std::string>;
 
 // Layers that read axis 1 as channels and the axes after it as space: the first of them
 // fixes the structure the network was trained on.
@@ -503,111 +503,96 @@ Result<std::vector<Finding>> check_input_structure(const onnx::ModelProto& sourc
     v = next;
   }
 
-  json tied_json = json::array();
+  InputStructureEvidence e;
   std::string first_mismatch;
   std::vector<std::string> to_change;  // tied nodes whose own axis is wrong, for the summary
   std::string first_to_change;
   for (const auto& t : tied) {
     const onnx::NodeProto& n = tgt_view.node(t.target->node);
-    json j{{"node", tgt_view.node_name(t.target->node)},
-           {"op", n.op_type()},
-           {"attribute", t.target->attribute},
-           {"value", t.target->values},
-           {"logical_axes", t.target->logical},
-           {"mismatch", t.mismatch}};
-    j["source_node"] = t.source ? json(src_view.node_name(t.source->node)) : json(nullptr);
-    j["source_logical_axes"] = t.source ? json(t.source->logical) : json(nullptr);
+    InputStructureEvidence::TiedNode tn;
+    tn.node = tgt_view.node_name(t.target->node);
+    tn.op = n.op_type();
+    tn.attribute = t.target->attribute;
+    tn.value = t.target->values;
+    tn.logical_axes = t.target->logical;
+    tn.mismatch = t.mismatch;
+    if (t.source) {
+      tn.source_node = src_view.node_name(t.source->node);
+      tn.source_logical_axes = t.source->logical;
+    }
     if (t.mismatch) {
-      if (first_mismatch.empty()) first_mismatch = tgt_view.node_name(t.target->node);
+      if (first_mismatch.empty()) first_mismatch = tn.node;
       // The value that refers to the Source's logical axis once the mismatched axes upstream
       // are repaired too; a node may mismatch only because of those (an Unsqueeze re-inserting
       // what a wrong Gather removed), and then needs no change of its own.
-      json corrected = nullptr;
-      bool needs_change = false;
       if (auto o = overrides.find(t.target->node); o != overrides.end()) {
         if (auto a = fixed_axes_of(n.input(0))) {
           auto it = std::find(a->begin(), a->end(), o->second);
           if (it != a->end()) {
             const int64_t c = it - a->begin();
-            corrected = c;
-            needs_change = normalize_axis(t.target->values[0], a->size()) != static_cast<size_t>(c);
+            tn.corrected_value = c;
+            tn.needs_change = normalize_axis(t.target->values[0], a->size()) != static_cast<size_t>(c);
           }
         }
       } else {
         auto after = std::find_if(fixed.axis_uses.begin(), fixed.axis_uses.end(),
                                   [&](const AxisUse& u) { return u.node == t.target->node; });
-        needs_change = after == fixed.axis_uses.end() || after->logical != t.source->logical;
+        tn.needs_change = after == fixed.axis_uses.end() || after->logical != t.source->logical;
       }
-      j["corrected_value"] = corrected;
-      j["needs_change"] = needs_change;
-      if (needs_change && first_to_change.empty()) first_to_change = tgt_view.node_name(t.target->node);
-      if (needs_change)
-        to_change.push_back(fmt::format("{} '{}' ({} {} -> {})", n.op_type(), tgt_view.node_name(t.target->node),
-                                        t.target->attribute, json(t.target->values).dump(),
-                                        corrected.is_null() ? std::string("?") : corrected.dump()));
+      if (tn.needs_change && first_to_change.empty()) first_to_change = tn.node;
+      if (tn.needs_change)
+        to_change.push_back(fmt::format("{} '{}' ({} {} -> {})", n.op_type(), tn.node, tn.attribute,
+                                        json(tn.value).dump(),
+                                        tn.corrected_value ? std::to_string(*tn.corrected_value) : std::string("?")));
     }
-    tied_json.push_back(std::move(j));
+    e.tied_nodes.push_back(std::move(tn));
   }
 
-  json transpose_json = nullptr;
   std::string transpose_text;
-  bool transpose_wrong = false;
   if (transpose) {
     const onnx::NodeProto& n = tgt_view.node(*transpose);
     auto perm = model::get_ints(n, "perm");
-    const auto in_axes = fixed_axes_of(n.input(0));
-    json correct = nullptr;
-    if (in_axes)
-      if (auto p = perm_between(*in_axes, *src.endpoint_axes)) correct = *p;
-    const json written = perm.ok() ? json(*perm) : json(nullptr);
-    const bool wrong = !correct.is_null() && correct != written;
-    transpose_wrong = wrong;
-    transpose_json = json{{"node", tgt_view.node_name(*transpose)},
-                          {"perm", written},
-                          {"input_structure", in_axes ? json(*in_axes) : json(nullptr)},
-                          {"correct_perm", correct},
-                          {"needs_change", wrong}};
-    if (wrong)
-      transpose_text = fmt::format("Transpose '{}' has perm {}, should be {}", tgt_view.node_name(*transpose),
-                                   perm.ok() ? written.dump() : "default", correct.dump());
+    InputStructureEvidence::Transpose tr;
+    tr.node = tgt_view.node_name(*transpose);
+    if (perm.ok()) tr.perm = *perm;
+    tr.input_structure = fixed_axes_of(n.input(0));
+    if (tr.input_structure) tr.correct_perm = perm_between(*tr.input_structure, *src.endpoint_axes);
+    tr.needs_change = tr.correct_perm && tr.correct_perm != tr.perm;
+    if (tr.needs_change)
+      transpose_text = fmt::format("Transpose '{}' has perm {}, should be {}", tr.node,
+                                   tr.perm ? json(*tr.perm).dump() : "default", json(*tr.correct_perm).dump());
+    e.transpose = std::move(tr);
   }
-  json perm_to_source = nullptr;
-  if (auto a = fixed_axes_of(tgt_endpoint.input(0)))
-    if (auto p = perm_between(*a, *src.endpoint_axes)) perm_to_source = *p;
+  if (auto a = fixed_axes_of(tgt_endpoint.input(0))) e.perm_to_source = perm_between(*a, *src.endpoint_axes);
 
-  Finding f;
-  f.type = FaultType::kTSS;
-  f.source_node = src_view.node_name(*src.endpoint);
+  std::string target_node;
   // The node a repair edits first: a wrong Transpose, else the first node with a wrong axis.
-  if (transpose_wrong) f.target_node = tgt_view.node_name(*transpose);
-  else if (!first_to_change.empty()) f.target_node = first_to_change;
-  else if (transpose) f.target_node = tgt_view.node_name(*transpose);
-  else f.target_node = first_mismatch.empty() ? tgt_view.node_name(*tgt.endpoint) : first_mismatch;
+  if (e.transpose && e.transpose->needs_change) target_node = e.transpose->node;
+  else if (!first_to_change.empty()) target_node = first_to_change;
+  else if (e.transpose) target_node = e.transpose->node;
+  else target_node = first_mismatch.empty() ? tgt_view.node_name(*tgt.endpoint) : first_mismatch;
   const std::string layer_text = fmt::format("{} '{}'", tgt_endpoint.op_type(), tgt_view.node_name(*tgt.endpoint));
   std::vector<std::string> causes;
   if (!transpose_text.empty()) causes.push_back(transpose_text);
   if (!to_change.empty())
     causes.push_back(fmt::format("{} node(s) before it take another logical axis than in Source: {}", to_change.size(),
                                  fmt::join(to_change, ", ")));
-  f.summary = structure_differs ? fmt::format("{} sees {} in Target, {} in Source", layer_text,
-                                              axes_text(*tgt.endpoint_axes), axes_text(*src.endpoint_axes))
-                                : fmt::format("{} sees {} in both", layer_text, axes_text(*tgt.endpoint_axes));
-  if (!causes.empty()) f.summary += fmt::format(": {}", fmt::join(causes, "; "));
-  else if (!structure_differs) f.summary += fmt::format(", but '{}' takes another logical axis", first_mismatch);
-  f.evidence = json{{"check", "input_structure"},
-                    {"source_input", src_in.name},
-                    {"target_input", tgt_in.name},
-                    {"source_input_structure", *src_axes},
-                    {"target_input_structure", *tgt_axes},
-                    {"source_layer", src_view.node_name(*src.endpoint)},
-                    {"target_layer", tgt_view.node_name(*tgt.endpoint)},
-                    {"source_structure", *src.endpoint_axes},
-                    {"target_structure", *tgt.endpoint_axes},
-                    {"structure_differs", structure_differs},
-                    {"transpose", std::move(transpose_json)},
-                    {"perm_to_source", std::move(perm_to_source)},
-                    {"tied_nodes", std::move(tied_json)}};
-  return std::vector<Finding>{std::move(f)};
+  std::string summary = structure_differs ? fmt::format("{} sees {} in Target, {} in Source", layer_text,
+                                                        axes_text(*tgt.endpoint_axes), axes_text(*src.endpoint_axes))
+                                          : fmt::format("{} sees {} in both", layer_text, axes_text(*tgt.endpoint_axes));
+  if (!causes.empty()) summary += fmt::format(": {}", fmt::join(causes, "; "));
+  else if (!structure_differs) summary += fmt::format(", but '{}' takes another logical axis", first_mismatch);
+  e.source_input = src_in.name;
+  e.target_input = tgt_in.name;
+  e.source_input_structure = *src_axes;
+  e.target_input_structure = *tgt_axes;
+  e.source_layer = src_view.node_name(*src.endpoint);
+  e.target_layer = tgt_view.node_name(*tgt.endpoint);
+  e.source_structure = *src.endpoint_axes;
+  e.target_structure = *tgt.endpoint_axes;
+  e.structure_differs = structure_differs;
+  std::string source_node = e.source_layer;
+  return std::vector<Finding>{make_finding(std::move(e), std::move(source_node), std::move(target_node), std::move(summary))};
 }
 
 Result<std::vector<Finding>> check_flatten_structure(const compare::ModelSide& source,
@@ -757,32 +742,107 @@ Result<std::vector<Finding>> check_flatten_structure(const compare::ModelSide& s
     std::vector<int64_t> structure(perm.size());
     for (size_t k = 0; k < perm.size(); ++k) structure[static_cast<size_t>(perm[k])] = static_cast<int64_t>(k);
 
-    Finding f;
-    f.type = FaultType::kTSS;
-    f.source_node = src_view.node_name(s.pair.source);
-    f.target_node = tgt_view.node_name(s.pair.target);
-    f.summary = fmt::format(
+    FlattenStructureEvidence e;
+    e.source_op = sn.op_type();
+    e.target_op = tn.op_type();
+    e.source_value = sn.input(0);
+    e.target_value = tn.input(0);
+    e.source_shape = s.src_shape;
+    e.target_shape = s.tgt_shape;
+    e.perm_to_source = perm;
+    e.target_structure = structure;
+    e.perm_basis = basis;
+    e.candidate_perms = s.candidates;
+    e.value_error = errors[chosen];
+    e.output_error = output_error;
+    e.paired_by = s.pair.paired_by;
+    const std::string source_node = src_view.node_name(s.pair.source), target_node = tgt_view.node_name(s.pair.target);
+    std::string summary = fmt::format(
         "{} '{}' flattens {} in Target, {} in Source ({} '{}'): same {} elements in another order; Transpose perm {} "
         "before it gives the Source's",
-        tn.op_type(), f.target_node, shape_to_string(s.tgt_shape), shape_to_string(s.src_shape), sn.op_type(),
-        f.source_node, shape_numel(s.src_shape), json(perm).dump());
-    f.evidence = json{{"check", "flatten_structure"},
-                      {"source_op", sn.op_type()},
-                      {"target_op", tn.op_type()},
-                      {"source_value", sn.input(0)},
-                      {"target_value", tn.input(0)},
-                      {"source_shape", s.src_shape},
-                      {"target_shape", s.tgt_shape},
-                      {"perm_to_source", perm},
-                      {"target_structure", structure},
-                      {"perm_basis", basis},
-                      {"candidate_perms", s.candidates},
-                      {"value_error", errors[chosen]},
-                      {"output_error", output_error},
-                      {"paired_by", s.pair.paired_by}};
+        tn.op_type(), target_node, shape_to_string(s.tgt_shape), shape_to_string(s.src_shape), sn.op_type(),
+        source_node, shape_numel(s.src_shape), json(perm).dump());
+    Finding f = make_finding(std::move(e), source_node, target_node, std::move(summary));
     findings.push_back(std::move(f));
   }
   return findings;
+}
+
+namespace {
+template <class T>
+json optional_json(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+}  // namespace
+
+json InputStructureEvidence::to_json() const {
+  json tied = json::array();
+  for (const auto& t : tied_nodes) {
+    json j{{"node", t.node},
+           {"op", t.op},
+           {"attribute", t.attribute},
+           {"value", t.value},
+           {"logical_axes", t.logical_axes},
+           {"mismatch", t.mismatch},
+           {"source_node", optional_json(t.source_node)},
+           {"source_logical_axes", optional_json(t.source_logical_axes)}};
+    if (t.mismatch) {
+      j["corrected_value"] = optional_json(t.corrected_value);
+      j["needs_change"] = t.needs_change;
+    }
+    tied.push_back(std::move(j));
+  }
+  json tr = nullptr;
+  if (transpose)
+    tr = json{{"node", transpose->node},
+              {"perm", optional_json(transpose->perm)},
+              {"input_structure", optional_json(transpose->input_structure)},
+              {"correct_perm", optional_json(transpose->correct_perm)},
+              {"needs_change", transpose->needs_change}};
+  return json{{"source_input", source_input},
+              {"target_input", target_input},
+              {"source_input_structure", source_input_structure},
+              {"target_input_structure", target_input_structure},
+              {"source_layer", source_layer},
+              {"target_layer", target_layer},
+              {"source_structure", source_structure},
+              {"target_structure", target_structure},
+              {"structure_differs", structure_differs},
+              {"transpose", std::move(tr)},
+              {"perm_to_source", optional_json(perm_to_source)},
+              {"tied_nodes", std::move(tied)}};
+}
+
+json FlattenStructureEvidence::to_json() const {
+  return json{{"source_op", source_op},
+              {"target_op", target_op},
+              {"source_value", source_value},
+              {"target_value", target_value},
+              {"source_shape", source_shape},
+              {"target_shape", target_shape},
+              {"perm_to_source", perm_to_source},
+              {"target_structure", target_structure},
+              {"perm_basis", perm_basis},
+              {"candidate_perms", candidate_perms},
+              {"value_error", value_error},
+              {"output_error", output_error},
+              {"paired_by", paired_by}};
+}
+
+// The structure the bound presets give the inputs; no model is run.
+Result<std::vector<Finding>> InputStructureEvidence::run(const CheckContext& c) {
+  return check_input_structure(*c.source.model, *c.target.model,
+                               {c.detection.source_preset.layout, c.detection.target_preset.layout});
+}
+
+// Each model run once on the first usable photo, with the detection's presets.
+Result<std::vector<Finding>> FlattenStructureEvidence::run(const CheckContext& c) {
+  compare::ModelSide source = c.source, target = c.target;
+  source.preset = c.detection.source_preset;
+  target.preset = c.detection.target_preset;
+  FlattenCheckOptions options;
+  options.threads = c.options.compare.threads;
+  return check_flatten_structure(source, target, *c.sample_image, c.matching->pairs, options);
 }
 
 }  // namespace fetafix::localize
