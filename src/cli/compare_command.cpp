@@ -7,7 +7,7 @@
 #include "cli/commands.h"
 #include "cli/pair_options.h"
 #include "common/fs.h"
-#include "report/cli_support.h"
+#include "cli/cli_support.h"
 #include "report/report.h"
 
 namespace fetafix::cli {
@@ -20,8 +20,8 @@ struct CompareArgs {
 
 int run_compare(const CompareArgs& args) {
   const PairArgs& a = args.pair;
-  const report::Stopwatch clock;
-  if (auto st = report::check_output_path(args.report, {a.source_path, a.target_path}, "--report"); !st.ok())
+  const Stopwatch clock;
+  if (auto st = check_output_path(args.report, {a.source_path, a.target_path}, "--report"); !st.ok())
     return fail(st.error());
   auto pair = load_pair(a);
   if (!pair.ok()) return fail(pair.error());

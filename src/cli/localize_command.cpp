@@ -11,7 +11,7 @@
 #include "cli/pair_options.h"
 #include "common/fs.h"
 #include "localize/localize.h"
-#include "report/cli_support.h"
+#include "cli/cli_support.h"
 #include "report/model_explorer.h"
 #include "report/report.h"
 
@@ -25,10 +25,10 @@ struct LocalizeCommandArgs {
 
 int run_localize(LocalizeCommandArgs& args) {
   LocalizeArgs& a = args.localize;
-  const report::Stopwatch clock;
+  const Stopwatch clock;
   const std::vector<std::string> inputs{a.pair.source_path, a.pair.target_path};
-  if (auto st = report::check_output_path(args.report, inputs, "--report"); !st.ok()) return fail(st.error());
-  if (auto st = report::check_output_folder(args.model_explorer, inputs, "--model-explorer"); !st.ok())
+  if (auto st = check_output_path(args.report, inputs, "--report"); !st.ok()) return fail(st.error());
+  if (auto st = check_output_folder(args.model_explorer, inputs, "--model-explorer"); !st.ok())
     return fail(st.error());
   auto pair = load_pair(a.pair);
   if (!pair.ok()) return fail(pair.error());

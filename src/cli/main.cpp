@@ -6,7 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "common/result.h"
+#include "common/exit_codes.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"fetafix: find and repair the faults a converter introduces into a model.\n"

@@ -12,9 +12,17 @@
 namespace fetafix::cli {
 namespace fs = std::filesystem;
 
+int exit_code_for(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kBadInput: return kExitBadInput;
+    case ErrorKind::kInternal: return kExitInternal;
+  }
+  return kExitInternal;
+}
+
 int fail(const Error& e) {
   std::fprintf(stderr, "fetafix: %s\n", e.message.c_str());
-  return e.exit_code;
+  return exit_code_for(e.kind);
 }
 
 namespace {
@@ -36,7 +44,7 @@ Result<data::Preset> make_preset(const std::string& spec, const std::string& ove
   std::string name = spec;
   if (name == "auto") name = image_input_dtype(m) == DType::kUInt8 ? "uint8" : "torch";
   auto preset = data::resolve_preset(name);
-  if (!preset.ok()) return Error{fmt::format("{}: {}", flag, preset.error().message), kExitBadInput};
+  if (!preset.ok()) return Error{fmt::format("{}: {}", flag, preset.error().message), preset.error().kind};
   if (!overrides.empty()) {
     auto j = nlohmann::json::parse(overrides, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) return make_error("{}-override: not a JSON object: {}", flag, overrides);

@@ -7,6 +7,7 @@
 
 #include <CLI/App.hpp>
 
+#include "common/exit_codes.h"
 #include "common/result.h"
 #include "compare/compare.h"
 #include "model/model.h"
@@ -36,7 +37,9 @@ struct LoadedPair {
 // Checks output paths first (writable, not an input), then loads both models and presets.
 Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& args);
 
-// Prints "fetafix: <message>" on stderr and returns the error's exit code.
+// The documented exit code (docs/cli.md) of an error of this kind: bad input 2, internal 4.
+int exit_code_for(ErrorKind kind);
+// Prints "fetafix: <message>" on stderr and returns the exit code of the error's kind.
 int fail(const Error& e);
 
 }  // namespace fetafix::cli

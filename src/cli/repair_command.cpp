@@ -12,7 +12,7 @@
 #include "common/fs.h"
 #include "repair/driver.h"
 #include "repair/repair.h"
-#include "report/cli_support.h"
+#include "cli/cli_support.h"
 #include "report/model_explorer.h"
 #include "report/report.h"
 
@@ -48,12 +48,12 @@ void check_with_onnx(const onnx::ModelProto& m) {
 }
 
 int run_repair(RepairArgs& a) {
-  const report::Stopwatch clock;
+  const Stopwatch clock;
   PairArgs& pair_args = a.localize.pair;
   for (auto [path, what] : {std::pair{a.output, "-o"}, std::pair{a.patch, "--patch"}, std::pair{a.report, "--report"}})
     if (auto st = check_output(path, pair_args, what); !st.ok()) return fail(st.error());
   const std::vector<std::string> inputs{pair_args.source_path, pair_args.target_path};
-  if (auto st = report::check_output_folder(a.model_explorer, inputs, "--model-explorer"); !st.ok()) return fail(st.error());
+  if (auto st = check_output_folder(a.model_explorer, inputs, "--model-explorer"); !st.ok()) return fail(st.error());
   auto pair = load_pair(pair_args);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;

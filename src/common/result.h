@@ -1,6 +1,7 @@
-// Errors as values: every fallible operation in fetafix returns Result<T>.
-// An Error carries a one-line, user-facing message that already names the file or
-// object at fault, and the exit code the CLI should use for it.
+// Errors as values: every fallible operation in fetafix returns Result<T> or Status.
+// An Error carries a one-line, user-facing message that already names the file or object at
+// fault, and what kind of failure it is. What a kind means to a user (the process exit code) is
+// the CLI's business (src/cli/pair_options.h: fail), not the layer that found the problem.
 #pragma once
 
 #include <string>
@@ -11,23 +12,24 @@
 
 namespace fetafix {
 
-// Process exit codes, documented in docs/cli.md.
-enum ExitCode : int {
-  kExitOk = 0,          // ran; nothing differs
-  kExitDifferent = 1,   // ran; Source and Target disagree (or faults found)
-  kExitBadInput = 2,    // bad usage or bad input; no output written
-  kExitNoImprovement = 3,
-  kExitInternal = 4,    // a bug in fetafix or its runtime
+enum class ErrorKind {
+  kBadInput,  // the input is wrong or unusable (a missing file, a model fetafix cannot run, a bad option)
+  kInternal,  // fetafix or its runtime failed on input it should handle
 };
 
 struct Error {
   std::string message;
-  int exit_code = kExitBadInput;
+  ErrorKind kind = ErrorKind::kBadInput;
 };
 
 template <class... Args>
 Error make_error(fmt::format_string<Args...> f, Args&&... args) {
-  return Error{fmt::format(f, std::forward<Args>(args)...), kExitBadInput};
+  return Error{fmt::format(f, std::forward<Args>(args)...), ErrorKind::kBadInput};
+}
+
+template <class... Args>
+Error make_internal_error(fmt::format_string<Args...> f, Args&&... args) {
+  return Error{fmt::format(f, std::forward<Args>(args)...), ErrorKind::kInternal};
 }
 
 template <class T>

@@ -35,7 +35,7 @@ Result<BoundSide> bind_side(const ModelSide& side, const CompareOptions& options
   if (session->outputs().empty()) return make_error("{}: the model has no outputs", side.label);
   const auto& in = inputs[0];
   auto bound = data::bind_preset_to_input(side.preset, in.shape, in.dtype, in.name);
-  if (!bound.ok()) return Error{fmt::format("{}: {}", side.label, bound.error().message), bound.error().exit_code};
+  if (!bound.ok()) return Error{fmt::format("{}: {}", side.label, bound.error().message), bound.error().kind};
   BoundSide b;
   b.preset = std::move(bound).value();
   b.session = std::move(session);
@@ -162,7 +162,7 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
                 for (size_t j = 0; j < b->count; ++j) {
                   if (b->errors[j].empty()) continue;
                   result.records[b->first + j].error = b->errors[j];
-                  if (options.strict) failure = Error{b->errors[j], kExitBadInput};
+                  if (options.strict) failure = Error{b->errors[j], ErrorKind::kBadInput};
                 }
                 const size_t n = b->decoded.size();
                 if (n > 0 && !failure) {
@@ -172,7 +172,7 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
                                   : Result<std::vector<float>>(s.error());
                   if (!s.ok() || !t.ok()) {
                     Error e = !s.ok() ? s.error() : t.error();
-                    failure = Error{e.message, kExitBadInput};
+                    failure = Error{e.message, e.kind};
                     return;
                   }
                   for (size_t j = 0; j < n; ++j) {

@@ -6,6 +6,7 @@
 
 #include "model/builder.h"
 #include "model/graph.h"
+#include "model/model.h"
 #include "model/weights.h"
 
 namespace fetafix::inject {
@@ -56,17 +57,11 @@ Result<Tensor> dequantize_weight(const onnx::ModelProto& m, const onnx::NodeProt
   return f;
 }
 
-int64_t default_opset(const onnx::ModelProto& m) {
-  for (const auto& o : m.opset_import())
-    if (o.domain().empty() || o.domain() == "ai.onnx") return o.version();
-  return 0;
-}
-
 }  // namespace
 
 Result<onnx::ModelProto> dequantize_qdq(const onnx::ModelProto& qdq, DequantizeReport* report) {
   DequantizeReport rep;
-  const int64_t opset = default_opset(qdq);
+  const int64_t opset = model::default_opset(qdq);
   if (opset < 11) return make_error("dequantize: opset {} is older than 11 (Clip bounds as inputs)", opset);
   onnx::ModelProto out = qdq;
   auto& g = *out.mutable_graph();

@@ -8,21 +8,15 @@
 
 #include <fmt/format.h>
 #include <onnx/version_converter/convert.h>
-#include <onnxruntime_cxx_api.h>
 
 #include "inject/injection_context.h"
 #include "model/model.h"
+#include "runtime/session.h"
 
 namespace fetafix::inject::detail {
 namespace {
 
 namespace fs = std::filesystem;
-
-int64_t default_opset(const onnx::ModelProto& m) {
-  for (const auto& o : m.opset_import())
-    if (o.domain().empty() || o.domain() == "ai.onnx") return o.version();
-  return 0;
-}
 
 // A fresh private folder, removed when this goes out of scope.
 class TempFolder {
@@ -51,23 +45,16 @@ class TempFolder {
   fs::path path_;
 };
 
+// The model as ONNX Runtime saves it after its basic optimizations (src/runtime: the one
+// executor); higher levels would write ONNX Runtime's own fused operators.
 Result<onnx::ModelProto> ort_optimized(const onnx::ModelProto& model) {
   FETAFIX_ASSIGN_OR_RETURN(TempFolder folder, TempFolder::create());
   const fs::path out = folder.path() / "optimized.onnx";
-  const std::string bytes = model::serialize_model(model);
-  if (bytes.empty()) return make_error("the model cannot be serialized (over 2 GB?)");
-  try {
-    static Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "fetafix-inject");
-    Ort::SessionOptions options;
-    options.SetIntraOpNumThreads(1);
-    // Basic level only: its rewrites (constant folding, Identity removal, Conv+BatchNormalization
-    // fusion) stay standard ONNX; higher levels write ONNX Runtime's own fused operators.
-    options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_BASIC);
-    options.SetOptimizedModelFilePath(out.c_str());
-    Ort::Session session(env, bytes.data(), bytes.size(), options);
-  } catch (const std::exception& e) {
-    return make_error("ONNX Runtime could not optimize the model: {}", e.what());
-  }
+  runtime::SessionOptions options;
+  options.threads = 1;
+  options.save_optimized_to = out.string();
+  auto session = runtime::Session::create(model, options, "the model to optimize");
+  if (!session.ok()) return session.error();
   FETAFIX_ASSIGN_OR_RETURN(model::Model optimized, model::load_model(out));
   return std::move(optimized.proto);
 }
@@ -75,13 +62,13 @@ Result<onnx::ModelProto> ort_optimized(const onnx::ModelProto& model) {
 Result<onnx::ModelProto> convert_opset(const onnx::ModelProto& model, const std::string& value) {
   if (value.empty()) return make_error("'opset' needs a target version, e.g. opset=17");
   FETAFIX_ASSIGN_OR_RETURN(int64_t target, parse_int(value, "opset"));
-  const int64_t current = default_opset(model);
+  const int64_t current = model::default_opset(model);
   if (target == current) return make_error("the model is already opset {}", target);
   if (target < 7 || target > 17)
     return make_error("opset {} is outside what ONNX 1.12's version converter reaches (7..17)", target);
   try {
     onnx::ModelProto converted = onnx::version_conversion::ConvertVersion(model, static_cast<int>(target));
-    if (default_opset(converted) != target)
+    if (model::default_opset(converted) != target)
       return make_error("ONNX's version converter did not reach opset {} (from {})", target, current);
     return converted;
   } catch (const std::exception& e) {

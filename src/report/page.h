@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "common/exit_codes.h"
 #include "report/graph_diff.h"
 #include "report/html.h"
 #include "report/report.h"

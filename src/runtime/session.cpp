@@ -248,6 +248,10 @@ Result<std::unique_ptr<Session>> Session::create(const onnx::ModelProto& model, 
     ort_options.SetGraphOptimizationLevel(options.optimize && !capturing ? ORT_ENABLE_ALL : ORT_DISABLE_ALL);
     ort_options.AddConfigEntry(kOrtSessionOptionsConfigAllowIntraOpSpinning, options.allow_spinning ? "1" : "0");
     ort_options.AddConfigEntry(kOrtSessionOptionsConfigAllowInterOpSpinning, options.allow_spinning ? "1" : "0");
+    if (!options.save_optimized_to.empty()) {
+      ort_options.SetGraphOptimizationLevel(ORT_ENABLE_BASIC);
+      ort_options.SetOptimizedModelFilePath(options.save_optimized_to.c_str());
+    }
     impl->session = Ort::Session(shared_env(), bytes.data(), bytes.size(), ort_options);
   } catch (const std::exception& e) {
     return make_error("{}: ONNX Runtime cannot load the model: {}", model_label, first_line(e.what()));

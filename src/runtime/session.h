@@ -24,6 +24,10 @@ struct SessionOptions {
   // the spinning threads of two sessions run alternately (Source, Target) steal each
   // other's cores (see docs/runtime.md for the measurements).
   bool allow_spinning = false;
+  // When set, ONNX Runtime writes the model as its *basic* graph optimizations leave it (constant
+  // folding, Identity removal, Conv+BatchNormalization fusion: standard ONNX ops only) to this
+  // file while the session is created: how inject's benign:ort-optimized rewrite is made.
+  std::string save_optimized_to;
 };
 
 struct ValueInfo {

@@ -145,7 +145,7 @@ TEST(Compare, ModelWhoseInputIsNotAnImageIsRejected) {
   auto r = compare_models({&m, "vec.onnx", preset}, {&m, "vec.onnx", preset}, dir, quiet_options());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("vec.onnx"), std::string::npos) << r.error().message;
-  EXPECT_EQ(r.error().exit_code, kExitBadInput);
+  EXPECT_EQ(r.error().kind, ErrorKind::kBadInput);
 }
 
 TEST(Compare, EmptyFolderIsAnError) {

@@ -1,10 +1,10 @@
-#include "report/cli_support.h"
+#include "cli/cli_support.h"
 
 #include <filesystem>
 
 #include "common/fs.h"
 
-namespace fetafix::report {
+namespace fetafix::cli {
 namespace fs = std::filesystem;
 
 Status check_output_path(const std::string& path, const std::vector<std::string>& inputs, const char* flag) {
@@ -23,4 +23,4 @@ Status check_output_folder(const std::string& dir, const std::vector<std::string
   return {};
 }
 
-}  // namespace fetafix::report
+}  // namespace fetafix::cli

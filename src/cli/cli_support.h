@@ -8,7 +8,7 @@
 
 #include "common/result.h"
 
-namespace fetafix::report {
+namespace fetafix::cli {
 
 // An empty path passes. Otherwise it must not name one of `inputs` and its folder must be writable.
 Status check_output_path(const std::string& path, const std::vector<std::string>& inputs, const char* flag);
@@ -23,4 +23,4 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-}  // namespace fetafix::report
+}  // namespace fetafix::cli
