@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <string>
 
 #include <fmt/format.h>
+#include <onnx/defs/schema.h>
 
 #include "localize/checks/check.h"
 #include "localize/layer_pairs.h"
@@ -56,21 +58,42 @@ bool known_dims(const std::vector<int64_t>& dims) {
   return std::all_of(dims.begin(), dims.end(), [](int64_t d) { return d > 0; });
 }
 
-std::optional<json> default_value(const std::string& op, const std::string& name, int64_t opset,
-                                  std::optional<size_t> spatial_rank, std::optional<std::vector<int64_t>> kernel) {
+// The attribute's default as the ONNX operator schemas state it (OpSchemaRegistry) for the node's
+// op at the model's opset; nullopt when the schema gives none. `known`: whether the registry knows
+// the op (in the default domain, at a declared opset) at all.
+std::optional<json> schema_default(const onnx::NodeProto& node, const std::string& name, int64_t opset, bool& known) {
+  known = false;
+  const bool default_domain = node.domain().empty() || node.domain() == "ai.onnx";
+  if (!default_domain || opset <= 0) return std::nullopt;
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(node.op_type(), static_cast<int>(opset), "");
+  if (!schema) return std::nullopt;
+  known = true;
+  const auto& attributes = schema->attributes();
+  auto it = attributes.find(name);
+  if (it == attributes.end() || !it->second.default_value.has_type()) return std::nullopt;
+  const onnx::AttributeProto& a = it->second.default_value;
+  switch (a.type()) {
+    case onnx::AttributeProto::INT: return json(a.i());
+    // The shortest decimal that reads back as the float (1e-05, as a person writes it).
+    case onnx::AttributeProto::FLOAT: return json(std::stod(fmt::format("{}", a.f())));
+    case onnx::AttributeProto::STRING: return json(a.s());
+    case onnx::AttributeProto::INTS: return json(std::vector<int64_t>(a.ints().begin(), a.ints().end()));
+    default: return std::nullopt;
+  }
+}
+
+// Defaults for ops the schema registry does not know (a domain of its own, an undeclared opset,
+// an op newer than the installed ONNX).
+std::optional<json> fallback_default(const std::string& op, const std::string& name, int64_t opset) {
   if (is_kernel_op(op)) {
     if (name == "auto_pad") return json("NOTSET");
-    if (spatial_rank && (name == "strides" || name == "dilations")) return json(std::vector<int64_t>(*spatial_rank, 1));
-    if (spatial_rank && name == "pads") return json(std::vector<int64_t>(*spatial_rank * 2, 0));
     if ((op == "Conv" || op == "ConvTranspose") && name == "group") return json(1);
-    if ((op == "Conv" || op == "ConvTranspose") && name == "kernel_shape" && kernel) return json(*kernel);
     if ((op == "MaxPool" || op == "AveragePool") && name == "ceil_mode") return json(0);
     if (op == "AveragePool" && name == "count_include_pad") return json(0);
   }
   if (name == "epsilon" && (op == "BatchNormalization" || op == "InstanceNormalization" ||
                             op == "LayerNormalization" || op == "GroupNormalization"))
     return json(1e-5);
-  if (op == "Clip" && (name == "min" || name == "max")) return json(nullptr);
   if (name == "axis") {
     if (op == "Softmax" || op == "LogSoftmax" || op == "Hardmax") return json(opset >= 13 ? -1 : 1);
     if (op == "Flatten" || op == "QuantizeLinear" || op == "DequantizeLinear") return json(1);
@@ -78,6 +101,22 @@ std::optional<json> default_value(const std::string& op, const std::string& name
     if (op == "LayerNormalization") return json(-1);
   }
   return std::nullopt;
+}
+
+std::optional<json> default_value(const onnx::NodeProto& node, const std::string& name, int64_t opset,
+                                  std::optional<size_t> spatial_rank, std::optional<std::vector<int64_t>> kernel) {
+  const std::string& op = node.op_type();
+  // What the schemas state only in words: one per spatial axis, or the weight's kernel.
+  if (is_kernel_op(op)) {
+    if (spatial_rank && (name == "strides" || name == "dilations")) return json(std::vector<int64_t>(*spatial_rank, 1));
+    if (spatial_rank && name == "pads") return json(std::vector<int64_t>(*spatial_rank * 2, 0));
+    if ((op == "Conv" || op == "ConvTranspose") && name == "kernel_shape" && kernel) return json(*kernel);
+  }
+  // No Clip bound is no bound (opset 6's schema says ±FLT_MAX, which clips nothing either).
+  if (op == "Clip" && (name == "min" || name == "max")) return json(nullptr);
+  bool known = false;
+  if (auto d = schema_default(node, name, opset, known)) return d;
+  return known ? std::nullopt : fallback_default(op, name, opset);
 }
 
 // Pads implied by auto_pad on an input of spatial dims `in` (ONNX: SAME_UPPER puts the odd
@@ -176,7 +215,7 @@ Result<std::map<std::string, Reading>> read_hyperparameters(const Side& side, si
       } else {
         r = {true, false, nullptr, "default"};
       }
-    } else if (auto d = default_value(op, name, opset, spatial_rank, kernel)) {
+    } else if (auto d = default_value(node, name, opset, spatial_rank, kernel)) {
       r = {true, false, *d, "default"};
     }
     if (name == "axis" && r.value.is_number_integer() && r.value.get<int64_t>() < 0 && input_shape)
