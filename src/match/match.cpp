@@ -10,6 +10,7 @@
 #include "match/assignment.h"
 #include "match/core_nodes.h"
 #include "match/weight_compare.h"
+#include "model/layout.h"
 
 namespace fetafix::match {
 namespace {
@@ -122,7 +123,7 @@ std::vector<int64_t> stored_permutation(const CoreNode& s, const CoreNode& t, co
   const auto& pt = t.weight->stored_to_effective;
   if (ps.empty() || pt.empty() || ps.size() != effective.size() || pt.size() != effective.size()) return {};
   // target_eff = T(source_stored, ps∘effective); target_stored = T(target_eff, pt^-1).
-  auto perm = compose_permutations(compose_permutations(ps, effective), invert_permutation(pt));
+  auto perm = compose_permutations(compose_permutations(ps, effective), model::inverse_permutation(pt));
   if (is_identity(perm)) return {};
   return perm;
 }

@@ -16,7 +16,6 @@ struct DenseWeight {
 // out[i] indexes input axis perm[i] (numpy.transpose semantics).
 DenseWeight transpose(const DenseWeight& w, const std::vector<int64_t>& perm);
 std::vector<int64_t> compose_permutations(const std::vector<int64_t>& first, const std::vector<int64_t>& then);
-std::vector<int64_t> invert_permutation(const std::vector<int64_t>& perm);
 bool is_identity(const std::vector<int64_t>& perm);
 
 // Every permutation p with transpose(shape_of_a, p) == shape_b, identity first when it fits,

@@ -5,6 +5,7 @@
 
 #include "match/assignment.h"
 #include "match/weight_compare.h"
+#include "model/layout.h"
 
 namespace fetafix::match {
 namespace {
@@ -27,7 +28,7 @@ TEST(WeightCompare, TransposeFollowsNumpySemantics) {
   EXPECT_EQ(y.shape, (std::vector<int64_t>{4, 5, 3, 2}));
   // y[h][w][i][o] == x[o][i][h][w]
   EXPECT_EQ(y.values[((3 * 5 + 4) * 3 + 1) * 2 + 1], x.values[((1 * 3 + 1) * 4 + 3) * 5 + 4]);
-  const DenseWeight back = transpose(y, invert_permutation({2, 3, 1, 0}));
+  const DenseWeight back = transpose(y, model::inverse_permutation({2, 3, 1, 0}));
   EXPECT_EQ(back.values, x.values);
 }
 
