@@ -7,21 +7,14 @@
 #include "model/model.h"
 #include "repair/driver.h"
 #include "support/photos.h"
+#include "support/repair_options.h"
 
 namespace fetafix::repair {
 namespace fs = std::filesystem;
 using testing::CnnOptions;
 
 
-static RepairOptions quiet_options() {
-  RepairOptions o;
-  o.localize.compare.progress = ProgressMode::kQuiet;
-  o.localize.compare.threads = 1;
-  o.localize.activation.threads = 1;
-  o.localize.activation.max_similar = 20;
-  o.localize.activation.max_dissimilar = 20;
-  return o;
-}
+static RepairOptions quiet_options() { return testing::quiet_repair_options(); }
 
 static Result<RepairResult> run(const onnx::ModelProto& source, const onnx::ModelProto& target,
                                 RepairOptions options = quiet_options()) {

@@ -17,6 +17,7 @@
 #include "repair/repair.h"
 #include "report/report.h"
 #include "support/photos.h"
+#include "support/repair_options.h"
 
 namespace fetafix::report::testing {
 
@@ -54,15 +55,7 @@ struct RepairRun {
   }
 };
 
-inline repair::RepairOptions quiet_repair_options() {
-  repair::RepairOptions o;
-  o.localize.compare.progress = ProgressMode::kQuiet;
-  o.localize.compare.threads = 1;
-  o.localize.activation.threads = 1;
-  o.localize.activation.max_similar = 20;
-  o.localize.activation.max_dissimilar = 20;
-  return o;
-}
+using fetafix::testing::quiet_repair_options;
 
 inline fetafix::testing::CnnOptions faulty_target_options() {
   return fetafix::testing::cnn_options([](fetafix::testing::CnnOptions& o) {
