@@ -42,13 +42,14 @@ bool absorbable(const model::GraphView& view, size_t n) {
 std::optional<Chain> chain_from(const onnx::ModelProto& model, const model::GraphView& view, const std::string& value,
                                 const std::string& x, size_t max_nodes) {
   std::set<size_t> nodes;
+  size_t counted = 0;  // Identity nodes (left by Q/DQ removal) do not count towards the limit
   std::function<bool(const std::string&)> visit = [&](const std::string& v) -> bool {
     if (v == x) return true;
     if (model::is_weight(model, v)) return true;
     auto p = view.producer(v);
     if (!p || !absorbable(view, *p)) return false;
     if (!nodes.insert(*p).second) return true;
-    if (nodes.size() > max_nodes) return false;
+    if (view.node(*p).op_type() != "Identity" && ++counted > max_nodes) return false;
     for (const auto& in : view.node(*p).input())
       if (!in.empty() && !visit(in)) return false;
     return true;
@@ -82,7 +83,7 @@ std::vector<std::string> candidate_inputs(const onnx::ModelProto& model, const m
     queue.pop_front();
     auto p = view.producer(v);
     if (!p || !absorbable(view, *p)) continue;
-    ++expanded;
+    if (view.node(*p).op_type() != "Identity") ++expanded;
     for (const auto& in : view.node(*p).input()) {
       if (in.empty() || model::is_weight(model, in) || !seen.insert(in).second) continue;
       order.push_back(in);

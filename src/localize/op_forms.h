@@ -66,7 +66,7 @@ struct OpFormOptions {
   // Relative tolerance when a family's parameters are verified on the samples and when two forms
   // are compared (float32 constants such as 1/6 read back in double differ in the 8th digit).
   double rtol = 1e-5;
-  // Nodes a chain may have (longer chains are not activations).
+  // Nodes a chain may have, Identity not counted (longer chains are not activations).
   size_t max_chain_nodes = 8;
 };
 

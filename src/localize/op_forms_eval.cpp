@@ -218,6 +218,8 @@ std::optional<Params> fit_leaky_relu(const Samples& s) {
 }
 
 // alpha, beta of clip(alpha * x + beta, 0, 1) from two samples strictly inside (0, 1).
+// alpha 0 would be a constant gate: then the "hard sigmoid" is a constant and the "hard swish" a
+// plain scaling (an input's dequantization (x - z) * s is no activation), so both need a slope.
 std::optional<Params> fit_hard_sigmoid_values(const std::vector<double>& x, const std::vector<double>& g) {
   std::vector<size_t> inside;
   for (size_t i = 0; i < x.size(); ++i)
@@ -226,6 +228,7 @@ std::optional<Params> fit_hard_sigmoid_values(const std::vector<double>& x, cons
   const size_t a = inside.front(), b = inside.back();
   if (x[a] == x[b]) return std::nullopt;
   const double alpha = (g[b] - g[a]) / (x[b] - x[a]);
+  if (std::abs(alpha) < 1e-6) return std::nullopt;
   return Params{{"alpha", alpha}, {"beta", g[a] - alpha * x[a]}};
 }
 
@@ -257,6 +260,7 @@ std::optional<Params> fit_swish(const Samples& s) {
   const double g1 = s.at(1.0);
   if (!(g1 > 0 && g1 < 1)) return std::nullopt;
   const double beta = std::log(g1 / (1 - g1));
+  if (std::abs(beta) < 1e-6) return std::nullopt;  // x / 2: a scaling
   if (!s.follows([&](double x) { return x / (1.0 + std::exp(-beta * x)); })) return std::nullopt;
   return Params{{"beta", beta}};
 }
@@ -264,7 +268,7 @@ std::optional<Params> fit_swish(const Samples& s) {
 std::optional<Params> fit_power(const Samples& s) {
   if (!s.near(s.at(1.0), 1.0) || !(s.at(2.0) > 0)) return std::nullopt;
   const double p = std::log2(s.at(2.0));
-  if (s.near(p, 1.0)) return std::nullopt;  // the identity
+  if (s.near(p, 1.0) || s.near(p, 0.0)) return std::nullopt;  // the identity, a constant
   const bool integer = std::abs(p - std::round(p)) < 1e-9;
   for (size_t i = 0; i < s.x.size(); ++i) {
     if (std::abs(s.x[i]) > 100) continue;  // powers overflow there
