@@ -123,8 +123,7 @@ def build(source, bugs):
     """The port with the Source's weights copied in."""
     p = source_parameters(source)
     model = MobileNetV2(p["input_scale"], p["input_zero_point"], bugs)
-    ports = [m for m in model.modules() if isinstance(m, nn.Conv2d)][:-1] if bugs.softmax_last_axis else \
-        [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    ports = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m is not model.classifier]
     if len(ports) != len(p["convs"]):
         raise ValueError(f"the port has {len(ports)} convolutions, the Source {len(p['convs'])}")
     for module, (name, weight, bias) in zip(ports, p["convs"]):
