@@ -11,6 +11,7 @@ debs=(build-essential cmake pkg-config git
       libonnx-dev libprotobuf-dev protobuf-compiler
       libjpeg62-turbo-dev libpng-dev
       libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libtbb-dev libboost-dev
+      libzip-dev libsndfile1-dev libsoxr-dev  # .npz samples; .wav decoding and resampling
       libgtest-dev libgmock-dev libbenchmark-dev
       mate-backgrounds
       chromium)  # headless: the report's browser test and bench_report open the HTML in it
@@ -44,3 +45,4 @@ if [ -z "${ORT_ROOT:-}" ] && [ ! -f "$ort_dir/.complete" ]; then
   cp "$tmp"/package/LICENSE "$tmp"/package/ThirdPartyNotices.txt "$ort_dir/"
   touch "$ort_dir/.complete"
 fi
+
