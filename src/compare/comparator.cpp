@@ -31,6 +31,15 @@ std::string describe_output(const runtime::ValueInfo& output) {
 
 std::vector<float> values_of(const Tensor& t) { return t.to_float(); }
 
+FloatValues::FloatValues(const Tensor& t) {
+  if (t.dtype == DType::kFloat32) {
+    view_ = t.span<float>();
+  } else {
+    converted_ = t.to_float();
+    view_ = converted_;
+  }
+}
+
 Status Comparator::bind(const ModelOutputs& source, const ModelOutputs& target) {
   source_ = source;
   target_ = target;

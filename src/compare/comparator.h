@@ -126,8 +126,26 @@ class ComparatorRegistry {
 Result<std::unique_ptr<Comparator>> make_comparator(const TaskSpec& task, const ModelOutputs& source,
                                                     const ModelOutputs& target);
 
-// Shared by the comparators: the per-sample numbers of an output as floats.
-std::vector<float> values_of(const Tensor& t);
+// Shared by the comparators: the per-sample numbers of an output as floats — a view of float32
+// data (no copy: a text detector's map is 400k values per sample), a converted copy otherwise.
+class FloatValues {
+ public:
+  explicit FloatValues(const Tensor& t);
+  FloatValues(const FloatValues&) = delete;
+  FloatValues& operator=(const FloatValues&) = delete;
+  std::span<const float> span() const { return view_; }
+  operator std::span<const float>() const { return view_; }  // NOLINT: implicit on purpose
+  size_t size() const { return view_.size(); }
+  const float* data() const { return view_.data(); }
+  float operator[](size_t i) const { return view_[i]; }
+  auto begin() const { return view_.begin(); }
+  auto end() const { return view_.end(); }
+
+ private:
+  std::vector<float> converted_;
+  std::span<const float> view_;
+};
+std::vector<float> values_of(const Tensor& t);  // always a copy
 // "'boxes' [N,100,4]": an output for messages.
 std::string describe_output(const runtime::ValueInfo& output);
 

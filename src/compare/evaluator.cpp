@@ -92,7 +92,7 @@ Result<std::unique_ptr<Evaluator>> Evaluator::create(const ModelSide& source, co
       if (std::find(used.begin(), used.end(), o) == used.end()) outs[o] = Tensor();
   if (e->comparator_->task().kind == "label")
     for (const auto& outs : e->source_outputs_) {
-      const std::vector<float> scores = values_of(outs.at(used.at(0)));
+      const FloatValues scores(outs.at(used.at(0)));
       e->source_top1_.push_back(top_k(scores, 1).ids.at(0));
     }
   return e;

@@ -23,7 +23,7 @@ class LabelComparator final : public Comparator {
   }
 
   Result<Verdict> compare(std::span<const Tensor> source, std::span<const Tensor> target) const override {
-    const std::vector<float> s = values_of(source[output_.first]), t = values_of(target[output_.second]);
+    const FloatValues s(source[output_.first]), t(target[output_.second]);
     if (s.size() < 2 || t.size() < 2)
       return make_error("{}: output '{}' has {} value(s) per sample: not class scores",
                         s.size() < 2 ? source_model().label : target_model().label,

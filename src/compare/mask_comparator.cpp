@@ -5,6 +5,7 @@
 // sigmoid; PaddleOCR's DB text detector uses 0.3). Agree when the share of pixels with equal
 // labels is at least min_agreement (default 0.99: a converted segmenter should move at most a
 // few boundary pixels in a hundred); distance = 1 - mean IoU over the labels present in either map.
+#include <algorithm>
 #include <map>
 
 #include "compare/builtin_comparators.h"
@@ -12,6 +13,42 @@
 namespace fetafix::compare {
 
 namespace {
+
+// Labels below this are counted in arrays (argmax and threshold maps always are); others in a map.
+constexpr int32_t kDenseLabels = 1 << 16;
+
+// Pixels of each label in either map and where both agree, ascending by label; `equal` = pixels
+// with the same label in both.
+std::vector<MaskEvidence::ClassIoU> count_labels(const std::vector<int32_t>& s, const std::vector<int32_t>& t,
+                                                 int64_t& equal) {
+  struct Counts {
+    int64_t source = 0, target = 0, both = 0;
+  };
+  std::map<int32_t, Counts> sparse;
+  std::vector<Counts> dense;
+  const auto [s_lo, s_hi] = std::minmax_element(s.begin(), s.end());
+  const auto [t_lo, t_hi] = std::minmax_element(t.begin(), t.end());
+  const bool use_dense = !s.empty() && std::min(*s_lo, *t_lo) >= 0 && std::max(*s_hi, *t_hi) < kDenseLabels;
+  if (use_dense) dense.resize(static_cast<size_t>(std::max(*s_hi, *t_hi)) + 1);
+  auto at = [&](int32_t label) -> Counts& { return use_dense ? dense[static_cast<size_t>(label)] : sparse[label]; };
+  equal = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    ++at(s[i]).source;
+    ++at(t[i]).target;
+    if (s[i] == t[i]) {
+      ++equal;
+      ++at(s[i]).both;
+    }
+  }
+  std::vector<MaskEvidence::ClassIoU> out;
+  auto add = [&](int32_t label, const Counts& c) {
+    if (c.source + c.target == 0) return;
+    out.push_back({label, c.source, c.target, static_cast<double>(c.both) / static_cast<double>(c.source + c.target - c.both)});
+  };
+  for (size_t l = 0; l < dense.size(); ++l) add(static_cast<int32_t>(l), dense[l]);
+  for (const auto& [label, c] : sparse) add(label, c);
+  return out;
+}
 
 struct LabelMap {
   std::vector<int64_t> shape;   // the map's shape (the class axis removed)
@@ -45,31 +82,17 @@ class MaskComparator final : public Comparator {
       return v;
     }
     e.pixels = static_cast<int64_t>(s.labels.size());
-    std::map<int32_t, MaskEvidence::ClassIoU> classes;
-    std::map<int32_t, int64_t> intersection;
     int64_t equal = 0;
-    for (size_t i = 0; i < s.labels.size(); ++i) {
-      ++classes[s.labels[i]].source_pixels;
-      ++classes[t.labels[i]].target_pixels;
-      if (s.labels[i] == t.labels[i]) {
-        ++equal;
-        ++intersection[s.labels[i]];
-      }
-    }
+    e.classes = count_labels(s.labels, t.labels, equal);
     double iou_sum = 0;
-    for (auto& [label, c] : classes) {
-      c.label = label;
-      const int64_t both = intersection[label];
-      c.iou = static_cast<double>(both) / static_cast<double>(c.source_pixels + c.target_pixels - both);
-      iou_sum += c.iou;
-      e.classes.push_back(c);
-    }
+    for (const auto& c : e.classes) iou_sum += c.iou;
+    const size_t classes = e.classes.size();
     e.pixel_agreement = e.pixels ? static_cast<double>(equal) / e.pixels : 1.0;
-    e.mean_iou = classes.empty() ? 1.0 : iou_sum / classes.size();
+    e.mean_iou = classes == 0 ? 1.0 : iou_sum / classes;
     v.agree = e.pixel_agreement >= min_agreement_;
     v.distance = 1.0 - e.mean_iou;
     v.detail = fmt::format("{:.2f}% pixels agree, mIoU {:.4f} over {} label(s)", 100 * e.pixel_agreement, e.mean_iou,
-                           classes.size());
+                           classes);
     v.evidence = std::move(e);
     return v;
   }
@@ -92,7 +115,7 @@ class MaskComparator final : public Comparator {
     LabelMap m;
     const bool integer = t.dtype != DType::kFloat32 && t.dtype != DType::kFloat16 && t.dtype != DType::kFloat64 &&
                          t.dtype != DType::kBFloat16;
-    const std::vector<float> v = values_of(t);
+    const FloatValues v(t);
     const int64_t rank = static_cast<int64_t>(t.shape.size());
     if (integer) {
       m.shape = t.shape;
@@ -123,7 +146,7 @@ class MaskComparator final : public Comparator {
     return m;
   }
 
-  LabelMap threshold(const Tensor& t, const std::vector<float>& v) const {
+  LabelMap threshold(const Tensor& t, std::span<const float> v) const {
     LabelMap m;
     m.shape = t.shape;
     m.labels.resize(v.size());

@@ -69,6 +69,11 @@ BatchRunner::BatchRunner(const runtime::Session& session, std::string label, siz
   if (fixed_batch_) batch_ = static_cast<size_t>(fixed_batch_);
 }
 
+size_t BatchRunner::batch_for(size_t sample_bytes) const {
+  if (fixed_batch_ > 1 || sample_bytes == 0) return batch_;
+  return std::clamp<size_t>(kMaxBatchInputBytes / sample_bytes, 1, batch_);
+}
+
 Result<std::vector<SampleOutputs>> BatchRunner::run_stacked(const std::vector<Tensor>& inputs) const {
   const size_t count = inputs.empty() || inputs[0].shape.empty() ? 0 : static_cast<size_t>(inputs[0].shape[0]);
   size_t padded = count;
@@ -122,8 +127,11 @@ Result<std::vector<SampleOutputs>> BatchRunner::run(std::span<const Feed* const>
   size_t i = 0;
   while (i < samples.size()) {
     size_t j = i + 1;
+    size_t bytes = 0;
+    for (const auto& t : *samples[i]) bytes += t.bytes.size();
+    const size_t batch = batch_for(bytes);
     if (model_stacks() && batch_of_one(*samples[i]))
-      while (j < samples.size() && j - i < batch_ && same_shapes(*samples[j], *samples[i])) ++j;
+      while (j < samples.size() && j - i < batch && same_shapes(*samples[j], *samples[i])) ++j;
     FETAFIX_ASSIGN_OR_RETURN(auto group, run_group(samples.subspan(i, j - i)));
     for (auto& g : group) out.push_back(std::move(g));
     i = j;
@@ -166,7 +174,10 @@ Result<std::vector<SampleOutputs>> run_table(const BatchRunner& runner, const Fe
   }
   std::vector<SampleOutputs> out;
   out.reserve(rows.size());
-  const size_t batch = runner.batch_size();
+  size_t row_bytes = 0;
+  if (table.is_stacked())
+    for (const auto& t : table.stacked) row_bytes += t.bytes.size() / table.size();
+  const size_t batch = runner.batch_for(row_bytes);
   for (size_t first = 0; first < rows.size(); first += batch) {
     const auto chunk = rows.subspan(first, std::min(batch, rows.size() - first));
     if (table.is_stacked() && runner.model_stacks()) {

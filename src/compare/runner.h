@@ -9,6 +9,12 @@
 // input fixed at a batch of 1 — runs sample by sample. If a stacked run returns an output whose
 // dim 0 is not the batch, the runner cannot tell the samples apart: it reruns them one at a
 // time and stops stacking for that model.
+//
+// A batch also stops growing at kMaxBatchInputBytes of input: past that, a larger batch only
+// grows ONNX Runtime's memory arena (page faults on first use, in every fresh session) without
+// running faster. PaddleOCR's text detector at 640x640 (4.9 MB per sample), plain ONNX Runtime,
+// 2 cores, warm sessions: 0.179 CPU s per image at batch 1, 0.198 at 2, 0.238 at 8; fresh
+// sessions: 0.256 at batch 1, 0.733 at 8 (bench_compare ocr-det --images 16, docs/tasks.md).
 #pragma once
 
 #include <atomic>
@@ -21,6 +27,8 @@
 #include "runtime/session.h"
 
 namespace fetafix::compare {
+
+inline constexpr size_t kMaxBatchInputBytes = size_t{8} << 20;  // 8 float 224x224 images; one 640x640
 
 using Feed = std::vector<Tensor>;           // one sample's inputs, in model input order
 using SampleOutputs = std::vector<Tensor>;  // one sample's outputs, in model output order
@@ -37,6 +45,9 @@ class BatchRunner {
   // Can this model take several samples in one run at all?
   bool model_stacks() const { return model_stacks_ && splits_.load(); }
   size_t batch_size() const { return batch_; }
+  // Samples per run for samples of `sample_bytes` input each: the batch size, kept under
+  // kMaxBatchInputBytes (a model's fixed batch is kept as it is).
+  size_t batch_for(size_t sample_bytes) const;
 
  private:
   Result<std::vector<SampleOutputs>> run_group(std::span<const Feed* const> samples) const;

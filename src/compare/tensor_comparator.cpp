@@ -107,7 +107,7 @@ class TensorComparator final : public Comparator {
       st.out.relative_l2 = kTensorDistanceCap;
       return st;
     }
-    const std::vector<float> s = values_of(s_tensor), t = values_of(t_tensor);
+    const FloatValues s(s_tensor), t(t_tensor);
     double dot = 0, tt = 0;
     for (size_t i = 0; i < s.size(); ++i) {
       const bool sf = std::isfinite(s[i]), tf = std::isfinite(t[i]);

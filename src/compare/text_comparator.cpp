@@ -113,7 +113,7 @@ class TextComparator final : public Comparator {
     const int64_t steps = time_major_ ? t.shape[0] : t.shape[1], classes = t.shape[2];
     const int64_t batch = time_major_ ? t.shape[1] : t.shape[0];
     if (batch != 1) return make_error("{}: text output has shape {}; one sample expected", label, shape_to_string(t.shape));
-    const std::vector<float> v = values_of(t);
+    const FloatValues v(t);
     std::vector<int64_t> ids;
     int64_t previous = -1;
     for (int64_t step = 0; step < steps; ++step) {
