@@ -6,7 +6,7 @@
 
 #include "model/builder.h"
 #include "model/graph.h"
-#include "model/model.h"
+#include "model/opset.h"
 #include "model/weights.h"
 
 namespace fetafix::inject {

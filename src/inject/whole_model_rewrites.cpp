@@ -11,6 +11,7 @@
 
 #include "inject/injection_context.h"
 #include "model/model.h"
+#include "model/opset.h"
 #include "runtime/session.h"
 
 namespace fetafix::inject::detail {

@@ -15,6 +15,7 @@
 #include "model/graph.h"
 #include "model/layout.h"
 #include "model/model.h"
+#include "model/opset.h"
 #include "model/resolve_weight.h"
 #include "localize/finding.h"
 

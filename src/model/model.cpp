@@ -217,10 +217,4 @@ Status save_model(const onnx::ModelProto& model, const fs::path& path, const std
   return write_file_atomic(path, bytes);
 }
 
-int64_t default_opset(const onnx::ModelProto& model) {
-  for (const auto& op : model.opset_import())
-    if (op.domain().empty() || op.domain() == "ai.onnx") return op.version();
-  return 0;
-}
-
 }  // namespace fetafix::model

@@ -3,7 +3,6 @@
 // fields this ONNX version does not know survive a round trip as protobuf unknown fields.
 #pragma once
 
-#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -39,8 +38,5 @@ Status save_model(const onnx::ModelProto& model, const std::filesystem::path& pa
 
 // Deterministic bytes. Empty for a model over 2 GB, which protobuf cannot serialize.
 std::string serialize_model(const onnx::ModelProto& model);
-
-// The version of the default ("" / "ai.onnx") opset the model imports; 0 when it declares none.
-int64_t default_opset(const onnx::ModelProto& model);
 
 }  // namespace fetafix::model

@@ -10,6 +10,7 @@
 #include "model/edit.h"
 #include "model/graph.h"
 #include "model/model.h"
+#include "model/opset.h"
 #include "repair/strategies/strategies.h"
 
 namespace fetafix::repair::detail {
