@@ -146,8 +146,17 @@ Result<std::unique_ptr<Comparator>> make_comparator(const TaskSpec& task, const 
   const ComparatorRegistry& registry = ComparatorRegistry::instance();
   TaskSpec effective = task;
   if (effective.kind.empty()) {
-    auto class_scores = [](const ModelOutputs& m) { return m.outputs.size() == 1 && m.outputs[0].shape.size() == 2; };
-    if (!class_scores(source) || !class_scores(target)) {
+    const bool source_scores = source.outputs.size() == 1 && source.outputs[0].shape.size() == 2;
+    // The Target's partner of that output: its output of the same name, else its only output. A
+    // Target may have more outputs than the Source (a converter's extra graph output, which
+    // localize reports as a CG finding); the partner is what is compared, as with --task label.
+    const runtime::ValueInfo* partner = nullptr;
+    if (source_scores) {
+      for (const auto& o : target.outputs)
+        if (o.name == source.outputs[0].name) partner = &o;
+      if (!partner && target.outputs.size() == 1) partner = &target.outputs[0];
+    }
+    if (!source_scores || !partner || partner->shape.size() != 2) {
       std::vector<std::string> fitting;
       for (const auto& name : registry.names())
         if (const auto* k = registry.find(name); k->fits && k->fits(source.outputs)) fitting.push_back(name);

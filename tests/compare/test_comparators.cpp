@@ -121,6 +121,16 @@ TEST(NoGuessing, OnlyOneRankTwoOutputIsTakenForClassScores) {
   // Only the Target looks wrong: still refused, with its shapes named.
   EXPECT_NE(bind_error("", classifier, model("t.onnx", {out("probs", {-1, 10, 100})})).find("(Target: 'probs' [N,10,100])"),
             std::string::npos);
+  // A Target with an extra output (a converter's leftover, a CG fault) is compared on the partner
+  // of the Source's output, found by name; without a partner of that name it is refused.
+  const auto with_extra = model("t.onnx", {out("probs", {-1, 1000}), out("features", {-1, 8, 7, 7})});
+  auto extra = bound("", classifier, with_extra);
+  ASSERT_NE(extra, nullptr);
+  EXPECT_EQ(extra->task().kind, "label");
+  EXPECT_EQ(extra->target_outputs(), std::vector<size_t>{0});
+  EXPECT_NE(bind_error("", classifier, model("t.onnx", {out("features", {-1, 8, 7, 7}), out("scores", {-1, 1000})}))
+                .find("do not look like class scores"),
+            std::string::npos);
   // --task label reads any single output as scores, flattened per sample.
   const auto map = model("s.onnx", {out("seg", {-1, 2, 2, 2})});
   auto c = bound("label", map, map);
