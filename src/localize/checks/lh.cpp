@@ -59,15 +59,12 @@ bool known_dims(const std::vector<int64_t>& dims) {
 }
 
 // The attribute's default as the ONNX operator schemas state it (OpSchemaRegistry) for the node's
-// op at the model's opset; nullopt when the schema gives none. `known`: whether the registry knows
-// the op (in the default domain, at a declared opset) at all.
-std::optional<json> schema_default(const onnx::NodeProto& node, const std::string& name, int64_t opset, bool& known) {
-  known = false;
+// op at the model's opset; nullopt when the schema gives none (or the registry does not know the op).
+std::optional<json> schema_default(const onnx::NodeProto& node, const std::string& name, int64_t opset) {
   const bool default_domain = node.domain().empty() || node.domain() == "ai.onnx";
   if (!default_domain || opset <= 0) return std::nullopt;
   const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(node.op_type(), static_cast<int>(opset), "");
   if (!schema) return std::nullopt;
-  known = true;
   const auto& attributes = schema->attributes();
   auto it = attributes.find(name);
   if (it == attributes.end() || !it->second.default_value.has_type()) return std::nullopt;
@@ -82,8 +79,10 @@ std::optional<json> schema_default(const onnx::NodeProto& node, const std::strin
   }
 }
 
-// Defaults for ops the schema registry does not know (a domain of its own, an undeclared opset,
-// an op newer than the installed ONNX).
+// Defaults where the schema gives none: ops the registry does not know (a domain of its own, an
+// undeclared opset, an op newer than the installed ONNX), and attributes an older opset lacks but
+// whose absence behaves as the later default (MaxPool before opset 10 has no ceil_mode: it floors,
+// as ceil_mode 0 does) — so an opset upgrade alone is no hyperparameter difference.
 std::optional<json> fallback_default(const std::string& op, const std::string& name, int64_t opset) {
   if (is_kernel_op(op)) {
     if (name == "auto_pad") return json("NOTSET");
@@ -114,9 +113,8 @@ std::optional<json> default_value(const onnx::NodeProto& node, const std::string
   }
   // No Clip bound is no bound (opset 6's schema says ±FLT_MAX, which clips nothing either).
   if (op == "Clip" && (name == "min" || name == "max")) return json(nullptr);
-  bool known = false;
-  if (auto d = schema_default(node, name, opset, known)) return d;
-  return known ? std::nullopt : fallback_default(op, name, opset);
+  if (auto d = schema_default(node, name, opset)) return d;
+  return fallback_default(op, name, opset);
 }
 
 // Pads implied by auto_pad on an input of spatial dims `in` (ONNX: SAME_UPPER puts the odd
