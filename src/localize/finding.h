@@ -39,6 +39,10 @@ constexpr std::string_view fault_type_name(FaultType t) {
   return "?";
 }
 
+// Input-level types are about what the model is fed (its preprocessing, input dims, input
+// layout): repair tries them before layer findings, and activation analysis does not rank them.
+constexpr bool is_input_level(FaultType t) { return t == FaultType::kPP || t == FaultType::kID || t == FaultType::kTSS; }
+
 // Whether Source and Target compute the same function on real activations where the
 // finding is (LH and CG findings; see the equivalence filter).
 enum class Equivalence { kNotChecked, kEquivalent, kDivergent };

@@ -244,8 +244,7 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
     r.notes.push_back("activation analysis skipped: " + r.activation.skipped_reason);
   }
   for (auto& f : r.findings) {
-    const FaultType type = f.type();
-    if (type != FaultType::kWB && type != FaultType::kLH && type != FaultType::kCG) continue;
+    if (is_input_level(f.type())) continue;
     auto it = rank_of.find(f.source_node);
     f.layer_rank = it == rank_of.end() ? -1 : it->second;
   }

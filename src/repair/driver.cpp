@@ -35,7 +35,7 @@ int equivalence_order(Equivalence e) {
 // Input-based findings first, by type; then layer findings by equivalence, rank and type.
 bool candidate_before(const RepairCandidate& a, const RepairCandidate& b) {
   const Finding &fa = a.finding, &fb = b.finding;
-  const bool ia = input_based(fa.type()), ib = input_based(fb.type());
+  const bool ia = localize::is_input_level(fa.type()), ib = localize::is_input_level(fb.type());
   if (ia != ib) return ia;
   if (ia) return static_cast<int>(fa.type()) < static_cast<int>(fb.type());
   const int ea = equivalence_order(fa.equivalence), eb = equivalence_order(fb.equivalence);
@@ -166,7 +166,7 @@ std::vector<RepairCandidate> Loop::plan_candidates(const std::vector<Finding>& f
 void Loop::try_input_findings(const std::vector<RepairCandidate>& candidates, std::set<const RepairCandidate*>& handled,
                               std::set<const RepairCandidate*>& kept_inputs) {
   for (const auto& c : candidates) {
-    if (!input_based(c.finding.type()) || out_of_time()) continue;
+    if (!localize::is_input_level(c.finding.type()) || out_of_time()) continue;
     handled.insert(&c);
     const FaultType type = c.finding.type();
     if (rejections_[type] >= o_.max_rejections) continue;

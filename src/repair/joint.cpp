@@ -27,7 +27,7 @@ void Loop::try_joint_phase(const Members& order, const std::set<const RepairCand
                            const std::set<const RepairCandidate*>& kept_inputs) {
   Members rest;
   for (const auto* c : order)
-    if (!kept_inputs.count(c) && !(handled.count(c) && !input_based(c->finding.type())) &&
+    if (!kept_inputs.count(c) && !(handled.count(c) && !localize::is_input_level(c->finding.type())) &&
         c->finding.type() != FaultType::kPP && c->finding.equivalence != Equivalence::kEquivalent)
       rest.push_back(c);
   // CG findings are the least certain (a differently built graph differs in structure for

@@ -22,9 +22,6 @@ namespace fetafix::repair::detail {
 using Clock = std::chrono::steady_clock;
 inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-inline bool input_based(localize::FaultType t) {
-  return t == localize::FaultType::kPP || t == localize::FaultType::kID || t == localize::FaultType::kTSS;
-}
 inline TypeCounts& counts_of(RepairResult& r, localize::FaultType type) {
   return r.counts[std::string(localize::fault_type_name(type))];
 }
