@@ -56,6 +56,11 @@ class Session {
   // dim 0 across chunks; a captured value whose dim 0 is not the batch is taken from the
   // first chunk. Safe to call from several threads.
   Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs) const;
+  // The same, into `outputs`: a tensor already there whose dtype matches and whose storage is
+  // large enough is reused (no allocation, no zeroing), so a caller running batch after batch
+  // keeps its buffers. Worth it for large captures: a fresh block of many megabytes comes from
+  // the kernel page by page on every call, which costs more than the copy itself.
+  Status run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
 
   // Shape of every output (captured ones included) as seen by the first run().
   std::map<std::string, std::vector<int64_t>> observed_shapes() const;
