@@ -12,15 +12,26 @@ namespace {
 
 struct GraphIndex {
   std::unordered_map<std::string, int> producer;
-  std::unordered_set<std::string> initializers;
+  std::unordered_map<std::string, std::vector<int>> consumers;
+  std::unordered_set<std::string> weights;  // initializers and values computed from them alone
 };
 
 GraphIndex index_graph(const onnx::GraphProto& g) {
   GraphIndex ix;
-  for (int i = 0; i < g.node_size(); ++i)
+  for (int i = 0; i < g.node_size(); ++i) {
     for (const auto& out : g.node(i).output())
       if (!out.empty()) ix.producer.emplace(out, i);
-  for (const auto& t : g.initializer()) ix.initializers.insert(t.name());
+    for (const auto& in : g.node(i).input())
+      if (!in.empty()) ix.consumers[in].push_back(i);
+  }
+  for (const auto& t : g.initializer()) ix.weights.insert(t.name());
+  // Nodes in graph order (producers first, as ONNX requires): weight-only when every input is.
+  for (const auto& n : g.node()) {
+    bool from_weights = true;
+    for (const auto& in : n.input()) from_weights = from_weights && (in.empty() || ix.weights.count(in));
+    if (from_weights)
+      for (const auto& out : n.output()) ix.weights.insert(out);
+  }
   return ix;
 }
 
@@ -67,6 +78,65 @@ std::set<std::string> cut_after(const onnx::GraphProto& g, const GraphIndex& ix,
   return cut;
 }
 
+// An element-wise op with one activation input and weights otherwise: cheap to recompute, and
+// a cut may move across it to a smaller value (a QuantizeLinear's uint8 output is a quarter of
+// its float input).
+bool cheap_unary(const onnx::NodeProto& n, const GraphIndex& ix, std::string* activation) {
+  static const std::set<std::string> ops{"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Relu",
+                                         "Clip", "LeakyRelu", "Sigmoid", "Tanh", "BatchNormalization",
+                                         "Mul", "Add", "Sub", "Div", "Min", "Max", "Transpose"};
+  if (!ops.count(n.op_type()) || n.output_size() != 1) return false;
+  std::string found;
+  for (const auto& in : n.input()) {
+    if (in.empty() || ix.weights.count(in)) continue;
+    if (!found.empty()) return false;
+    found = in;
+  }
+  if (found.empty()) return false;
+  *activation = found;
+  return true;
+}
+
+// Moves the cut to smaller values where one cheap op away: backward over a node of this pass
+// (its input is kept instead, the node recomputed later), forward over the single consumer of a
+// value (computed now, its output kept instead) unless a later pass wants that value itself.
+// `covered` and `cut` change together.
+void shrink_cut(const onnx::GraphProto& g, const GraphIndex& ix, const CapturePlanInput& in,
+                const std::vector<bool>& this_pass, const std::vector<bool>& needed,
+                const std::set<std::string>& later_values, std::vector<bool>& covered, std::set<std::string>& cut) {
+  auto bytes = [&](const std::string& v) { return per_image_bytes(in, v); };
+  for (int round = 0; round < 8; ++round) {
+    bool moved = false;
+    const std::vector<std::string> snapshot(cut.begin(), cut.end());  // cut changes in the loop
+    for (const std::string& v : snapshot) {
+      const auto vb = bytes(v);
+      if (!vb) continue;
+      const int producer = ix.producer.at(v);
+      std::string u;
+      if (this_pass[static_cast<size_t>(producer)] && cheap_unary(g.node(producer), ix, &u) && bytes(u) &&
+          *bytes(u) < *vb) {
+        covered[static_cast<size_t>(producer)] = false;
+        cut.erase(v);
+        cut.insert(u);
+        moved = true;
+        continue;
+      }
+      if (later_values.count(v)) continue;
+      std::vector<int> readers;
+      for (int c : ix.consumers.count(v) ? ix.consumers.at(v) : std::vector<int>{})
+        if (needed[static_cast<size_t>(c)] && !covered[static_cast<size_t>(c)]) readers.push_back(c);
+      if (readers.size() != 1 || !cheap_unary(g.node(readers[0]), ix, &u)) continue;
+      const std::string& w = g.node(readers[0]).output(0);
+      if (!bytes(w) || *bytes(w) >= *vb) continue;
+      covered[static_cast<size_t>(readers[0])] = true;
+      cut.erase(v);
+      cut.insert(w);
+      moved = true;
+    }
+    if (!moved) break;
+  }
+}
+
 Result<onnx::ModelProto> segment_model(const onnx::ModelProto& model, const model::Subgraph& piece,
                                        const std::vector<std::string>& outputs, const CapturePlanInput& in) {
   model::SubgraphCopy copy;
@@ -105,9 +175,10 @@ Result<std::vector<SegmentPlan>> plan_capture_segments(const onnx::ModelProto& m
   for (size_t p = 0; p < passes; ++p) {
     auto piece = model::subgraph_between(g, cache, in.values_per_pass[p]);
     if (!piece.ok()) return make_error("capture plan, pass {}: {}", p, piece.error().message);
-    std::vector<bool> now_covered = covered;
-    for (int i : piece->nodes) now_covered[static_cast<size_t>(i)] = true;
-    const auto cut = cut_after(g, ix, now_covered, needed_after[p], later_values[p]);
+    std::vector<bool> now_covered = covered, this_pass(n, false);
+    for (int i : piece->nodes) now_covered[static_cast<size_t>(i)] = this_pass[static_cast<size_t>(i)] = true;
+    auto cut = cut_after(g, ix, now_covered, needed_after[p], later_values[p]);
+    shrink_cut(g, ix, in, this_pass, needed_after[p], later_values[p], now_covered, cut);
     size_t cut_bytes = 0;
     bool keepable = in.cache_budget > 0;
     for (const auto& v : cut) {
@@ -119,7 +190,6 @@ Result<std::vector<SegmentPlan>> plan_capture_segments(const onnx::ModelProto& m
       if (!cut.count(v)) cut_bytes += per_image_bytes(in, v).value_or(0) * in.rows;
     keepable = keepable && cut_bytes <= in.cache_budget;
     SegmentPlan plan;
-    plan.entries = piece->entries_read;
     std::set<std::string> produced;
     for (int i : piece->nodes)
       for (const auto& out : g.node(i).output()) produced.insert(out);
@@ -140,8 +210,11 @@ Result<std::vector<SegmentPlan>> plan_capture_segments(const onnx::ModelProto& m
       plan.keep.push_back(v);
       if (std::find(plan.outputs.begin(), plan.outputs.end(), v) == plan.outputs.end()) plan.outputs.push_back(v);
     }
-    if (!plan.outputs.empty()) {
-      FETAFIX_ASSIGN_OR_RETURN(auto m, segment_model(model, *piece, plan.outputs, in));
+    if (!plan.outputs.empty()) {  // the pass's values and the new cut (which may reach past them)
+      auto segment = model::subgraph_between(g, cache, plan.outputs);
+      if (!segment.ok()) return make_error("capture plan, pass {}: {}", p, segment.error().message);
+      plan.entries = segment->entries_read;
+      FETAFIX_ASSIGN_OR_RETURN(auto m, segment_model(model, *segment, plan.outputs, in));
       plan.model = std::move(m);
     }
     cache = std::move(next_cache);
