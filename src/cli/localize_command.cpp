@@ -44,7 +44,8 @@ int run_localize(LocalizeCommandArgs& args) {
       return fail(st.error());
     std::cout << "JSON written to " << a.pair.json_path << "\n";
   }
-  const int exit_code = result->fault_count() == 0 ? kExitOk : kExitDifferent;
+  // Disagreement that no finding explains is no success either (docs/cli.md).
+  const int exit_code = result->fault_count() == 0 && !result->unexplained_disagreement() ? kExitOk : kExitDifferent;
   if (!args.model_explorer.empty()) {
     auto files = report::write_model_explorer_files(args.model_explorer, p.source.proto, p.target.proto, *result,
                                                     result->findings);
@@ -74,7 +75,8 @@ void add_localize_command(CLI::App& app, CommandRunner& runner) {
       "localize",
       "Find where Target differs from Source: preprocessing (PP), input dimensions (ID), tensor shape and\n"
       "structure (TSS), weights and biases (WB), layer hyperparameters (LH), computation graph (CG).\n"
-      "Exit code: 0 nothing found, 1 faults found, 2 bad usage or bad input.");
+      "Exit code: 0 nothing found, 1 faults found (or images disagree and no check explains why), 2 bad usage or\n"
+      "bad input.");
   add_localize_options(cmd, args->localize);
   cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)");
   cmd->add_option("--model-explorer", args->model_explorer,

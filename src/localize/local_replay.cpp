@@ -617,6 +617,28 @@ Result<LocalReplay> replay_matched_layers(const onnx::ModelProto& source, const 
   return out;
 }
 
+const LayerReplay* LocalReplay::find(const std::string& source_node) const {
+  for (const auto& l : ranked)
+    if (l.source_node == source_node) return &l;
+  return nullptr;
+}
+
+std::vector<const LayerReplay*> LocalReplay::exceeding() const {
+  std::vector<const LayerReplay*> out;
+  for (const auto& l : ranked)
+    if (l.rank >= 0 && l.error.exceeds_tolerance) out.push_back(&l);
+  return out;
+}
+
+std::map<std::string, int> layer_order(const LocalReplay& replay, const ActivationAnalysis& activation) {
+  std::map<std::string, int> order;
+  int next = 0;
+  for (const LayerReplay* l : replay.exceeding()) order.emplace(l->source_node, next++);
+  for (const auto& l : activation.ranked)  // by rank, the skipped ones (rank -1) last
+    if (l.rank >= 0 && order.emplace(l.source_node, next).second) ++next;
+  return order;
+}
+
 namespace {
 
 nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -658,6 +680,7 @@ nlohmann::json to_json(const LocalReplay& r) {
     j["rank"] = l.rank;
     layers.push_back(std::move(j));
   }
+  if (!r.skipped_reason.empty()) return nlohmann::json{{"layers", std::move(layers)}, {"skipped_reason", r.skipped_reason}};
   return nlohmann::json{{"layers", std::move(layers)},
                         {"tolerance", r.tolerance},
                         {"images", r.images},

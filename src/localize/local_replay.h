@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,7 @@
 
 #include "common/result.h"
 #include "common/tensor.h"
+#include "localize/activation_analysis.h"
 #include "match/match.h"
 #include "model/graph.h"
 
@@ -116,6 +118,11 @@ struct LocalReplay {
   double tolerance = 0;
   size_t images = 0, batches = 0, sessions = 0;
   double source_seconds = 0, target_seconds = 0;
+  std::string skipped_reason;  // set (and `ranked` empty) when the caller did not run it, and why
+
+  const LayerReplay* find(const std::string& source_node) const;
+  // Measured layers whose error exceeds the tolerance, in rank order.
+  std::vector<const LayerReplay*> exceeding() const;
 };
 
 // Layer-local replay of every matched pair: pair k's Target region computes its boundary from
@@ -123,6 +130,13 @@ struct LocalReplay {
 Result<LocalReplay> replay_matched_layers(const onnx::ModelProto& source, const onnx::ModelProto& target,
                                           const std::vector<match::NodeMatch>& pairs, const Tensor& source_inputs,
                                           const Tensor& target_inputs, const ReplayOptions& options = {});
+
+// The order in which localization lists layers and repair tries their findings (source node ->
+// 0-based position): first the layers whose local replay error exceeds the tolerance, by replay
+// rank (the error a layer adds by itself); then the others by the activation analysis's rank
+// (the paper's Kruskal-Wallis ranking); layers neither ranks are left out. With replay not run,
+// this is the activation analysis's ranking.
+std::map<std::string, int> layer_order(const LocalReplay& replay, const ActivationAnalysis& activation);
 
 nlohmann::json to_json(const RegionError& error);
 nlohmann::json to_json(const LocalReplay& replay);

@@ -425,12 +425,13 @@ class Loop {
     // What is left goes one finding at a time, in the order of the layer ranking.
     if (!out_of_time()) {
       const auto t2 = Clock::now();
-      say(fmt::format("round {}: ranking layers by activation analysis", round_));
+      say(fmt::format("round {}: ranking layers by activation analysis and local replay", round_));
       localize::LocalizeResult ranked;
       ranked.matching = loc.matching;
       for (const auto& c : candidates) ranked.findings.push_back(c.finding);
       FETAFIX_TRY_STATUS(localize::rank_layers(source_, target_side_, detection_view(), lo, ranked));
       loc.activation = ranked.activation;
+      loc.replay = std::move(ranked.replay);
       std::map<std::tuple<std::string, std::string, std::string>, int> rank;
       for (const auto& f : ranked.findings)
         rank[{std::string(localize::fault_type_name(f.type)), f.source_node, f.summary}] = f.layer_rank;

@@ -163,17 +163,7 @@ TEST(MatchModels, ExtraAndMissingConvsAreReportedUnmatched) {
   EXPECT_EQ(r.unmatched_target, (std::vector<std::string>{"T_extra"}));
 }
 
-// The Target with every weight changed in place: other values, same shapes.
-onnx::ModelProto with_weights_changed(onnx::ModelProto target, const std::set<std::string>& only = {}, bool zero = false) {
-  for (auto& init : *target.mutable_graph()->mutable_initializer()) {
-    if (init.name().find("_w") == std::string::npos) continue;
-    if (!only.empty() && !only.count(init.name())) continue;
-    std::string& raw = *init.mutable_raw_data();
-    if (zero) std::fill(raw.begin(), raw.end(), '\0');
-    else std::reverse(raw.begin(), raw.end());  // reversing the bytes scrambles the floats
-  }
-  return target;
-}
+using testing::with_weights_changed;
 
 TEST(MatchModels, UnrelatedWeightsAreNotForcedIntoPairsByContent) {
   // Same architecture, every weight different: weight content contradicts every pairing, so
