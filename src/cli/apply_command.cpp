@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/pair_options.h"
 #include "common/fs.h"
+#include "model/cleanup.h"
 #include "model/model.h"
 #include "repair/patch.h"
 
@@ -16,6 +17,7 @@ namespace {
 
 struct ApplyArgs {
   std::string patch, target, output;
+  bool no_cleanup = false;
 };
 
 int run_apply(const ApplyArgs& a) {
@@ -29,6 +31,7 @@ int run_apply(const ApplyArgs& a) {
   if (!target.ok()) return fail(target.error());
   if (auto st = repair::apply_patch(*patch, target->proto); !st.ok())
     return fail(make_error("patch '{}' does not apply to '{}': {}", a.patch, a.target, st.error().message));
+  if (!a.no_cleanup) model::cleanup_model(target->proto);  // as `fetafix repair` does before writing
   if (auto st = model::save_model(target->proto, a.output, {fs::path(a.patch), fs::path(a.target)}); !st.ok())
     return fail(st.error());
   std::cout << "applied " << patch->edits.size() << " edit(s) to " << a.target << " -> " << a.output << "\n";
@@ -48,6 +51,8 @@ void add_apply_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("patch", args->patch, "Patch file (JSON, schema fetafix.patch/1)")->required();
   cmd->add_option("target", args->target, "Target ONNX model the patch was made for")->required();
   cmd->add_option("-o,--output", args->output, "Repaired ONNX model to write (never an input)")->required();
+  cmd->add_flag("--no-cleanup", args->no_cleanup,
+                "Keep what the patched model no longer uses (for a repair run with --no-cleanup)");
   cmd->callback([&runner, args] { runner.action = [args] { return run_apply(*args); }; });
 }
 

@@ -5,11 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <onnx/checker.h>
 
 #include "cli/commands.h"
 #include "cli/localize_options.h"
 #include "common/fs.h"
+#include "model/cleanup.h"
 #include "repair/driver.h"
 #include "repair/repair.h"
 #include "report/cli_support.h"
@@ -24,6 +24,7 @@ struct RepairArgs {
   repair::RepairOptions options;
   std::string output, patch, validate_images, report, model_explorer;
   bool strict_regressions = false;
+  bool no_cleanup = false;
 };
 
 Status check_output(const std::string& path, const PairArgs& pair, const char* what) {
@@ -33,18 +34,22 @@ Status check_output(const std::string& path, const PairArgs& pair, const char* w
   return check_writable(path);
 }
 
-// ONNX's checker knows opsets up to 17 / IR 8 here; newer models are only loaded by ONNX
-// Runtime (which the repair already did on every kept edit).
-void check_with_onnx(const onnx::ModelProto& m) {
-  int64_t opset = 0;
-  for (const auto& o : m.opset_import())
-    if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
-  if (opset > 17 || m.ir_version() > 8) return;
-  try {
-    onnx::checker::check_model(m);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "fetafix: warning: ONNX's checker rejects the repaired model: %s\n", e.what());
+// The model written is the repaired Target without what nothing reads any more (the weights a
+// repair bypassed, stale value_info): `fetafix apply` runs the same cleanup after the patch, so it
+// still reproduces these bytes. ONNX's checker (structural checks above opset 17 / IR 8) only
+// warns: ONNX Runtime already ran the model on every kept edit.
+onnx::ModelProto finished_model(const onnx::ModelProto& repaired, bool cleanup, bool quiet) {
+  onnx::ModelProto m = repaired;
+  if (cleanup) {
+    const auto removed = model::cleanup_model(m);
+    if (!quiet && removed.removed() > 0)
+      std::fprintf(stderr, "repair: removed what the repaired model no longer uses: %zu node(s), %zu initializer(s), "
+                   "%zu value_info\n", removed.nodes_removed.size(), removed.initializers_removed.size(),
+                   removed.value_info_removed.size());
   }
+  if (auto check = model::check_model(m); !check.ok())
+    std::fprintf(stderr, "fetafix: warning: the repaired model fails the check: %s\n", check.error().message.c_str());
+  return m;
 }
 
 int run_repair(RepairArgs& a) {
@@ -67,8 +72,8 @@ int run_repair(RepairArgs& a) {
   auto result = repair::repair_target(p.source_side, p.target_side, pair_args.images, o);
   if (!result.ok()) return fail(result.error());
   const auto& r = *result;
-  check_with_onnx(r.repaired);
-  if (auto st = model::save_model(r.repaired, a.output, {pair_args.source_path, pair_args.target_path}); !st.ok())
+  const onnx::ModelProto written = finished_model(r.repaired, !a.no_cleanup, pair_args.quiet);
+  if (auto st = model::save_model(written, a.output, {pair_args.source_path, pair_args.target_path}); !st.ok())
     return fail(st.error());
   if (!a.patch.empty())
     if (auto st = repair::save_patch(r.patch, a.patch); !st.ok()) return fail(st.error());
@@ -153,6 +158,9 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
                 "Also keep edits that leave disagreement equal but bring the probabilities closer");
   cmd->add_flag("--strict-regressions", args->strict_regressions,
                 "Reject an edit that makes any agreeing image disagree, even if the total drops");
+  cmd->add_flag("--no-cleanup", args->no_cleanup,
+                "Keep what the repaired model no longer uses (unused weights, dead nodes, stale value_info); pass it "
+                "to `fetafix apply` too to reproduce that model");
   cmd->add_flag("!--no-joint", args->options.joint_step,
                 "Never apply a round's findings together when none is kept alone");
   cmd->callback([&runner, args] { runner.action = [args] { return run_repair(*args); }; });

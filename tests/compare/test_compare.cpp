@@ -83,12 +83,15 @@ TEST(Compare, JsonHasARecordPerImageAndTheSummary) {
   auto r = compare_models({&src, "s.onnx", preset}, {&tgt, "t.onnx", preset}, dir, quiet_options());
   ASSERT_TRUE(r.ok()) << r.error().message;
   nlohmann::json j = to_json(*r);
-  EXPECT_EQ(j["schema"], "fetafix.compare/1");
-  ASSERT_EQ(j["images"].size(), 10u);
+  EXPECT_EQ(j["schema"], "fetafix.compare/2");
+  EXPECT_EQ(j["task"]["kind"], "label");
+  ASSERT_EQ(j["samples"].size(), 10u);
   EXPECT_EQ(j["summary"]["disagreeing"], 7);
-  EXPECT_EQ(j["images"][0]["source_top_k"].size(), 2u);
-  EXPECT_EQ(j["images"][0]["status"], "disagree");  // b1: blue -> red
-  EXPECT_EQ(j["images"][0]["target_top_k"][0]["label"], 0);
+  EXPECT_DOUBLE_EQ(j["summary"]["label_discrepancy"].get<double>(), 0.7);
+  EXPECT_EQ(j["samples"][0]["source_top_k"].size(), 2u);
+  EXPECT_EQ(j["samples"][0]["status"], "disagree");  // b1: blue -> red
+  EXPECT_EQ(j["samples"][0]["target_top_k"][0]["label"], 0);
+  EXPECT_GT(j["samples"][0]["distance"].get<double>(), 0.0);
 }
 
 TEST(Compare, CorruptImagesAreSkippedOrFatalWhenStrict) {
