@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <tbb/parallel_pipeline.h>
 
+#include "common/limits.h"
 #include "runtime/session.h"
 
 namespace fetafix::compare {
@@ -43,6 +45,13 @@ Result<BoundSide> bind_side(const ModelSide& side, const CompareOptions& options
   b.image_shape = nchw ? std::vector<int64_t>{3, b.preset.height, b.preset.width}
                        : std::vector<int64_t>{b.preset.height, b.preset.width, 3};
   b.image_bytes = static_cast<size_t>(shape_numel(b.image_shape)) * dtype_size(b.preset.dtype);
+  // What infer() allocates per call: the batch (or the model's fixed batch) of preprocessed images.
+  const uint64_t batch = static_cast<uint64_t>(std::max<int64_t>(options.batch_size, b.session->fixed_batch()));
+  if (static_cast<long double>(b.image_bytes) * batch > resource_limits().max_tensor_bytes)
+    return make_error("{}: a batch of {} images of shape {} is {}, over the tensor limit of {} (--max-tensor-bytes or {})",
+                      side.label, batch, shape_to_string(b.image_shape),
+                      bytes_text(static_cast<uint64_t>(static_cast<long double>(b.image_bytes) * batch)),
+                      bytes_text(resource_limits().max_tensor_bytes), kMaxTensorBytesEnv);
   return b;
 }
 
@@ -88,7 +97,57 @@ Result<std::vector<float>> infer(const BoundSide& side, const std::string& label
   return all;
 }
 
+// Scores that are NaN or infinite: the model computed garbage for this image.
+bool has_non_finite(std::span<const float> scores) {
+  return std::any_of(scores.begin(), scores.end(), [](float v) { return !std::isfinite(v); });
+}
+
+struct NonFinite {
+  size_t images = 0;
+  std::string first;
+};
+
+void warn_non_finite(const NonFinite& n, const std::string& side, std::vector<std::string>& warnings) {
+  if (n.images)
+    warnings.push_back(fmt::format("{} output holds NaN or infinite scores for {} image(s) (first: {}); NaN scores rank "
+                                   "last, ties by class id",
+                                   side, n.images, n.first));
+}
+
 }  // namespace
+
+int64_t declared_classes(const onnx::ModelProto& model) {
+  if (model.graph().output_size() == 0) return 0;
+  const auto& type = model.graph().output(0).type();
+  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return 0;
+  const auto& dims = type.tensor_type().shape().dim();
+  if (dims.size() < 2) return 0;
+  int64_t classes = 1;
+  for (int i = 1; i < dims.size(); ++i) {
+    if (!dims[i].has_dim_value() || dims[i].dim_value() <= 0 || dims[i].dim_value() > (int64_t{1} << 31)) return 0;
+    classes *= dims[i].dim_value();
+    if (classes > (int64_t{1} << 31)) return 0;
+  }
+  return classes;
+}
+
+Status check_label_options(const CompareOptions& o, int64_t source_classes, int64_t target_classes) {
+  if (source_classes <= 0 || target_classes <= 0) return {};
+  const int64_t fewest = std::min(source_classes, target_classes);
+  if (o.top_k_given && o.top_k > fewest)
+    return make_error("--top-k {}: the models have only {} classes (Source {}, Target {})", o.top_k, fewest,
+                      source_classes, target_classes);
+  if (o.label_offset) {
+    const int64_t diff = target_classes - source_classes;
+    const int64_t lo = std::min<int64_t>(0, diff), hi = std::max<int64_t>(0, diff);
+    if (*o.label_offset < lo || *o.label_offset > hi)
+      return make_error("--label-offset {}: Target has {} classes and Source {}, so Target label - offset = Source "
+                        "label only holds for an offset {}",
+                        *o.label_offset, target_classes, source_classes,
+                        lo == hi ? fmt::format("of {}", lo) : fmt::format("from {} to {}", lo, hi));
+  }
+  return {};
+}
 
 Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& target, const fs::path& image_dir,
                                      const CompareOptions& options) {
@@ -107,7 +166,7 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
   result.target_preset = tgt.preset;
   result.records.resize(files.size());
   for (size_t i = 0; i < files.size(); ++i)
-    result.records[i].file = fs::relative(files[i], image_dir).generic_string();
+    result.records[i].file = files[i].lexically_relative(image_dir).generic_string();  // no symlink resolving: a loop would throw
 
   const size_t batch_size = static_cast<size_t>(options.batch_size);
   const size_t n_batches = (files.size() + batch_size - 1) / batch_size;
@@ -116,7 +175,9 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
   size_t next_batch = 0;
   std::optional<Error> failure;  // set by the serial stages only
   int64_t src_classes = 0, tgt_classes = 0;
-  const int k = options.top_k;
+  int k = options.top_k;  // lowered to the class count once it is known
+  bool labels_checked = false;
+  NonFinite src_non_finite, tgt_non_finite;
   const int64_t offset = options.label_offset.value_or(0);
 
   // Enough batches in flight to keep the decoders ahead of inference, few enough to
@@ -175,10 +236,22 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
                     failure = Error{e.message, kExitBadInput};
                     return;
                   }
+                  if (!labels_checked) {
+                    labels_checked = true;
+                    if (auto st = check_label_options(options, src_classes, tgt_classes); !st.ok()) {
+                      failure = st.error();
+                      return;
+                    }
+                    k = static_cast<int>(std::min<int64_t>({k, src_classes, tgt_classes}));
+                  }
                   for (size_t j = 0; j < n; ++j) {
                     ImageRecord& r = result.records[b->decoded[j]];
-                    r.source = top_k(std::span<const float>(s->data() + j * src_classes, static_cast<size_t>(src_classes)), k);
-                    r.target = top_k(std::span<const float>(t->data() + j * tgt_classes, static_cast<size_t>(tgt_classes)), k);
+                    const std::span<const float> s_row(s->data() + j * src_classes, static_cast<size_t>(src_classes));
+                    const std::span<const float> t_row(t->data() + j * tgt_classes, static_cast<size_t>(tgt_classes));
+                    for (auto [row, tally] : {std::pair{s_row, &src_non_finite}, std::pair{t_row, &tgt_non_finite}})
+                      if (has_non_finite(row) && tally->images++ == 0) tally->first = r.file;
+                    r.source = top_k(s_row, k);
+                    r.target = top_k(t_row, k);
                     for (int64_t id : r.target.ids) r.target_in_source.push_back(to_source_label(id, offset, src_classes));
                     r.agree = !r.source.ids.empty() && !r.target_in_source.empty() && r.source.ids[0] == r.target_in_source[0];
                     r.top_k_overlap = top_k_overlap(r.source.ids, r.target_in_source, k);
@@ -219,6 +292,8 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
         "Source has {} classes and Target {}: if one counts a background class, pass --label-offset "
         "(Target label - offset = Source label; 1 for a 1001-class Target)",
         src_classes, tgt_classes));
+  warn_non_finite(src_non_finite, "Source", result.warnings);
+  warn_non_finite(tgt_non_finite, "Target", result.warnings);
   if (s.images_skipped)
     result.warnings.push_back(fmt::format("{} image(s) could not be decoded and were skipped", s.images_skipped));
   return result;

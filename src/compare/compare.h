@@ -26,6 +26,7 @@ struct ModelSide {
 
 struct CompareOptions {
   int top_k = 5;
+  bool top_k_given = false;             // asked for explicitly: more than the class count is an error, not clamped
   std::optional<int64_t> label_offset;  // Target label - offset = Source label
   int threads = 0;                      // ONNX Runtime intra-op threads per model; 0 = one per core
   int batch_size = 8;
@@ -67,6 +68,16 @@ struct CompareResult {
   Summary summary;
   std::vector<std::string> warnings;
 };
+
+// Classes per image of the model's first output as declared ([N,1000] -> 1000); 0 when a dim
+// after the batch is unknown.
+int64_t declared_classes(const onnx::ModelProto& model);
+
+// --top-k and --label-offset against the class counts (0 = not known yet: not checked). Errors
+// (exit 2): top_k_given and top_k larger than the smaller count; an offset that does not map
+// the Target's labels onto the Source's, i.e. outside [min(0, T-S), max(0, T-S)] (only 0 when
+// both have as many classes, 1 for a 1001-class Target over a 1000-class Source).
+Status check_label_options(const CompareOptions& options, int64_t source_classes, int64_t target_classes);
 
 Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& target,
                                      const std::filesystem::path& image_dir, const CompareOptions& options);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace fetafix::compare {
@@ -17,12 +18,23 @@ static bool is_distribution(std::span<const float> s) {
 
 std::vector<float> probabilities(std::span<const float> class_scores) {
   std::vector<float> probs(class_scores.begin(), class_scores.end());
-  if (!is_distribution(class_scores) && !probs.empty()) {
-    float mx = *std::max_element(probs.begin(), probs.end());
-    double sum = 0;
-    for (float& v : probs) { v = std::exp(v - mx); sum += v; }
-    for (float& v : probs) v = static_cast<float>(v / sum);
+  if (probs.empty() || is_distribution(class_scores)) return probs;
+  const float nan = std::numeric_limits<float>::quiet_NaN();  // positive: prints "nan", never "-nan"
+  const auto positive_infinities = std::count(probs.begin(), probs.end(), std::numeric_limits<float>::infinity());
+  if (positive_infinities > 0) {
+    // The limit of softmax: the +inf logits share all the mass.
+    for (float& v : probs) v = std::isnan(v) ? nan : (std::isinf(v) && v > 0 ? 1.0f / positive_infinities : 0.0f);
+    return probs;
   }
+  float mx = -std::numeric_limits<float>::infinity();
+  for (float v : probs)
+    if (!std::isnan(v)) mx = std::max(mx, v);
+  double sum = 0;
+  for (float& v : probs) {
+    v = std::isnan(v) ? nan : std::exp(v - mx);  // -inf -> 0
+    if (!std::isnan(v)) sum += v;
+  }
+  for (float& v : probs) v = std::isnan(v) || sum <= 0 ? nan : static_cast<float>(v / sum);
   return probs;
 }
 
@@ -32,12 +44,14 @@ TopK top_k(std::span<const float> class_scores, int k) {
   const size_t kk = std::min(n, static_cast<size_t>(std::max(k, 0)));
   std::vector<int64_t> idx(n);
   std::iota(idx.begin(), idx.end(), 0);
-  // Rank on the raw scores (softmax can round distinct logits to equal floats).
+  // Rank on the raw scores (softmax can round distinct logits to equal floats). A total order, so
+  // the lists are the same on every run: numbers before NaN, higher first, ties by class id.
   auto better = [&](int64_t a, int64_t b) {
-    float sa = class_scores[a], sb = class_scores[b];
-    if (std::isnan(sa)) return false;
-    if (std::isnan(sb)) return true;
-    return sa > sb || (sa == sb && a < b);
+    const float sa = class_scores[a], sb = class_scores[b];
+    const bool nan_a = std::isnan(sa), nan_b = std::isnan(sb);
+    if (nan_a != nan_b) return nan_b;
+    if (!nan_a && sa != sb) return sa > sb;
+    return a < b;
   };
   std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(kk), idx.end(), better);
   TopK out;

@@ -18,9 +18,12 @@ struct TopK {
 // flattening every certainty to ~0.001: that is what this avoids.
 inline constexpr double kProbabilitySumTolerance = 1e-3;
 
+// Ranked on the raw scores: higher first, NaN after every number, ties (NaNs included) by the
+// lower class id, so the lists are the same on every run.
 TopK top_k(std::span<const float> class_scores, int k);
 
-// The scores as probabilities, by the same rule as top_k.
+// The scores as probabilities, by the same rule as top_k. Non-finite logits: NaN stays NaN
+// (positive, printed "nan"), -inf becomes 0, and +inf logits share all the mass.
 std::vector<float> probabilities(std::span<const float> class_scores);
 
 // Shifts a Target label into the Source's numbering: source_id = target_id - offset.
