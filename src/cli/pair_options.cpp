@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/limits.h"
 
 namespace fetafix::cli {
 namespace fs = std::filesystem;
@@ -60,26 +61,36 @@ void add_pair_options(CLI::App* cmd, PairArgs& a) {
   cmd->add_option("--source-preprocess-override", a.source_override,
                   "JSON object of preset fields to change, e.g. '{\"crop\":\"stretch\",\"width\":299}'");
   cmd->add_option("--target-preprocess-override", a.target_override, "Same, for the Target");
-  cmd->add_option("--top-k", a.top_k, "Length of the label lists compared")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--top-k", a.top_k, "Length of the label lists compared (at most the class count)")
+      ->capture_default_str()->check(CLI::Range(1, 1000))->each([&a](const std::string&) { a.top_k_given = true; });
   cmd->add_option("--label-offset", a.label_offset,
                   "Target label - offset = Source label (1 for a 1001-class Target with a background class)");
   cmd->add_option("--threads", a.threads, "ONNX Runtime threads per model (0 = one per core)")
       ->capture_default_str()->check(CLI::Range(0, 256));
   cmd->add_option("--batch-size", a.batch_size, "Images per inference call")->capture_default_str()->check(CLI::Range(1, 4096));
-  cmd->add_option("--json", a.json_path, "Also write the results as JSON here");
+  cmd->add_option("--json", a.json_path, "Also write the results as JSON here")->check(non_empty_path());
   cmd->add_flag("--strict", a.strict, "Fail on the first image that cannot be decoded instead of skipping it");
   cmd->add_flag("--quiet,-q", a.quiet, "No progress output");
 }
 
+RunFiles pair_run_files(const PairArgs& a) {
+  RunFiles files;
+  files.input("the Source model", a.source_path);
+  files.input("the Target model", a.target_path);
+  std::error_code ec;
+  for (const auto& preset : {a.source_preprocess, a.target_preprocess})
+    if (fs::is_regular_file(preset, ec)) files.input("the preset file", preset);
+  if (!a.images.empty()) files.image_folders.push_back({"--images", a.images});
+  files.output("--json", a.json_path);
+  return files;
+}
+
 Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& a) {
-  if (!a.json_path.empty()) {
-    for (const auto& input : {a.source_path, a.target_path})
-      if (same_file(a.json_path, input)) return make_error("{}: refusing to overwrite an input model", a.json_path);
-    FETAFIX_TRY_STATUS(check_writable(a.json_path));
-  }
   auto p = std::make_unique<LoadedPair>();
   FETAFIX_ASSIGN_OR_RETURN(p->source, model::load_model(a.source_path));
   FETAFIX_ASSIGN_OR_RETURN(p->target, model::load_model(a.target_path));
+  for (const auto* m : {&p->source, &p->target})
+    FETAFIX_TRY_STATUS(model::check_input_sizes(m->proto, m->path.string(), resource_limits().max_tensor_bytes));
   FETAFIX_ASSIGN_OR_RETURN(auto sp, make_preset(a.source_preprocess, a.source_override, p->source.proto,
                                                 "--source-preprocess"));
   FETAFIX_ASSIGN_OR_RETURN(auto tp, make_preset(a.target_preprocess, a.target_override, p->target.proto,
@@ -87,11 +98,14 @@ Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& a) {
   p->source_side = {&p->source.proto, a.source_path, sp};
   p->target_side = {&p->target.proto, a.target_path, tp};
   p->compare.top_k = a.top_k;
+  p->compare.top_k_given = a.top_k_given;
   p->compare.label_offset = a.label_offset;
   p->compare.threads = a.threads;
   p->compare.batch_size = a.batch_size;
   p->compare.strict = a.strict;
   p->compare.progress = a.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
+  FETAFIX_TRY_STATUS(compare::check_label_options(p->compare, compare::declared_classes(p->source.proto),
+                                                  compare::declared_classes(p->target.proto)));
   return p;
 }
 
