@@ -14,6 +14,8 @@ debs=(build-essential cmake pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev
       mate-backgrounds
       chromium)  # headless: the report's browser test and bench_report open the HTML in it
+# scripts/fuzz.sh only: clang and libFuzzer (~400 MB) stay off the default path (CI, tests).
+[ "${FETAFIX_SETUP_FUZZ:-0}" = 1 ] && debs+=(clang-14 libfuzzer-14-dev)
 # npm may come from nodesource's nodejs rather than Debian's npm package.
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 missing=()
