@@ -7,7 +7,8 @@
 #   scripts/fuzz.sh build                only build
 # Corpora grow in $FUZZ_BUILD_DIR/corpus/TARGET; a crash is saved as
 # $FUZZ_BUILD_DIR/artifacts/TARGET/crash-* and the script exits non-zero. One line per target
-# sums it up: "fuzz TARGET: N executions in S s, K crashes".
+# sums it up: "fuzz TARGET: N executions in S s, K crashes". FUZZ_RUNS=N stops each target after
+# N executions (e.g. FUZZ_RUNS=1000000 scripts/fuzz.sh all 60: a million each, at most an hour each).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
@@ -56,13 +57,14 @@ for t in "${run[@]}"; do
   set +e
   # -rss_limit_mb: a leak or a runaway allocation is a finding, not an OOM of the machine.
   "$build/fuzz/fuzz_$t" "$corpus" "$seeds/$t" -max_total_time="$per_target" -timeout=10 -rss_limit_mb=2560 \
-    -artifact_prefix="$artifacts" -print_final_stats=1 >"$log" 2>&1
+    -artifact_prefix="$artifacts" -print_final_stats=1 ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} >"$log" 2>&1
   rc=$?
   set -e
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   secs=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   crashes=$(( $(find "$artifacts" -type f | wc -l) - before ))
   if [ "$rc" -ne 0 ]; then status=1; tail -30 "$log"; fi
-  echo "fuzz $t: ${runs:-0} executions in ${per_target} s (${secs:-0}/s), $crashes crash(es); log $log"
+  took=$(sed -n 's/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  echo "fuzz $t: ${runs:-0} executions in ${took:-$per_target} s (${secs:-0}/s), $crashes crash(es); log $log"
 done
 exit $status
