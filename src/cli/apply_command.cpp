@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/pair_options.h"
 #include "common/fs.h"
+#include "model/cleanup.h"
 #include "model/model.h"
 #include "repair/patch.h"
 #include "runtime/validate.h"
@@ -18,6 +19,7 @@ namespace {
 
 struct ApplyArgs {
   std::string patch, target, output;
+  bool no_cleanup = false;
 };
 
 int run_apply(const ApplyArgs& a) {
@@ -34,6 +36,7 @@ int run_apply(const ApplyArgs& a) {
   onnx::ModelProto patched = target->proto;
   if (auto st = repair::apply_patch(*patch, patched); !st.ok())
     return fail(make_error("patch '{}' does not apply to '{}': {}", a.patch, a.target, st.error().message));
+  if (!a.no_cleanup) model::cleanup_model(patched);  // as `fetafix repair` does before writing
   // A patch may set values no model can hold (5 pads on a 2-D Conv, a weight of the wrong shape):
   // what ONNX Runtime cannot load is never written.
   auto warnings = runtime::validate_written_model(patched, &target->proto, a.output);
@@ -61,6 +64,8 @@ void add_apply_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("target", args->target, "Target ONNX model the patch was made for")->required();
   cmd->add_option("-o,--output", args->output, "Repaired ONNX model to write (never an input)")
       ->required()->check(non_empty_path());
+  cmd->add_flag("--no-cleanup", args->no_cleanup,
+                "Keep what the patched model no longer uses (for a repair run with --no-cleanup)");
   cmd->callback([&runner, args] { runner.action = [args] { return run_apply(*args); }; });
 }
 

@@ -28,8 +28,12 @@ int run_compare(const CompareArgs& args) {
   auto pair = load_pair(a);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
-  auto result = compare::compare_models(p.source_side, p.target_side, a.images, p.compare);
+  auto result = compare::compare_models(p.source_side, p.target_side, a.samples_dir(), p.compare);
   if (!result.ok()) return fail(result.error());
+  // Known only once the task is resolved; still before any output is written.
+  if (!args.report.empty() && (result->summary.task != "label" || !result->image_input))
+    return fail(make_error("--report: the HTML report shows label tasks on images in this version; use --json for "
+                           "the {} task", result->summary.task));
   const int exit_code = result->summary.disagreeing == 0 ? kExitOk : kExitDifferent;
   // Every output is made before any is written: a failure leaves none behind.
   PendingOutputs outputs;
@@ -40,7 +44,7 @@ int run_compare(const CompareArgs& args) {
     in.command = "compare";
     in.source = p.source_side;
     in.target = p.target_side;
-    in.image_dir = a.images;
+    in.image_dir = a.samples_dir();
     in.before = &*result;
     in.exit_code = exit_code;
     in.seconds = clock.seconds();
@@ -62,9 +66,10 @@ void add_compare_command(CLI::App& app, CommandRunner& runner) {
   auto args = std::make_shared<CompareArgs>();
   CLI::App* cmd = app.add_subcommand(
       "compare",
-      "Run Source and Target on every image of a folder and report where their top-1 labels differ.\n"
-      "Exit code: 0 no image disagrees, 1 some disagree, 2 bad usage or bad input.");
-  add_pair_options(cmd, args->pair);
+      "Run Source and Target on every sample of a folder and report where their outputs disagree: top-1 labels by\n"
+      "default, or detections, masks, CTC text or raw tensors with --task (docs/cli.md).\n"
+      "Exit code: 0 no sample disagrees, 1 some disagree, 2 bad usage or bad input.");
+  add_pair_options(cmd, args->pair, PairScope::kAnyModel);
   cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)")
       ->check(non_empty_path());
   cmd->callback([&runner, args] { runner.action = [args] { return run_compare(*args); }; });

@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "common/limits.h"
+#include "compare/comparator.h"
 
 namespace fetafix::cli {
 namespace fs = std::filesystem;
@@ -46,12 +47,32 @@ Result<data::Preset> make_preset(const std::string& spec, const std::string& ove
   return preset;
 }
 
+// --data, --task, --input, --sample-rate (docs/cli.md, "Any model").
+void add_any_model_options(CLI::App* cmd, PairArgs& a, CLI::Option* images) {
+  cmd->add_option("--data", a.data,
+                  "Folder of samples, one file each, searched recursively: images (.jpg/.png), .npz (one array per "
+                  "model input, named after it), .npy (single-input models), .wav (mono audio)")
+      ->excludes(images);
+  cmd->add_option("--input", a.inputs, "NAME=FILE.npy: the same value for input NAME on every sample (repeatable)");
+  cmd->add_option("--sample-rate", a.sample_rate, "Resample .wav samples to this rate (Hz); default: keep each file's")
+      ->check(CLI::Range(1, 10000000));
+}
+
 }  // namespace
 
-void add_pair_options(CLI::App* cmd, PairArgs& a) {
+void add_pair_options(CLI::App* cmd, PairArgs& a, PairScope scope) {
+  a.any_model = scope == PairScope::kAnyModel;
   cmd->add_option("SOURCE", a.source_path, "Source model (.onnx)")->required();
   cmd->add_option("TARGET", a.target_path, "Target (converted) model (.onnx)")->required();
-  cmd->add_option("--images", a.images, "Folder of .jpg/.jpeg/.png images (searched recursively)")->required();
+  auto* images = cmd->add_option("--images", a.images, "Folder of .jpg/.jpeg/.png images (searched recursively)");
+  if (a.any_model) add_any_model_options(cmd, a, images);
+  else images->required();
+  std::string kinds;
+  for (const auto& k : compare::ComparatorRegistry::instance().names()) kinds += (kinds.empty() ? "" : ", ") + k;
+  cmd->add_option("--task", a.task,
+                  a.any_model ? "What to compare: KIND[:key=value,...], KIND one of " + kinds +
+                                    " (docs/cli.md). Default: label, when each model has one [batch, classes] output"
+                              : "label[:top_k=K,offset=O] (this command works on class labels)");
   cmd->add_option("--source-preprocess", a.source_preprocess,
                   "Preset for the Source: torch, tf (inception), caffe, raw, uint8, auto, or a JSON preset file. "
                   "auto = uint8 for a uint8 input, torch otherwise")
@@ -73,6 +94,38 @@ void add_pair_options(CLI::App* cmd, PairArgs& a) {
   cmd->add_flag("--quiet,-q", a.quiet, "No progress output");
 }
 
+namespace {
+
+// --input NAME=FILE.npy as (NAME, FILE).
+Result<std::pair<std::string, std::string>> split_input_spec(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+    return make_error("--input {}: expected NAME=FILE.npy", spec);
+  return std::pair{spec.substr(0, eq), spec.substr(eq + 1)};
+}
+
+// The task and sample options into CompareOptions; the image-classifier commands take a label
+// task on images only (localize and repair on other tasks come later).
+Status load_task_and_samples(const PairArgs& a, compare::CompareOptions& o) {
+  if (a.samples_dir().empty()) return make_error("give the samples with --data DIR (or --images DIR)");
+  if (!a.task.empty()) {
+    FETAFIX_ASSIGN_OR_RETURN(o.task, compare::ComparatorRegistry::instance().parse(a.task));
+    if (!a.any_model && (o.task.kind != "label" || o.task.has("output")))
+      return make_error("--task {}: this command works on class labels (label[:top_k=K,offset=O]) in this version; "
+                        "fetafix compare takes every task", a.task);
+  }
+  o.samples.images_only = !a.images.empty();
+  o.samples.sample_rate = a.sample_rate;
+  o.samples.limits = data::array_limits(resource_limits());
+  for (const auto& spec : a.inputs) {
+    FETAFIX_ASSIGN_OR_RETURN(auto input, split_input_spec(spec));
+    o.samples.constants.push_back(std::move(input));
+  }
+  return {};
+}
+
+}  // namespace
+
 RunFiles pair_run_files(const PairArgs& a) {
   RunFiles files;
   files.input("the Source model", a.source_path);
@@ -80,7 +133,10 @@ RunFiles pair_run_files(const PairArgs& a) {
   std::error_code ec;
   for (const auto& preset : {a.source_preprocess, a.target_preprocess})
     if (fs::is_regular_file(preset, ec)) files.input("the preset file", preset);
-  if (!a.images.empty()) files.image_folders.push_back({"--images", a.images});
+  for (const auto& spec : a.inputs)
+    if (auto input = split_input_spec(spec); input.ok()) files.input("--input " + input->first, input->second);
+  files.sample_folder("--images", a.images, true);
+  files.sample_folder("--data", a.data, false);
   files.output("--json", a.json_path);
   return files;
 }
@@ -104,8 +160,7 @@ Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& a) {
   p->compare.batch_size = a.batch_size;
   p->compare.strict = a.strict;
   p->compare.progress = a.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
-  FETAFIX_TRY_STATUS(compare::check_label_options(p->compare, compare::declared_classes(p->source.proto),
-                                                  compare::declared_classes(p->target.proto)));
+  FETAFIX_TRY_STATUS(load_task_and_samples(a, p->compare));
   return p;
 }
 

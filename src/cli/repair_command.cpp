@@ -11,6 +11,7 @@
 #include "cli/staged_outputs.h"
 #include "common/fs.h"
 #include "common/json_text.h"
+#include "model/cleanup.h"
 #include "repair/driver.h"
 #include "repair/patch.h"
 #include "repair/repair.h"
@@ -26,6 +27,7 @@ struct RepairArgs {
   repair::RepairOptions options;
   std::string output, patch, validate_images, report, model_explorer;
   bool strict_regressions = false;
+  bool no_cleanup = false;
 };
 
 // Adds the --report page: it needs two more compares (the Target before and after the repair) for
@@ -55,18 +57,34 @@ Status add_report(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair
   return outputs.add(a.report, html);
 }
 
-// Every output, made before any is written: the repaired model (validated first: ONNX Runtime
-// must load it), the patch, the log, the Model Explorer files and the report.
+// The model written is the repaired Target without what nothing reads any more (the weights a
+// repair bypassed, stale value_info): `fetafix apply` runs the same cleanup after the patch, so it
+// still reproduces these bytes.
+onnx::ModelProto finished_model(const onnx::ModelProto& repaired, bool cleanup, bool quiet) {
+  onnx::ModelProto m = repaired;
+  if (!cleanup) return m;
+  const auto removed = model::cleanup_model(m);
+  if (!quiet && removed.removed() > 0)
+    std::fprintf(stderr, "repair: removed what the repaired model no longer uses: %zu node(s), %zu initializer(s), "
+                 "%zu value_info\n", removed.nodes_removed.size(), removed.initializers_removed.size(),
+                 removed.value_info_removed.size());
+  return m;
+}
+
+// Every output, made before any is written: the repaired model (cleaned, then validated: ONNX
+// Runtime must load and run it; ONNX's checker only warns, as ONNX Runtime already ran the model
+// on every kept edit), the patch, the log, the Model Explorer files and the report.
 Status add_outputs(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair& p, const repair::RepairResult& r,
                    const repair::RepairOptions& o, int exit_code, double seconds) {
-  auto warnings = runtime::validate_written_model(r.repaired, &p.target.proto, a.output, runtime::CheckerPolicy::kWarnOnly);
+  const PairArgs& pair_args = a.localize.pair;
+  const onnx::ModelProto written = finished_model(r.repaired, !a.no_cleanup, pair_args.quiet);
+  auto warnings = runtime::validate_written_model(written, &p.target.proto, a.output, runtime::CheckerPolicy::kWarnOnly);
   if (!warnings.ok()) return Error{warnings.error().message, kExitInternal};  // the loop ran every kept edit in ORT
   for (const auto& w : *warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
-  const std::string bytes = model::serialize_model(r.repaired);
+  const std::string bytes = model::serialize_model(written);
   if (bytes.empty()) return make_error("{}: the repaired model is over protobuf's 2 GB limit", a.output);
   FETAFIX_TRY_STATUS(outputs.add(a.output, bytes));
   if (!a.patch.empty()) FETAFIX_TRY_STATUS(outputs.add(a.patch, json_text(repair::patch_to_json(r.patch))));
-  const PairArgs& pair_args = a.localize.pair;
   if (!pair_args.json_path.empty()) FETAFIX_TRY_STATUS(outputs.add(pair_args.json_path, json_text(repair::to_json(r))));
   if (a.report.empty() && a.model_explorer.empty()) return {};
   const auto extra = repair::find_extra_outputs(*p.source_side.model, *p.target_side.model);
@@ -95,7 +113,7 @@ int run_repair(RepairArgs& a) {
   const report::Stopwatch clock;
   PairArgs& pair_args = a.localize.pair;
   RunFiles files = pair_run_files(pair_args);
-  if (!a.validate_images.empty()) files.image_folders.push_back({"--validate-images", a.validate_images});
+  files.sample_folder("--validate-images", a.validate_images, true);
   files.output("-o", a.output);
   files.output("--patch", a.patch);
   files.output("--report", a.report);
@@ -157,6 +175,9 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
                 "Also keep edits that leave disagreement equal but bring the probabilities closer");
   cmd->add_flag("--strict-regressions", args->strict_regressions,
                 "Reject an edit that makes any agreeing image disagree, even if the total drops");
+  cmd->add_flag("--no-cleanup", args->no_cleanup,
+                "Keep what the repaired model no longer uses (unused weights, dead nodes, stale value_info); pass it "
+                "to `fetafix apply` too to reproduce that model");
   cmd->add_flag("!--no-joint", args->options.joint_step,
                 "Never apply a round's findings together when none is kept alone");
   cmd->callback([&runner, args] { runner.action = [args] { return run_repair(*args); }; });

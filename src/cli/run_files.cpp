@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "common/fs.h"
-#include "data/image.h"
+#include "data/samples.h"
 
 namespace fetafix::cli {
 namespace fs = std::filesystem;
@@ -35,19 +35,23 @@ bool inside(const fs::path& path, const fs::path& folder) {
   return pi != p.end();
 }
 
-Status check_against_images(const RunFiles::Entry& out, const RunFiles::Entry& folder) {
-  if (data::is_image_file_name(out.path) && inside(out.path, folder.path))
-    return make_error("{}: {} is inside the image folder {} ({}): it would be read as an image next time",
-                      out.path.string(), out.what, folder.path.string(), folder.what);
+Status check_against_samples(const RunFiles::Entry& out, const RunFiles::SampleFolder& samples) {
+  const RunFiles::Entry& folder = samples.folder;
+  const bool sample_name =
+      samples.images_only ? data::is_image_file_name(out.path) : data::is_sample_file_name(out.path);
+  const char* kind = samples.images_only ? "image" : "sample";
+  if (sample_name && inside(out.path, folder.path))
+    return make_error("{}: {} is inside the {} folder {} ({}): it would be read as a{} {} next time", out.path.string(),
+                      out.what, kind, folder.path.string(), folder.what, samples.images_only ? "n" : "", kind);
   FileId out_id;
   if (!file_id(out.path, &out_id)) return {};
-  auto images = data::list_images(folder.path);
-  if (!images.ok()) return {};  // the run reports a bad image folder itself, after the models
-  for (const auto& image : *images) {
+  auto listed = data::list_samples(folder.path, samples.images_only);
+  if (!listed.ok()) return {};  // the run reports a bad sample folder itself, after the models
+  for (const auto& sample : *listed) {
     FileId id;
-    if (file_id(image, &id) && id == out_id)
-      return make_error("{}: refusing to overwrite the image {} of {} ({})", out.path.string(), image.string(),
-                        folder.what, out.what);
+    if (file_id(sample.path, &id) && id == out_id)
+      return make_error("{}: refusing to overwrite the {} {} of {} ({})", out.path.string(), kind,
+                        sample.path.string(), folder.what, out.what);
   }
   return {};
 }
@@ -78,6 +82,9 @@ Status check_output_folder(const RunFiles::Entry& dir, const RunFiles& files) {
 void RunFiles::input(std::string what, const fs::path& path) {
   if (!path.empty()) inputs.push_back({std::move(what), path});
 }
+void RunFiles::sample_folder(std::string what, const fs::path& path, bool images_only) {
+  if (!path.empty()) sample_folders.push_back({{std::move(what), path}, images_only});
+}
 void RunFiles::output(std::string what, const fs::path& path) {
   if (!path.empty()) outputs.push_back({std::move(what), path});
 }
@@ -97,7 +104,7 @@ Status check_run_files(const RunFiles& files) {
                           out.what, files.outputs[j].what);
     if (auto st = check_writable(out.path); !st.ok())
       return make_error("{} ({})", st.error().message, out.what);
-    for (const auto& folder : files.image_folders) FETAFIX_TRY_STATUS(check_against_images(out, folder));
+    for (const auto& folder : files.sample_folders) FETAFIX_TRY_STATUS(check_against_samples(out, folder));
   }
   for (const auto& dir : files.output_folders) FETAFIX_TRY_STATUS(check_output_folder(dir, files));
   return {};

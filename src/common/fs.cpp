@@ -98,9 +98,11 @@ Status probe_folder(const fs::path& path, const fs::path& dir) {
 
 }  // namespace
 
-Result<std::string> read_regular_file(const fs::path& path, std::string_view what, uint64_t max_bytes) {
-  const std::string label = fmt::format("{} '{}'", what, path.string());
-  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+namespace {
+
+// Opens `path` for reading if it is a regular file (symlinks followed); the open file and its size.
+// O_NONBLOCK: opening a FIFO must not wait for a writer.
+Result<std::pair<int, uint64_t>> open_regular_file(const fs::path& path, const std::string& label) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;
@@ -119,12 +121,26 @@ Result<std::string> read_regular_file(const fs::path& path, std::string_view wha
     if (folder) return make_error("{}: is a folder, not a file", label);
     return make_error("{}: is {}, not a regular file", label, special_kind(mode));
   }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+  return std::pair{fd, static_cast<uint64_t>(st.st_size)};
+}
+
+}  // namespace
+
+Status check_regular_file(const fs::path& path) {
+  FETAFIX_ASSIGN_OR_RETURN(auto opened, open_regular_file(path, path.string()));
+  ::close(opened.first);
+  return {};
+}
+
+Result<std::string> read_regular_file(const fs::path& path, std::string_view what, uint64_t max_bytes) {
+  const std::string label = fmt::format("{} '{}'", what, path.string());
+  FETAFIX_ASSIGN_OR_RETURN(auto opened, open_regular_file(path, label));
+  const auto [fd, size] = opened;
+  if (size > max_bytes) {
     ::close(fd);
-    return make_error("{}: {} bytes is over the limit of {} bytes for this kind of file", label,
-                      static_cast<uint64_t>(st.st_size), max_bytes);
+    return make_error("{}: {} bytes is over the limit of {} bytes for this kind of file", label, size, max_bytes);
   }
-  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  std::string bytes(static_cast<size_t>(size), '\0');
   size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t n = ::read(fd, bytes.data() + off, bytes.size() - off);

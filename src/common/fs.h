@@ -19,6 +19,10 @@ namespace fetafix {
 Result<std::string> read_regular_file(const std::filesystem::path& path, std::string_view what,
                                       uint64_t max_bytes = uint64_t{1} << 31);
 
+// The checks of read_regular_file without reading: for readers that take a path (libsndfile) or
+// check sizes themselves. Errors start with the path.
+Status check_regular_file(const std::filesystem::path& path);
+
 // Writes `data` to `path` through a temporary file in the same folder, fsync and a rename,
 // so readers see either the old file or the whole new one. A full disk (or a file-size limit)
 // is an error naming `path`.

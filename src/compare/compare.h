@@ -1,6 +1,8 @@
-// `fetafix compare`: run Source and Target over an image folder and measure where their
-// labels disagree. Decoding and preprocessing run on worker threads, overlapped with
-// inference, so the models are the bottleneck, not the JPEG decoder.
+// `fetafix compare`: run Source and Target over a folder of samples (images, .npz, .npy, .wav:
+// data/samples.h) and measure, sample by sample, whether their outputs agree for the task
+// (compare/comparator.h: class labels, detections, masks, CTC text, raw tensors). Decoding and
+// preprocessing run on worker threads, overlapped with inference, so the models are the
+// bottleneck, not the decoders.
 #pragma once
 
 #include <filesystem>
@@ -8,48 +10,70 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
 
 #include "common/progress.h"
 #include "common/result.h"
+#include "compare/evidence.h"
 #include "compare/labels.h"
+#include "compare/task.h"
 #include "data/preprocess.h"
+#include "data/samples.h"
+#include "runtime/session.h"
 
 namespace fetafix::compare {
 
 struct ModelSide {
   const onnx::ModelProto* model = nullptr;
   std::string label;     // how errors and reports name it (its path)
-  data::Preset preset;   // may leave size/layout to the model
+  data::Preset preset;   // for the image input; may leave size/layout to the model
 };
 
 struct CompareOptions {
   int top_k = 5;
-  bool top_k_given = false;             // asked for explicitly: more than the class count is an error, not clamped
+  // top_k asked for (--top-k given; a top_k other than the default counts too): more than the
+  // class count is an error. The default is lowered to the class count silently.
+  bool top_k_given = false;
   std::optional<int64_t> label_offset;  // Target label - offset = Source label
   int threads = 0;                      // ONNX Runtime intra-op threads per model; 0 = one per core
   int batch_size = 8;
-  bool strict = false;                  // a corrupt image is an error instead of skipped
+  bool strict = false;                  // a corrupt sample is an error instead of skipped
   ProgressMode progress = ProgressMode::kAuto;
+  // What agreement means (--task). No kind: the outputs must look like class scores (one
+  // [batch, classes] output) and the task is label with top_k and label_offset above; those
+  // two also fill a label task's top_k= and offset= when the task string leaves them out.
+  TaskSpec task;
+  data::SampleOptions samples;          // constant inputs, sample rate, images only, limits
 };
 
+// One sample (the name is historical; SampleRecord says what it is).
 struct ImageRecord {
-  std::string file;    // relative to the image folder
-  std::string error;   // why the image was skipped; empty when compared
+  std::string file;    // relative to the sample folder
+  std::string error;   // why the sample was skipped; empty when compared
+  bool agree = false;  // the task's verdict (label: top-1 equal after the offset)
+  double distance = 0; // the task's distance (label: L1 between the probability vectors)
+  std::string detail;  // the task's one-line account
+  Evidence evidence;   // what the comparator saw (compare/evidence.h)
+  // Label tasks only (copied from the evidence; empty for other tasks):
   TopK source;
   TopK target;         // ids in the Target's own numbering
   std::vector<int64_t> target_in_source;  // target.ids mapped through the label offset
-  bool agree = false;                     // top-1 equal (after the offset)
   double top_k_overlap = 0;
 };
+using SampleRecord = ImageRecord;
 
+// Counts are of samples (images_* are historical names).
 struct Summary {
   size_t images_found = 0;
   size_t images_compared = 0;
   size_t images_skipped = 0;
   size_t disagreeing = 0;
   double discrepancy = 0;        // disagreeing / compared: the paper's label discrepancy
+  double mean_distance = 0;      // mean of the task's per-sample distances
+  std::string task;              // the task's kind
+  nlohmann::json task_figures = nlohmann::json::object();  // the comparator's summary figures
+  // Label tasks only:
   double top_k_agreement = 0;    // mean |top-k(S) ∩ top-k(T)| / k
   double source_top1_in_target_top_k = 0;  // share of images whose Source top-1 is in the Target's top-k
   int top_k = 0;
@@ -61,26 +85,25 @@ struct Summary {
 };
 
 struct CompareResult {
-  std::filesystem::path image_dir;
+  std::filesystem::path image_dir;            // the sample folder
   std::string source_label, target_label;
-  data::Preset source_preset, target_preset;  // bound to the models' inputs
-  std::vector<ImageRecord> records;           // one per image found, in dataset order
+  data::Preset source_preset, target_preset;  // bound to the image inputs (as given when no input takes images)
+  bool image_input = false;                   // the samples are images fed through the presets
+  TaskSpec task;                              // the task compared, with its options as used
+  std::vector<runtime::ValueInfo> source_inputs, target_inputs, source_outputs, target_outputs;
+  std::string input_pairing;                  // "'x' -> 'input_1' (by order)"
+  std::vector<ImageRecord> records;           // one per sample found, in dataset order
   Summary summary;
   std::vector<std::string> warnings;
 };
 
-// Classes per image of the model's first output as declared ([N,1000] -> 1000); 0 when a dim
-// after the batch is unknown.
-int64_t declared_classes(const onnx::ModelProto& model);
-
-// --top-k and --label-offset against the class counts (0 = not known yet: not checked). Errors
-// (exit 2): top_k_given and top_k larger than the smaller count; an offset that does not map
-// the Target's labels onto the Source's, i.e. outside [min(0, T-S), max(0, T-S)] (only 0 when
-// both have as many classes, 1 for a 1001-class Target over a 1000-class Source).
-Status check_label_options(const CompareOptions& options, int64_t source_classes, int64_t target_classes);
-
+// Runs both models over every sample of `data_dir` (options.samples says which files count
+// and how non-image inputs are fed) and compares them sample by sample with the task's comparator.
 Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& target,
-                                     const std::filesystem::path& image_dir, const CompareOptions& options);
+                                     const std::filesystem::path& data_dir, const CompareOptions& options);
+
+// The task compare_models runs for these options: options.task with the label flags filled in.
+TaskSpec effective_task(const CompareOptions& options);
 
 // The JSON document of `fetafix compare --json` (schema: docs/compare-json.md).
 nlohmann::json to_json(const CompareResult& result);

@@ -8,58 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <tbb/parallel_for.h>
 
+#include "compare/pair_setup.h"
 #include "runtime/session.h"
 
 namespace fetafix::compare {
 namespace fs = std::filesystem;
 
 namespace {
-
-Result<data::Preset> bind_to_input(const runtime::Session& session, const data::Preset& preset, const std::string& label) {
-  if (session.inputs().size() != 1)
-    return make_error("{}: the model has {} inputs; fetafix feeds a single image input", label, session.inputs().size());
-  const auto& in = session.inputs()[0];
-  auto bound = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
-  if (!bound.ok()) return make_error("{}: {}", label, bound.error().message);
-  return bound;
-}
-
-std::vector<int64_t> image_shape(const data::Preset& p) {
-  return p.layout == data::Layout::kNCHW ? std::vector<int64_t>{3, p.height, p.width}
-                                         : std::vector<int64_t>{p.height, p.width, 3};
-}
-
-// Runs `session` over `inputs` ([n, ...]) in batches; returns [n, classes] scores.
-Result<std::vector<float>> run_batches(const runtime::Session& session, const Tensor& inputs, size_t batch,
-                                       const std::string& label, int64_t& classes) {
-  const size_t n = static_cast<size_t>(inputs.shape[0]);
-  const size_t image_bytes = n ? inputs.bytes.size() / n : 0;
-  const int64_t fixed = session.fixed_batch();
-  if (fixed > 1) batch = static_cast<size_t>(fixed);
-  std::vector<float> all;
-  for (size_t first = 0; first < n; first += batch) {
-    const size_t count = std::min(batch, n - first);
-    const size_t padded = fixed > 1 ? static_cast<size_t>(fixed) : count;
-    std::vector<int64_t> shape = inputs.shape;
-    shape[0] = static_cast<int64_t>(padded);
-    Tensor chunk(inputs.dtype, shape);
-    std::memcpy(chunk.bytes.data(), inputs.bytes.data() + first * image_bytes, count * image_bytes);
-    for (size_t i = count; i < padded; ++i)  // pad a fixed batch with the last image
-      std::memcpy(chunk.bytes.data() + i * image_bytes, inputs.bytes.data() + (first + count - 1) * image_bytes,
-                  image_bytes);
-    FETAFIX_ASSIGN_OR_RETURN(auto outs, session.run({chunk}));
-    const Tensor& out = outs.at(0);
-    if (out.shape.empty() || out.shape[0] != static_cast<int64_t>(padded))
-      return make_error("{}: output has shape {}, expected a batch of {} first", label, shape_to_string(out.shape), padded);
-    const int64_t per = out.numel() / static_cast<int64_t>(padded);
-    if (per < 2) return make_error("{}: output has one value per image: not a classifier's scores", label);
-    if (classes && per != classes) return make_error("{}: output width changed from {} to {}", label, classes, per);
-    classes = per;
-    auto values = out.to_float();
-    all.insert(all.end(), values.begin(), values.begin() + static_cast<std::ptrdiff_t>(count * per));
-  }
-  return all;
-}
 
 // The evaluator runs one session at a time (a pass is one session over many batches), so its
 // intra-op workers may spin between nodes instead of sleeping: no other session competes for the
@@ -71,163 +26,135 @@ constexpr bool kSpinWhileScoring = true;
 // Partial runs only for regions with at most this share of the model's heavy nodes.
 constexpr double kMaxPartialCostShare = 0.5;
 
-// Rows `rows` of an [n, ...] tensor, in that order.
-Tensor gather_rows(const Tensor& all, std::span<const size_t> rows) {
-  std::vector<int64_t> shape = all.shape;
-  shape[0] = static_cast<int64_t>(rows.size());
-  Tensor out(all.dtype, shape);
-  const size_t row_bytes = all.shape[0] ? all.bytes.size() / static_cast<size_t>(all.shape[0]) : 0;
-  for (size_t j = 0; j < rows.size(); ++j)
-    std::memcpy(out.bytes.data() + j * row_bytes, all.bytes.data() + rows[j] * row_bytes, row_bytes);
-  return out;
+constexpr const char* kEverySampleNeeded = "(repair needs every sample decodable: remove it or fix it)";
+
+runtime::SessionOptions scoring_options(int threads) {
+  runtime::SessionOptions so;
+  so.threads = threads;
+  so.allow_spinning = kSpinWhileScoring;
+  return so;
+}
+
+std::vector<size_t> every_row(size_t n) {
+  std::vector<size_t> rows(n);
+  for (size_t i = 0; i < n; ++i) rows[i] = i;
+  return rows;
 }
 
 }  // namespace
 
-Result<Tensor> LabelEvaluator::preprocess_all(const data::Preset& bound) const {
-  std::vector<int64_t> shape{static_cast<int64_t>(files_.size())};
-  auto per = image_shape(bound);
-  shape.insert(shape.end(), per.begin(), per.end());
-  Tensor t(bound.dtype, shape);
-  const size_t image_bytes = files_.empty() ? 0 : t.bytes.size() / files_.size();
-  std::vector<std::string> errors(files_.size());
-  tbb::parallel_for(size_t{0}, files_.size(), [&](size_t i) {
-    auto image = data::decode_image(files_[i]);
-    if (!image.ok()) { errors[i] = image.error().message; return; }
-    data::preprocess_into(*image, bound, t.bytes.data() + i * image_bytes);
-  });
-  for (const auto& e : errors)
-    if (!e.empty()) return make_error("{} (repair needs every image decodable: remove it or fix it)", e);
-  return t;
-}
-
-Status LabelEvaluator::preprocess_both(const data::Preset& source, const data::Preset& target, Tensor& source_out,
-                                       Tensor& target_out) const {
-  const bool same = source.to_json() == target.to_json();
-  auto shaped = [&](const data::Preset& p) {
-    std::vector<int64_t> shape{static_cast<int64_t>(files_.size())};
-    auto per = image_shape(p);
-    shape.insert(shape.end(), per.begin(), per.end());
-    return Tensor(p.dtype, shape);
-  };
-  source_out = shaped(source);
-  if (!same) target_out = shaped(target);
+Result<FeedTable> Evaluator::feed_all(const data::InputFeeder& feeder, const data::Preset& preset) const {
   const size_t n = files_.size();
-  const size_t src_bytes = n ? source_out.bytes.size() / n : 0, tgt_bytes = n && !same ? target_out.bytes.size() / n : 0;
+  std::vector<Feed> feeds(n);
   std::vector<std::string> errors(n);
   tbb::parallel_for(size_t{0}, n, [&](size_t i) {
-    auto image = data::decode_image(files_[i]);
-    if (!image.ok()) { errors[i] = image.error().message; return; }
-    data::preprocess_into(*image, source, source_out.bytes.data() + i * src_bytes);
-    if (!same) data::preprocess_into(*image, target, target_out.bytes.data() + i * tgt_bytes);
+    auto sample = samples_.decode(i);
+    if (!sample.ok()) { errors[i] = fmt::format("{} {}", sample.error().message, kEverySampleNeeded); return; }
+    auto feed = feeder.feed(*sample, samples_.files()[i].name, preset);
+    if (!feed.ok()) { errors[i] = feed.error().message; return; }
+    feeds[i] = std::move(feed).value();
   });
   for (const auto& e : errors)
-    if (!e.empty()) return make_error("{} (repair needs every image decodable: remove it or fix it)", e);
-  if (same) target_out = source_out;
-  return {};
+    if (!e.empty()) return make_error("{}", e);
+  return FeedTable::from(std::move(feeds));
 }
 
-Result<std::unique_ptr<LabelEvaluator>> LabelEvaluator::create(const ModelSide& source, const ModelSide& target,
-                                                               const fs::path& image_dir,
-                                                               const CompareOptions& options) {
-  std::unique_ptr<LabelEvaluator> e(new LabelEvaluator());
+Result<data::InputFeeder> Evaluator::target_feeder(const runtime::Session& session, const data::Preset& preset) const {
+  return data::InputFeeder::bind(samples_, input_slots(session), target_input_names_, preset, target_label_);
+}
+
+Result<std::unique_ptr<Evaluator>> Evaluator::create(const ModelSide& source, const ModelSide& target,
+                                                     const fs::path& image_dir, const CompareOptions& options) {
+  std::unique_ptr<Evaluator> e(new Evaluator());
   e->options_ = options;
   e->target_label_ = target.label;
-  FETAFIX_ASSIGN_OR_RETURN(e->files_, data::list_images(image_dir));
-  runtime::SessionOptions so;
-  so.threads = options.threads;
-  so.allow_spinning = kSpinWhileScoring;
-  FETAFIX_ASSIGN_OR_RETURN(auto src_session, runtime::Session::create(*source.model, so, source.label));
-  FETAFIX_ASSIGN_OR_RETURN(e->source_preset_, bind_to_input(*src_session, source.preset, source.label));
-  {
-    FETAFIX_ASSIGN_OR_RETURN(auto tgt_session, runtime::Session::create(*target.model, so, target.label));
-    FETAFIX_ASSIGN_OR_RETURN(e->target_preset_, bind_to_input(*tgt_session, target.preset, target.label));
+  SetupOptions setup;
+  setup.allow_spinning = kSpinWhileScoring;
+  FETAFIX_ASSIGN_OR_RETURN(PairSetup p, set_up_pair(source, target, image_dir, options, setup));
+  e->samples_ = std::move(p.samples);
+  for (const auto& f : e->samples_.files()) e->files_.push_back(f.path);
+  e->comparator_ = std::move(p.comparator);
+  e->target_input_names_ = p.feeds.target.names();
+  e->source_preset_ = p.feeds.source.preset();
+  e->target_preset_ = p.feeds.target.preset();
+  FETAFIX_ASSIGN_OR_RETURN(FeedTable source_inputs, e->feed_all(p.feeds.source, e->source_preset_));
+  if (p.shared_feed) {
+    e->target_inputs_ = source_inputs;
+  } else {
+    FETAFIX_ASSIGN_OR_RETURN(e->target_inputs_, e->feed_all(p.feeds.target, e->target_preset_));
   }
-  Tensor src_inputs;
-  FETAFIX_TRY_STATUS(e->preprocess_both(e->source_preset_, e->target_preset_, src_inputs, e->target_inputs_));
-  FETAFIX_ASSIGN_OR_RETURN(auto scores, run_batches(*src_session, src_inputs, static_cast<size_t>(options.batch_size),
-                                                    source.label, e->source_classes_));
-  const size_t n = e->files_.size(), c = static_cast<size_t>(e->source_classes_);
-  e->source_probs_.resize(n * c);
-  for (size_t i = 0; i < n; ++i) {
-    std::span<const float> row(scores.data() + i * c, c);
-    auto probs = probabilities(row);
-    std::copy(probs.begin(), probs.end(), e->source_probs_.begin() + static_cast<std::ptrdiff_t>(i * c));
-    e->source_top1_.push_back(top_k(row, 1).ids.at(0));
-  }
+  const BatchRunner runner(*p.source_session, source.label, static_cast<size_t>(options.batch_size));
+  FETAFIX_ASSIGN_OR_RETURN(e->source_outputs_, run_table(runner, source_inputs, {}));
+  // Keep only what the comparator reads (an OCR map or a detector's anchors add up).
+  const auto& used = e->comparator_->source_outputs();
+  for (auto& outs : e->source_outputs_)
+    for (size_t o = 0; o < outs.size(); ++o)
+      if (std::find(used.begin(), used.end(), o) == used.end()) outs[o] = Tensor();
+  if (e->comparator_->task().kind == "label")
+    for (const auto& outs : e->source_outputs_) {
+      const FloatValues scores(outs.at(used.at(0)));
+      e->source_top1_.push_back(top_k(scores, 1).ids.at(0));
+    }
   return e;
 }
 
-Status LabelEvaluator::set_target_preset(const onnx::ModelProto& target, const data::Preset& preset) {
-  runtime::SessionOptions so;
-  so.threads = options_.threads;
-  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, so, target_label_));
-  FETAFIX_ASSIGN_OR_RETURN(target_preset_, bind_to_input(*session, preset, target_label_));
-  FETAFIX_ASSIGN_OR_RETURN(target_inputs_, preprocess_all(target_preset_));
+Status Evaluator::set_target_preset(const onnx::ModelProto& target, const data::Preset& preset) {
+  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, scoring_options(options_.threads), target_label_));
+  FETAFIX_ASSIGN_OR_RETURN(data::InputFeeder feeder, target_feeder(*session, preset));
+  FETAFIX_ASSIGN_OR_RETURN(target_inputs_, feed_all(feeder, feeder.preset()));
+  target_preset_ = feeder.preset();
   return {};
 }
 
-Result<CandidateScore> LabelEvaluator::tally(const std::vector<float>& scores, int64_t classes,
-                                             std::span<const size_t> rows) const {
-  const int64_t offset = options_.label_offset.value_or(0);
+Result<CandidateScore> Evaluator::tally(std::vector<SampleOutputs> outputs, std::span<const size_t> rows) const {
   CandidateScore s;
   const size_t n = rows.empty() ? files_.size() : rows.size();
-  const size_t c = static_cast<size_t>(classes), sc = static_cast<size_t>(source_classes_);
-  if (scores.size() < n * c) return make_error("{}: {} scores for {} images", target_label_, scores.size(), n);
+  if (outputs.size() != n) return make_error("{}: {} results for {} samples", target_label_, outputs.size(), n);
   double distance = 0;
   for (size_t j = 0; j < n; ++j) {
     const size_t i = rows.empty() ? j : rows[j];
-    std::span<const float> row(scores.data() + j * c, c);
-    const int64_t t1 = to_source_label(top_k(row, 1).ids.at(0), offset, source_classes_);
-    s.top1.push_back(t1);
-    s.agree.push_back(t1 == source_top1_[i]);
-    if (!s.agree.back()) ++s.disagreeing;
-    auto probs = probabilities(row);
-    double d = 0;
-    for (size_t k = 0; k < sc; ++k) {
-      const int64_t tk = static_cast<int64_t>(k) + offset;  // Target index of Source class k
-      const float tp = tk >= 0 && tk < classes ? probs[static_cast<size_t>(tk)] : 0.0f;
-      d += std::fabs(source_probs_[i * sc + k] - tp);
-    }
-    distance += d;
+    FETAFIX_ASSIGN_OR_RETURN(Verdict v, comparator_->compare(source_outputs_[i], outputs[j]));
+    if (const auto* label = std::get_if<LabelEvidence>(&v.evidence)) s.top1.push_back(label->target_in_source.at(0));
+    s.agree.push_back(v.agree);
+    s.disagreeing += !v.agree;
+    distance += v.distance;
+    s.verdicts.push_back(std::move(v));
   }
   s.discrepancy = n ? static_cast<double>(s.disagreeing) / n : 0;
   s.distance = n ? distance / n : 0;
   return s;
 }
 
-Result<CandidateScore> LabelEvaluator::score_inputs(const onnx::ModelProto& target, const Tensor& inputs,
-                                                    std::span<const size_t> subset) const {
-  runtime::SessionOptions so;
-  so.threads = options_.threads;
-  so.allow_spinning = kSpinWhileScoring;
-  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, so, target_label_));
-  int64_t classes = 0;
-  FETAFIX_ASSIGN_OR_RETURN(auto scores, run_batches(*session, inputs, static_cast<size_t>(options_.batch_size),
-                                                    target_label_, classes));
+Result<CandidateScore> Evaluator::score_inputs(const onnx::ModelProto& target, const FeedTable& inputs,
+                                               std::span<const size_t> subset) const {
+  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, scoring_options(options_.threads), target_label_));
+  const BatchRunner runner(*session, target_label_, static_cast<size_t>(options_.batch_size));
+  FETAFIX_ASSIGN_OR_RETURN(auto outputs, run_table(runner, inputs, subset));
   ++full_runs_;
-  return tally(scores, classes, subset);
+  return tally(std::move(outputs), subset);
 }
 
-Result<CandidateScore> LabelEvaluator::score_full(const onnx::ModelProto& target, std::span<const size_t> subset) const {
-  if (subset.empty()) return score_inputs(target, target_inputs_, subset);
-  return score_inputs(target, gather_rows(target_inputs_, subset), subset);
+Result<CandidateScore> Evaluator::score_full(const onnx::ModelProto& target, std::span<const size_t> subset) const {
+  return score_inputs(target, target_inputs_, subset);
 }
 
-Result<CandidateScore> LabelEvaluator::score(const onnx::ModelProto& target, std::span<const size_t> subset) const {
+Result<CandidateScore> Evaluator::score(const onnx::ModelProto& target, std::span<const size_t> subset) const {
   if (base_ && budget_bytes_ > 0)
     if (auto partial = score_partial(target, subset)) return std::move(*partial);
   return score_full(target, subset);
 }
 
-Status LabelEvaluator::set_base(const onnx::ModelProto& base, size_t budget_bytes) {
+Status Evaluator::set_base(const onnx::ModelProto& base, size_t budget_bytes) {
   base_ = base;
   base_fingerprint_ = model::ModelFingerprint(*base_);
   cache_.clear();
   cached_bytes_ = 0;
   base_values_.clear();
   base_probed_ = false;
-  budget_bytes_ = files_.empty() ? 0 : budget_bytes;
+  // Partial runs feed cached values for stacked samples and stand in for the first output only.
+  const auto& read = comparator_->target_outputs();
+  const bool first_output_only = read.size() == 1 && read[0] == 0;
+  budget_bytes_ = files_.empty() || !target_inputs_.is_stacked() || !first_output_only ? 0 : budget_bytes;
   base_fixed_batch_ = 0;
   for (const auto& in : base.graph().input()) {
     bool is_weight = false;
@@ -241,17 +168,16 @@ Status LabelEvaluator::set_base(const onnx::ModelProto& base, size_t budget_byte
   return {};
 }
 
-// Which values of the base are per-image tensors (dim 0 follows the batch), with their types:
-// one captured run on a few copies of the first image. Done on the first partial score, not in
+// Which values of the base are per-sample tensors (dim 0 follows the batch), with their types:
+// one captured run on a few copies of the first sample. Done on the first partial score, not in
 // set_base: a base whose candidates all run whole (the last kept edit, a weight group spanning
 // the network) never pays for it.
-bool LabelEvaluator::probe_base() const {
+bool Evaluator::probe_base() const {
   if (base_probed_) return budget_bytes_ > 0;
   base_probed_ = true;
   const size_t probe = base_fixed_batch_ > 1 ? static_cast<size_t>(base_fixed_batch_) : 3;
   const std::vector<size_t> rows(probe, 0);
-  auto observed = runtime::observe_value_shapes(*base_, {gather_rows(target_inputs_, rows)}, options_.threads,
-                                                target_label_);
+  auto observed = runtime::observe_value_shapes(*base_, target_inputs_.gather(rows), options_.threads, target_label_);
   if (!observed.ok()) {
     budget_bytes_ = 0;  // the base cannot be probed: every score is a full run
     return false;
@@ -270,7 +196,7 @@ bool LabelEvaluator::probe_base() const {
   return true;
 }
 
-Status LabelEvaluator::fill_frontier(const std::vector<std::string>& values, std::span<const size_t> rows) const {
+Status Evaluator::fill_frontier(const std::vector<std::string>& values, std::span<const size_t> rows) const {
   std::vector<size_t> missing;
   for (size_t i : rows) {
     bool have = true;
@@ -302,13 +228,13 @@ Status LabelEvaluator::fill_frontier(const std::vector<std::string>& values, std
     std::vector<size_t> chunk(missing.begin() + static_cast<std::ptrdiff_t>(first),
                               missing.begin() + static_cast<std::ptrdiff_t>(first + count));
     while (fixed && chunk.size() < fixed) chunk.push_back(chunk.back());
-    FETAFIX_ASSIGN_OR_RETURN(auto outs, session->run({gather_rows(target_inputs_, chunk)}));
+    FETAFIX_ASSIGN_OR_RETURN(auto outs, session->run(target_inputs_.gather(chunk)));
     for (size_t k = 0; k < values.size(); ++k) {
       CachedValue& c = cache_.at(values[k]);
       const Tensor& got = outs.at(first_capture + k);
       const size_t row_bytes = c.all.bytes.size() / files_.size();
       if (got.dtype != c.all.dtype || got.bytes.size() < count * row_bytes)
-        return make_error("{}: value '{}' changed type or shape between images", target_label_, values[k]);
+        return make_error("{}: value '{}' changed type or shape between samples", target_label_, values[k]);
       for (size_t j = 0; j < count; ++j) {
         std::memcpy(c.all.bytes.data() + missing[first + j] * row_bytes, got.bytes.data() + j * row_bytes, row_bytes);
         c.filled[missing[first + j]] = true;
@@ -318,8 +244,8 @@ Status LabelEvaluator::fill_frontier(const std::vector<std::string>& values, std
   return {};
 }
 
-std::optional<Result<CandidateScore>> LabelEvaluator::score_partial(const onnx::ModelProto& target,
-                                                                    std::span<const size_t> subset) const {
+std::optional<Result<CandidateScore>> Evaluator::score_partial(const onnx::ModelProto& target,
+                                                               std::span<const size_t> subset) const {
   auto region = model::find_changed_region(base_fingerprint_, target);
   // Filling the cache costs a run of the base with its values captured (no graph
   // optimizations), so a region holding most of the work is cheaper run whole.
@@ -329,7 +255,7 @@ std::optional<Result<CandidateScore>> LabelEvaluator::score_partial(const onnx::
   std::map<std::string, model::FrontierValue> frontier;
   for (const auto& v : region->frontier) {
     auto it = base_values_.find(v);
-    if (it == base_values_.end()) return std::nullopt;  // not a per-image tensor (e.g. a shape)
+    if (it == base_values_.end()) return std::nullopt;  // not a per-sample tensor (e.g. a shape)
     const DType t = it->second.dtype;
     if (t == DType::kInt64 || t == DType::kInt32) return std::nullopt;  // index/shape math: batch-dependent
     region_bytes += static_cast<size_t>(shape_numel(it->second.shape)) * dtype_size(t) * files_.size();
@@ -345,11 +271,7 @@ std::optional<Result<CandidateScore>> LabelEvaluator::score_partial(const onnx::
       it = cache_.erase(it);
     }
   }
-  std::vector<size_t> all_rows;
-  if (subset.empty()) {
-    all_rows.resize(files_.size());
-    for (size_t i = 0; i < all_rows.size(); ++i) all_rows[i] = i;
-  }
+  const std::vector<size_t> all_rows = subset.empty() ? every_row(files_.size()) : std::vector<size_t>{};
   const std::span<const size_t> rows = subset.empty() ? std::span<const size_t>(all_rows) : subset;
   if (!fill_frontier(region->frontier, rows).ok()) return std::nullopt;
   auto sub = model::extract_region(target, *region, frontier);
@@ -363,8 +285,7 @@ std::optional<Result<CandidateScore>> LabelEvaluator::score_partial(const onnx::
   for (const auto& in : (*session)->inputs()) feeds.push_back(&cache_.at(in.name));
   const size_t fixed = base_fixed_batch_ > 1 ? static_cast<size_t>(base_fixed_batch_) : 0;
   const size_t batch = fixed ? fixed : static_cast<size_t>(std::max(options_.batch_size, 1));
-  std::vector<float> scores;
-  int64_t classes = 0;
+  std::vector<SampleOutputs> outputs;
   for (size_t first = 0; first < rows.size(); first += batch) {
     const size_t count = std::min(batch, rows.size() - first);
     std::vector<size_t> chunk(rows.begin() + static_cast<std::ptrdiff_t>(first),
@@ -374,15 +295,16 @@ std::optional<Result<CandidateScore>> LabelEvaluator::score_partial(const onnx::
     for (const auto* f : feeds) inputs.push_back(gather_rows(f->all, chunk));
     auto outs = (*session)->run(inputs);
     if (!outs.ok()) return std::nullopt;
-    const Tensor& out = outs->at(0);
+    const Tensor& out = outs->at(0);  // the region computes the Target's first output
     if (out.shape.empty() || out.shape[0] != static_cast<int64_t>(chunk.size())) return std::nullopt;
-    const int64_t per = out.numel() / out.shape[0];
-    if (per < 2 || (classes && per != classes)) return std::nullopt;
-    classes = per;
-    auto values = out.to_float();
-    scores.insert(scores.end(), values.begin(), values.begin() + static_cast<std::ptrdiff_t>(count * per));
+    for (size_t j = 0; j < count; ++j) {
+      const size_t one[] = {j};
+      SampleOutputs sample(1);  // the comparator reads only output 0 (set_base checked)
+      sample[0] = gather_rows(out, one);
+      outputs.push_back(std::move(sample));
+    }
   }
-  auto s = tally(scores, classes, subset);
+  auto s = tally(std::move(outputs), subset);
   if (s.ok()) {
     s->partial = true;
     ++partial_runs_;
@@ -390,13 +312,10 @@ std::optional<Result<CandidateScore>> LabelEvaluator::score_partial(const onnx::
   return s;
 }
 
-Result<CandidateScore> LabelEvaluator::score_with_preset(const onnx::ModelProto& target,
-                                                         const data::Preset& preset) const {
-  runtime::SessionOptions so;
-  so.threads = options_.threads;
-  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, so, target_label_));
-  FETAFIX_ASSIGN_OR_RETURN(auto bound, bind_to_input(*session, preset, target_label_));
-  FETAFIX_ASSIGN_OR_RETURN(auto inputs, preprocess_all(bound));
+Result<CandidateScore> Evaluator::score_with_preset(const onnx::ModelProto& target, const data::Preset& preset) const {
+  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, scoring_options(options_.threads), target_label_));
+  FETAFIX_ASSIGN_OR_RETURN(data::InputFeeder feeder, target_feeder(*session, preset));
+  FETAFIX_ASSIGN_OR_RETURN(FeedTable inputs, feed_all(feeder, feeder.preset()));
   return score_inputs(target, inputs, {});
 }
 

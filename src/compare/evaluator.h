@@ -1,10 +1,14 @@
-// Scores many Target candidates against one Source run on the same images: the Source's
-// class probabilities and the Target's preprocessed inputs are computed once and kept, so a
-// candidate costs one Target session and one inference pass — no decoding, no Source run.
-// Two ways to pay less than a pass: score a subset of the images (repair screens candidates
-// on the disagreeing ones), and partial re-execution — given a base (the last accepted
-// Target), a candidate that only changes nodes downstream of some values is run from those
-// values, cached from a run of the base (docs/repair.md). Repair decides every edit with it.
+// Scores many Target candidates against one Source run on the same samples: the Source's
+// outputs (those the task's comparator reads) and the Target's fed inputs are computed once
+// and kept, so a candidate costs one Target session and one inference pass — no decoding, no
+// Source run. Any task and any sample data (compare/compare.h): the verdicts come from the
+// comparator (compare/comparator.h), so "fewer disagree, then closer" means the same on a
+// classifier, a detector or an OCR model. Two ways to pay less than a pass: score a subset of
+// the samples (repair screens candidates on the disagreeing ones), and partial re-execution —
+// given a base (the last accepted Target), a candidate that only changes nodes downstream of
+// some values is run from those values, cached from a run of the base (docs/repair.md); it
+// applies when the comparator reads only the Target's first output and every sample's inputs
+// stack into one batch. Repair decides every edit with it.
 #pragma once
 
 #include <filesystem>
@@ -21,27 +25,32 @@
 
 #include "common/result.h"
 #include "common/tensor.h"
+#include "compare/comparator.h"
 #include "compare/compare.h"
+#include "compare/runner.h"
+#include "data/samples.h"
 #include "model/region.h"
 
 namespace fetafix::compare {
 
 struct CandidateScore {
-  size_t disagreeing = 0;        // images whose top-1 differs from the Source's
-  double discrepancy = 0;        // disagreeing / images
-  double distance = 0;           // mean L1 distance between the probability vectors (tie-breaker)
-  std::vector<int64_t> top1;     // per image, in the Source's numbering (-1: no Source class)
-  std::vector<bool> agree;       // per image
+  size_t disagreeing = 0;        // samples the comparator says disagree
+  double discrepancy = 0;        // disagreeing / samples
+  double distance = 0;           // mean of the comparator's distances (tie-breaker; label: L1 between
+                                 // the probability vectors)
+  std::vector<int64_t> top1;     // label tasks: per sample, in the Source's numbering (-1: no Source class)
+  std::vector<bool> agree;       // per sample
+  std::vector<Verdict> verdicts; // per sample: agree, distance, detail, evidence
   bool partial = false;          // computed by partial re-execution from cached base values
 };
 
-class LabelEvaluator {
+class Evaluator {
  public:
-  // Decodes every image once. Fails on the first image that cannot be decoded (repair needs
-  // the same image set for every decision).
-  static Result<std::unique_ptr<LabelEvaluator>> create(const ModelSide& source, const ModelSide& target,
-                                                        const std::filesystem::path& image_dir,
-                                                        const CompareOptions& options);
+  // Decodes and feeds every sample once. Fails on the first sample that cannot be decoded
+  // (repair needs the same sample set for every decision).
+  static Result<std::unique_ptr<Evaluator>> create(const ModelSide& source, const ModelSide& target,
+                                                   const std::filesystem::path& image_dir,
+                                                   const CompareOptions& options);
 
   // Scores a Target candidate fed the preprocessing the evaluator was made with, on every
   // image or on `subset` (indices into files(), ascending; the score's vectors follow it).
@@ -55,26 +64,31 @@ class LabelEvaluator {
   Status set_base(const onnx::ModelProto& base, size_t budget_bytes = size_t{1} << 30);
   size_t partial_runs() const { return partial_runs_; }
   size_t full_runs() const { return full_runs_; }
-  // Scores a Target candidate fed another preset (decodes the images again).
+  // Scores a Target candidate fed another preset (decodes the samples again; the Target's
+  // inputs must take images).
   Result<CandidateScore> score_with_preset(const onnx::ModelProto& target, const data::Preset& preset) const;
-  // Makes `preset` the one score() uses from now on (after a kept PP repair).
+  // Makes `preset` the one score() uses from now on (after a kept PP repair, or an ID edit
+  // that changed the Target's input): the feeds are bound to `target`'s inputs again.
   Status set_target_preset(const onnx::ModelProto& target, const data::Preset& preset);
 
-  size_t images() const { return files_.size(); }
+  size_t images() const { return files_.size(); }  // samples
   const std::vector<std::filesystem::path>& files() const { return files_; }
-  const std::vector<int64_t>& source_top1() const { return source_top1_; }
+  const std::vector<int64_t>& source_top1() const { return source_top1_; }  // label tasks; empty otherwise
   const data::Preset& target_preset() const { return target_preset_; }
   const data::Preset& source_preset() const { return source_preset_; }
+  const Comparator& comparator() const { return *comparator_; }
+  const data::SampleSet& samples() const { return samples_; }
+  bool image_input() const { return samples_.has(data::SampleKind::kImage); }
 
  private:
-  LabelEvaluator() = default;
-  Result<Tensor> preprocess_all(const data::Preset& bound) const;
-  // Both sides' inputs from one decode of each image.
-  Status preprocess_both(const data::Preset& source, const data::Preset& target, Tensor& source_out,
-                         Tensor& target_out) const;
-  Result<CandidateScore> score_inputs(const onnx::ModelProto& target, const Tensor& inputs,
+  Evaluator() = default;
+  // The Target's inputs for every sample, fed through `feeder` with `preset` (bound).
+  Result<FeedTable> feed_all(const data::InputFeeder& feeder, const data::Preset& preset) const;
+  // A feeder for `target`'s own inputs (an ID edit may have changed them).
+  Result<data::InputFeeder> target_feeder(const runtime::Session& session, const data::Preset& preset) const;
+  Result<CandidateScore> score_inputs(const onnx::ModelProto& target, const FeedTable& inputs,
                                       std::span<const size_t> subset) const;
-  Result<CandidateScore> tally(const std::vector<float>& scores, int64_t classes, std::span<const size_t> rows) const;
+  Result<CandidateScore> tally(std::vector<SampleOutputs> outputs, std::span<const size_t> rows) const;
   // nullopt: the candidate needs a full run.
   std::optional<Result<CandidateScore>> score_partial(const onnx::ModelProto& target,
                                                       std::span<const size_t> subset) const;
@@ -82,24 +96,26 @@ class LabelEvaluator {
   bool probe_base() const;  // false: partial runs are off for this base
 
   struct CachedValue {
-    Tensor all;                 // [images, ...]
-    std::vector<bool> filled;   // per image
+    Tensor all;                 // [samples, ...]
+    std::vector<bool> filled;   // per sample
   };
 
   std::vector<std::filesystem::path> files_;
-  std::vector<float> source_probs_;   // images x source_classes
+  data::SampleSet samples_;
+  std::vector<std::vector<std::string>> target_input_names_;  // what each Target input answers to
+  std::unique_ptr<Comparator> comparator_;
+  std::vector<SampleOutputs> source_outputs_;  // per sample; outputs the comparator does not read are empty
   std::vector<int64_t> source_top1_;
-  int64_t source_classes_ = 0;
-  data::Preset source_preset_;        // bound
+  data::Preset source_preset_;        // bound (when the samples are images)
   data::Preset target_preset_;        // bound
-  Tensor target_inputs_;              // [images, ...] in target_preset_
+  FeedTable target_inputs_;           // fed with target_preset_
   std::string target_label_;
   CompareOptions options_;
 
   // Partial re-execution state.
   std::optional<onnx::ModelProto> base_;
   model::ModelFingerprint base_fingerprint_;
-  mutable std::map<std::string, model::FrontierValue> base_values_;  // per-image values of the base: type, shape (dim 0 = 1)
+  mutable std::map<std::string, model::FrontierValue> base_values_;  // per-sample values of the base: type, shape (dim 0 = 1)
   mutable bool base_probed_ = false;
   int64_t base_fixed_batch_ = 0;
   mutable size_t budget_bytes_ = 0;
@@ -107,5 +123,8 @@ class LabelEvaluator {
   mutable size_t cached_bytes_ = 0;
   mutable size_t partial_runs_ = 0, full_runs_ = 0;
 };
+
+// The name repair and localize know it by: it began as the label-only evaluator.
+using LabelEvaluator = Evaluator;
 
 }  // namespace fetafix::compare

@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include <fmt/format.h>
+
 namespace fetafix::compare {
 
 static bool is_distribution(std::span<const float> s) {
@@ -71,6 +73,25 @@ double top_k_overlap(const std::vector<int64_t>& a, const std::vector<int64_t>& 
   for (int64_t x : a)
     if (x >= 0 && std::find(b.begin(), b.end(), x) != b.end()) ++common;
   return static_cast<double>(common) / k;
+}
+
+Status check_label_options(int k, bool k_given, int64_t offset, int64_t source_classes, int64_t target_classes) {
+  const int64_t fewest = std::min(source_classes, target_classes);
+  if (k_given && k > fewest)
+    return make_error("--top-k {}: the models have only {} classes (Source {}, Target {})", k, fewest, source_classes,
+                      target_classes);
+  const int64_t diff = target_classes - source_classes;
+  const int64_t lo = std::min<int64_t>(0, diff), hi = std::max<int64_t>(0, diff);
+  if (offset < lo || offset > hi)
+    return make_error("--label-offset {}: Target has {} classes and Source {}, so Target label - offset = Source "
+                      "label only holds for an offset {}",
+                      offset, target_classes, source_classes,
+                      lo == hi ? fmt::format("of {}", lo) : fmt::format("from {} to {}", lo, hi));
+  return {};
+}
+
+int label_k(int k, int64_t source_classes, int64_t target_classes) {
+  return static_cast<int>(std::min<int64_t>({k, source_classes, target_classes}));
 }
 
 }  // namespace fetafix::compare

@@ -11,6 +11,7 @@
 
 #include "common/fs.h"
 #include "common/limits.h"
+#include "data/folder.h"
 
 // jpeglib.h needs FILE and size_t declared first.
 #include <jerror.h>
@@ -335,52 +336,12 @@ Result<Image> decode_image(const fs::path& path) { return decode_image(path, nul
 
 bool is_image_file_name(const fs::path& path) { return has_image_extension(path); }
 
-namespace {
-
-// One folder's entries: image files (and image-named entries that are not regular files: a
-// dangling or looping symlink, a FIFO — decode_image reports them, so --strict fails on them and
-// otherwise they are counted as skipped) go to `found`, real subfolders to `subfolders`.
-// Symlinked folders are not followed (no loops, no escaping the folder).
-Status scan_folder(const fs::path& folder, const fs::path& root, std::vector<std::pair<std::string, fs::path>>& found,
-                   std::vector<fs::path>& subfolders) {
-  std::error_code ec;
-  fs::directory_iterator it(folder, ec);
-  if (ec) return make_error("cannot list image folder '{}': {}", folder.string(), ec.message());
-  for (; it != fs::directory_iterator(); it.increment(ec)) {
-    if (ec) break;
-    const fs::directory_entry& entry = *it;
-    std::error_code type_ec;
-    if (entry.is_directory(type_ec) && !entry.is_symlink(type_ec)) {
-      subfolders.push_back(entry.path());
-      continue;
-    }
-    if (!has_image_extension(entry.path()) || entry.is_directory(type_ec)) continue;
-    found.emplace_back(entry.path().lexically_relative(root).generic_string(), entry.path());
-  }
-  if (ec) return make_error("cannot list image folder '{}': {}", folder.string(), ec.message());
-  return {};
-}
-
-}  // namespace
-
 Result<std::vector<fs::path>> list_images(const fs::path& dir) {
-  std::error_code ec;
-  const fs::file_status status = fs::status(dir, ec);
-  if (ec || !fs::exists(status)) return make_error("image folder '{}' does not exist", dir.string());
-  if (!fs::is_directory(status)) return make_error("image folder '{}' is not a folder", dir.string());
-
-  std::vector<std::pair<std::string, fs::path>> found;  // (relative path, path)
-  std::vector<fs::path> pending{dir};
-  while (!pending.empty()) {
-    const fs::path folder = std::move(pending.back());
-    pending.pop_back();
-    FETAFIX_TRY_STATUS(scan_folder(folder, dir, found, pending));
-  }
+  FETAFIX_ASSIGN_OR_RETURN(auto found, list_folder(dir, "image folder", has_image_extension));
   if (found.empty()) return make_error("image folder '{}' holds no .jpg, .jpeg or .png image", dir.string());
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<fs::path> paths;
   paths.reserve(found.size());
-  for (auto& [relative, path] : found) paths.push_back(std::move(path));
+  for (auto& f : found) paths.push_back(std::move(f.path));
   return paths;
 }
 

@@ -8,8 +8,9 @@
 //   - every file that existed before the run is unchanged afterwards (regular files byte for
 //     byte; FIFOs, sockets and devices still the same kind of file), and the only new files are
 //     the row's expected outputs (so no temporary or partial file is left behind).
-// Groups are the numbered findings of issue 14; "ok" rows are cases that already worked and
-// must keep working.
+// Groups are the numbered findings of issue 14 (the rows on --data samples and --input
+// constants apply them to the sample readers: .npy, .npz, .wav); "ok" rows are cases that
+// already worked and must keep working.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +25,8 @@
 
 #include "match/cnn_fixture.h"
 #include "model/builder.h"
+#include "data/audio.h"
+#include "data/npy.h"
 #include "model/model.h"
 #include "support/assets.h"
 #include "support/cli.h"
@@ -66,6 +69,11 @@ std::string apply(const std::string& patch, const std::string& output = "{D}/app
 std::string inject(const std::string& model, const std::string& extra) {
   return "inject " + model + " --fault wb:fp16 " + extra;
 }
+// Sample data of any kind (--data): a vector model ([N,10] -> Relu) on .npy/.npz samples, or a
+// waveform model ([N,?]) on .wav samples, compared as tensors.
+std::string data_compare(const std::string& folder, const std::string& extra, const std::string& model = "vector") {
+  return "compare {D}/" + model + ".onnx {D}/" + model + ".onnx --task tensor --quiet --data {D}/" + folder + " " + extra;
+}
 
 std::vector<BadInput> cases() {
   const std::vector<int> ran{0, 1};         // compare/localize ran (agree or not)
@@ -91,6 +99,16 @@ std::vector<BadInput> cases() {
       {"JsonAsANewImageInTheFolder", "2", compare("--json {D}/images/sub/new.png"), {2}, "image folder",
        {"images/sub/new.png"}},
       {"JsonOntoAHardLinkOfAnImage", "2", compare("--json {D}/hardlink.png"), {2}, "refusing to overwrite the image"},
+      {"DataJsonOntoASample", "2", data_compare("arrays", "--json {D}/arrays/a.npy"), {2}, "sample folder"},
+      {"DataJsonAsANewSampleInTheFolder", "2", data_compare("arrays", "--json {D}/arrays/sub/new.npz"), {2},
+       "it would be read as a sample", {"arrays/sub/new.npz"}},
+      {"DataJsonOntoAHardLinkOfASample", "2", data_compare("arrays", "--json {D}/hardlink.npy"), {2},
+       "refusing to overwrite the sample"},
+      {"DataJsonOntoTheInputConstant", "2",
+       data_compare("arrays", "--input features={D}/const.npy --json {D}/const.npy"), {2},
+       "refusing to overwrite --input features"},
+      {"DataJsonWithAnotherNameInTheFolderWorks", "ok", data_compare("arrays", "--json {D}/arrays/out.json"), {0}, "",
+       {}, {"arrays/out.json"}, "", "fetafix.compare/2"},
       {"JsonOntoASymlinkToAnImage", "2", compare("--json {D}/symlink.png"), {2}, "image folder"},
       {"JsonOntoThePresetFile", "2",
        "compare {D}/source.onnx {D}/target.onnx --images {D}/images --quiet --source-preprocess {D}/preset.json "
@@ -117,6 +135,11 @@ std::vector<BadInput> cases() {
        "same file", {"out.onnx", "r.html"}},
       {"CompareJsonAndReportTheSameFile", "3", compare("--json {D}/r.html --report {D}/r.html"), {2}, "same file",
        {"r.html"}},
+      {"DataCompareJsonAndReportTheSameFile", "3", data_compare("arrays", "--json {D}/r.html --report {D}/r.html"), {2},
+       "same file", {"r.html"}},
+      // Known only once the task is resolved: still no output, no results printed.
+      {"ReportOnATensorTaskWritesNothing", "11", data_compare("arrays", "--json {D}/out.json --report {D}/r.html"),
+       {2}, "--report: the HTML report shows label tasks", {"out.json", "r.html"}},
       {"InjectOutputAndTruthTheSameFile", "ok", inject("{D}/cnn.onnx", "-o {D}/x.onnx --truth {D}/x.onnx"), {2},
        "same file", {"x.onnx"}},
       {"LocalizeJsonInsideTheExplorerFolder", "3", localize("--json {D}/ex/mapping.json --model-explorer {D}/ex"),
@@ -131,7 +154,19 @@ std::vector<BadInput> cases() {
        "--target-preprocess raw --target-preprocess-override '{\"width\":65536,\"height\":65536}' "
        "--json {D}/out.json",
        {2}, "makes 65536x65536 images", {"out.json"}},
-      {"BatchOverALowTensorLimit", "4", compare("--batch-size 4096 --max-tensor-bytes 1000000"), {2}, "tensor limit"},
+      // A large --batch-size under a low tensor limit runs smaller batches (compare/runner.h) instead.
+      {"BatchOverALowTensorLimitRunsSmallerBatches", "4", compare("--batch-size 4096 --max-tensor-bytes 100000"), ran, ""},
+      {"NpyDeclaringATerabyteUnderStrict", "4", data_compare("arrays_huge", "--strict"), {2},
+       "huge.npy: array of shape [1048576,1048576] (float32) would take 4398046511104 bytes, over the tensor limit of "
+       "4.0 GiB (--max-tensor-bytes)"},
+      {"NpyDeclaringATerabyteIsSkipped", "4", data_compare("arrays_huge", ""), ran, "1 sample(s) could not be decoded"},
+      {"NpyOverALowTensorLimitFromTheEnvironment", "4", data_compare("arrays_big", "--strict"), {2},
+       "big.npy: array of shape [1,1000] (float32) would take 4000 bytes, over the tensor limit of 3.9 KiB", {}, {},
+       "FETAFIX_MAX_TENSOR_BYTES=3999"},
+      {"WavResampledOverTheTensorLimit", "4", data_compare("waves", "--strict --sample-rate 10000000 --max-tensor-bytes 1000000", "wave"),
+       {2}, "tone.wav: resampled from 8000 Hz to 10000000 Hz it would take 10000000 samples, over the tensor limit"},
+      {"InputConstantOverTheTensorLimit", "4",
+       data_compare("arrays", "--input features={D}/arrays_huge/huge.npy"), {2}, "--input features: "},
       {"TensorLimitFromTheEnvironment", "4", compare(""), {2}, "tensor limit", {}, {}, "FETAFIX_MAX_TENSOR_BYTES=1000"},
       {"TensorLimitEnvironmentNotANumber", "4", compare(""), {2}, "FETAFIX_MAX_TENSOR_BYTES='lots'", {}, {},
        "FETAFIX_MAX_TENSOR_BYTES=lots"},
@@ -142,6 +177,8 @@ std::vector<BadInput> cases() {
       {"NonUtf8ImageNameInLocalizeJson", "ok",
        "localize" + kPair + " --images {D}/images_latin1 --json {D}/out.json", ran, "", {}, {"out.json"}, "",
        "fetafix.localize/1"},
+      {"NonUtf8SampleNameInDataJson", "5", data_compare("arrays_latin1", "--json {D}/out.json"), {0}, "", {},
+       {"out.json"}, "", "caf\\\\xE9.npy"},
       {"NonUtf8ModelName", "5",
        "compare {D}/source.onnx '{D}/mod\xe9l.onnx' --images {D}/images --source-preprocess raw --target-preprocess raw "
        "--quiet --json {D}/out.json",
@@ -167,7 +204,7 @@ std::vector<BadInput> cases() {
       {"TopKEqualToTheClassCountWorks", "ok", compare("--top-k 3"), {1}, ""},
       // 8. Decompression bombs: the pixel limit before decoding.
       {"PngBombUnderStrict", "8", compare("--strict", "images_bomb"), {2}, "20000x20000 (400.0 MP), over the limit"},
-      {"PngBombIsSkippedWithoutStrict", "ok", compare("", "images_bomb"), ran, "1 image(s) could not be decoded"},
+      {"PngBombIsSkippedWithoutStrict", "ok", compare("", "images_bomb"), ran, "1 sample(s) could not be decoded"},
       {"JpegBombUnderStrict", "8", compare("--strict", "images_jpeg_bomb"), {2}, "60000x60000"},
       {"PixelLimitFlag", "8", compare("--strict --max-image-pixels 100"), {2}, "24x24 (576 pixels), over the limit of 100 pixels"},
       {"PixelLimitEnvironment", "8", compare("--strict"), {2}, "--max-image-pixels or FETAFIX_MAX_IMAGE_PIXELS", {},
@@ -178,7 +215,12 @@ std::vector<BadInput> cases() {
       {"StrictLoopingSymlink", "9", compare("--strict", "images_loop"), {2}, "symbolic link loop"},
       {"StrictFifoNamedLikeAnImage", "9", compare("--strict", "images_fifo"), {2}, "a FIFO"},
       {"DanglingSymlinkIsCountedAsSkipped", "9", compare("", "images_dangling"), ran,
-       "1 image(s) could not be decoded"},
+       "1 sample(s) could not be decoded"},
+      {"StrictDanglingNpySymlink", "9", data_compare("arrays_dangling", "--strict"), {2}, "dangling symbolic link"},
+      {"DanglingNpySymlinkIsCountedAsSkipped", "9", data_compare("arrays_dangling", ""), {0},
+       "1 sample(s) could not be decoded"},
+      {"StrictFifoNamedLikeAnNpz", "9", data_compare("arrays_fifo", "--strict"), {2}, "pipe.npz: is a FIFO"},
+      {"StrictFifoNamedLikeAWav", "9", data_compare("waves_fifo", "--strict", "wave"), {2}, "pipe.wav: is a FIFO"},
       // 10. apply validates the model it writes.
       {"ApplyFivePads", "10", apply("{D}/bad_pads.json"), {2}, "makes an invalid model", {"applied.onnx"}},
       {"ApplyFloatAttributeCarryingInts", "10", apply("{D}/float_ints.json"), {2}, "cnn_fault.onnx",
@@ -210,6 +252,15 @@ std::vector<BadInput> cases() {
       {"InjectNegativeDimValue", "12", inject("{D}/negdim.onnx", "-o {D}/x.onnx"), {2}, "-5", {"x.onnx"}},
       {"UnreadableSubfolderIsNamed", "12", compare("", "images_unreadable"), {2}, "images_unreadable/private'", {},
        {}, testing::unprivileged_shell_prefix()},
+      {"UnreadableDataSubfolderIsNamed", "12", data_compare("arrays_unreadable", ""), {2},
+       "cannot list sample folder '{D}/arrays_unreadable/private'", {}, {}, testing::unprivileged_shell_prefix()},
+      {"InputConstantIsAFifo", "12", data_compare("arrays", "--input features={D}/fifo"), {2},
+       "--input features: {D}/fifo: is a FIFO"},
+      {"InputConstantIsAFolder", "12", data_compare("arrays", "--input features={D}/arrays"), {2}, "is a folder"},
+      {"InputConstantMissing", "ok", data_compare("arrays", "--input features={D}/nope.npy"), {2},
+       "--input features: {D}/nope.npy: file not found"},
+      {"InputConstantWithoutAName", "ok", data_compare("arrays", "--input ={D}/const.npy"), {2},
+       "expected NAME=FILE.npy"},
       // Already handled well; kept that way.
       {"MissingModel", "ok", "compare {D}/nope.onnx {D}/target.onnx --images {D}/images --quiet", {2}, "nope.onnx"},
       {"CorruptModel", "ok", "compare {D}/source.onnx {D}/corrupt.onnx --images {D}/images --quiet", {2},
@@ -223,6 +274,10 @@ std::vector<BadInput> cases() {
       {"ModelThatCannotTakeAnImage", "ok", "compare {D}/source.onnx {D}/vector.onnx --images {D}/images --quiet", {2},
        "vector.onnx"},
       {"EmptyImageFolder", "ok", compare("", "images_none"), {2}, "holds no .jpg"},
+      {"EmptyDataFolder", "ok", data_compare("images_none", ""), {2}, "holds no sample"},
+      {"MissingDataFolder", "ok", data_compare("arrays_missing", ""), {2}, "sample folder '{D}/arrays_missing' does not exist"},
+      {"NpyOfTheWrongShape", "ok", data_compare("arrays_wrong_shape", ""), {2}, "odd.npy"},
+      {"CorruptNpz", "ok", data_compare("arrays_corrupt", "--strict"), {2}, "junk.npz: not a readable .npz"},
       {"MissingImageFolder", "ok", compare("", "images_missing"), {2}, "does not exist"},
       {"UnknownPreset", "ok",
        "compare {D}/source.onnx {D}/target.onnx --images {D}/images --quiet --source-preprocess nonsense", {2},
@@ -238,7 +293,9 @@ std::vector<BadInput> cases() {
       {"ApplyPatchForAnotherModel", "ok", apply("{D}/unknown_node.json"), {2}, "does not apply", {"applied.onnx"}},
       {"InjectUnknownFault", "ok", inject("{D}/cnn.onnx", "-o {D}/x.onnx --fault nope:nothing"), {2}, "nope",
        {"x.onnx"}},
-      {"CompareWritesJson", "ok", compare("--json {D}/out.json"), {1}, "", {}, {"out.json"}, "", "fetafix.compare/1"},
+      {"CompareWritesJson", "ok", compare("--json {D}/out.json"), {1}, "", {}, {"out.json"}, "", "fetafix.compare/2"},
+      {"DataCompareWritesJson", "ok", data_compare("arrays", "--json {D}/out.json"), {0}, "", {}, {"out.json"}, "",
+       "fetafix.compare/2"},
       {"InjectWritesModelAndTruth", "ok", inject("{D}/cnn.onnx", "-o {D}/x.onnx"), {0}, "", {},
        {"x.onnx", "x.truth.json"}},
   };
@@ -343,6 +400,51 @@ void write_image_folders(const fs::path& d) {
   fs::create_symlink(d / "images" / "img1.png", d / "symlink.png");
 }
 
+// An .npy whose header declares `shape` (numpy's "(a, b)" text) and that holds no data.
+std::string npy_declaring(const std::string& shape) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  while ((10 + header.size() + 1) % 64) header += ' ';
+  header += '\n';
+  std::string bytes = "\x93NUMPY\x01";
+  bytes += '\0';
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>(header.size() >> 8);
+  return bytes + header;
+}
+
+void write_sample_folders(const fs::path& d) {
+  auto npy = [](const fs::path& path, std::vector<int64_t> shape, float value) {
+    fs::create_directories(path.parent_path());
+    Tensor t(DType::kFloat32, shape);
+    auto* v = reinterpret_cast<float*>(t.bytes.data());
+    for (int64_t i = 0; i < t.numel(); ++i) v[i] = value + static_cast<float>(i);
+    testing::write_file(path, data::encode_npy(t));
+  };
+  npy(d / "arrays" / "a.npy", {1, 10}, 0);
+  npy(d / "arrays" / "b.npy", {1, 10}, -5);
+  fs::create_directories(d / "arrays" / "sub");
+  npy(d / "const.npy", {1, 10}, 1);
+  fs::create_hard_link(d / "arrays" / "a.npy", d / "hardlink.npy");
+  for (const char* folder : {"arrays_huge", "arrays_big", "arrays_latin1", "arrays_dangling", "arrays_fifo",
+                             "arrays_unreadable", "arrays_wrong_shape", "arrays_corrupt"})
+    npy(d / folder / "ok.npy", {1, 10}, 2);
+  testing::write_file(d / "arrays_huge" / "huge.npy", npy_declaring("(1048576, 1048576)"));
+  npy(d / "arrays_big" / "big.npy", {1, 1000}, 0);
+  npy(d / "arrays_latin1" / "caf\xe9.npy", {1, 10}, 3);
+  fs::create_symlink(d / "arrays_dangling" / "gone.npy", d / "arrays_dangling" / "dangling.npy");
+  ASSERT_TRUE(testing::make_fifo(d / "arrays_fifo" / "pipe.npz"));
+  npy(d / "arrays_unreadable" / "private" / "x.npy", {1, 10}, 0);
+  fs::permissions(d / "arrays_unreadable" / "private", fs::perms::none);
+  npy(d / "arrays_wrong_shape" / "odd.npy", {1, 7}, 0);
+  testing::write_file(d / "arrays_corrupt" / "junk.npz", "not a zip");
+  const std::vector<float> tone(8000, 0.25f);
+  for (const char* folder : {"waves", "waves_fifo"}) {
+    fs::create_directories(d / folder);
+    ASSERT_TRUE(data::write_wav(d / folder / "tone.wav", tone, 8000).ok());
+  }
+  ASSERT_TRUE(testing::make_fifo(d / "waves_fifo" / "pipe.wav"));
+}
+
 void write_fixture(const fs::path& d) {
   save(testing::dominant_channel_model(false), d / "source.onnx");
   save(testing::dominant_channel_model(true), d / "target.onnx");
@@ -360,6 +462,12 @@ void write_fixture(const fs::path& d) {
   v.node("Relu", "relu", {"features"}, {}, "out");
   v.output("out", DType::kFloat32, {-1, 10});
   save(v.build(), d / "vector.onnx");
+  GraphBuilder w("wave", 13);
+  w.input("audio", DType::kFloat32, {-1, -1});
+  w.node("Relu", "relu", {"audio"}, {}, "out");
+  w.output("out", DType::kFloat32, {-1, -1});
+  save(w.build(), d / "wave.onnx");
+  write_sample_folders(d);
   write_invalid_models(d);
   write_patches(d);
   write_image_folders(d);
@@ -447,7 +555,8 @@ TEST_P(BadInputs, AnswerClearlyAndLeaveEveryFileAlone) {
     EXPECT_EQ(stderr_text.rfind("fetafix: ", 0), 0u);
     EXPECT_EQ(stdout_text, "");
   }
-  if (!c.stderr_has.empty()) EXPECT_NE(stderr_text.find(c.stderr_has), std::string::npos) << "wanted: " << c.stderr_has;
+  const std::string stderr_has = replace_all(c.stderr_has, "{D}", d.string());
+  if (!stderr_has.empty()) EXPECT_NE(stderr_text.find(stderr_has), std::string::npos) << "wanted: " << stderr_has;
   EXPECT_EQ(stdout_text.find("-nan"), std::string::npos);
 
   const auto after = snapshot(d);
@@ -464,7 +573,8 @@ TEST_P(BadInputs, AnswerClearlyAndLeaveEveryFileAlone) {
     const std::string text = testing::slurp(d / c.creates.front());
     EXPECT_NE(text.find(c.output_has), std::string::npos) << c.creates.front() << " lacks " << c.output_has;
   }
-  fs::permissions(d / "images_unreadable" / "private", fs::perms::owner_all);  // so the next run can clean up
+  for (const char* folder : {"images_unreadable", "arrays_unreadable"})
+    fs::permissions(d / folder / "private", fs::perms::owner_all);  // so the next run can clean up
 }
 
 INSTANTIATE_TEST_SUITE_P(Matrix, BadInputs, ::testing::ValuesIn(cases()),

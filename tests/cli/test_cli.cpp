@@ -62,7 +62,7 @@ TEST_F(Cli, PlantedFaultExitsOneAndWritesJson) {
   EXPECT_NE(r.out.find("75.00%  (3 of 4)"), std::string::npos) << r.out;
   auto j = nlohmann::json::parse(slurp(dir_ / "report.json"));
   EXPECT_EQ(j["summary"]["disagreeing"], 3);
-  EXPECT_EQ(j["images"].size(), 4u);
+  EXPECT_EQ(j["samples"].size(), 4u);
 }
 
 TEST_F(Cli, ProgressGoesToStderrAsPlainLinesWhenNotATerminal) {

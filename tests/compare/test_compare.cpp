@@ -83,12 +83,15 @@ TEST(Compare, JsonHasARecordPerImageAndTheSummary) {
   auto r = compare_models({&src, "s.onnx", preset}, {&tgt, "t.onnx", preset}, dir, quiet_options());
   ASSERT_TRUE(r.ok()) << r.error().message;
   nlohmann::json j = to_json(*r);
-  EXPECT_EQ(j["schema"], "fetafix.compare/1");
-  ASSERT_EQ(j["images"].size(), 10u);
+  EXPECT_EQ(j["schema"], "fetafix.compare/2");
+  EXPECT_EQ(j["task"]["kind"], "label");
+  ASSERT_EQ(j["samples"].size(), 10u);
   EXPECT_EQ(j["summary"]["disagreeing"], 7);
-  EXPECT_EQ(j["images"][0]["source_top_k"].size(), 2u);
-  EXPECT_EQ(j["images"][0]["status"], "disagree");  // b1: blue -> red
-  EXPECT_EQ(j["images"][0]["target_top_k"][0]["label"], 0);
+  EXPECT_DOUBLE_EQ(j["summary"]["label_discrepancy"].get<double>(), 0.7);
+  EXPECT_EQ(j["samples"][0]["source_top_k"].size(), 2u);
+  EXPECT_EQ(j["samples"][0]["status"], "disagree");  // b1: blue -> red
+  EXPECT_EQ(j["samples"][0]["target_top_k"][0]["label"], 0);
+  EXPECT_GT(j["samples"][0]["distance"].get<double>(), 0.0);
 }
 
 TEST(Compare, CorruptImagesAreSkippedOrFatalWhenStrict) {
@@ -175,12 +178,12 @@ TEST(Compare, LabelOffsetAndTopKBeyondTheClassCountAreErrors) {
     EXPECT_NE(r.error().message.find("--label-offset"), std::string::npos) << r.error().message;
   }
   CompareOptions o = quiet_options();
-  o.top_k = 50;
-  auto clamped = compare_models({&m, "s", preset}, {&m, "t", preset}, dir, o);  // a default k: lowered to 3
+  o.top_k = CompareOptions{}.top_k;  // 5, not asked for
+  auto clamped = compare_models({&m, "s", preset}, {&m, "t", preset}, dir, o);  // the default k: lowered to 3
   ASSERT_TRUE(clamped.ok()) << clamped.error().message;
   EXPECT_EQ(clamped->summary.top_k, 3);
   EXPECT_DOUBLE_EQ(clamped->summary.top_k_agreement, 1.0);
-  o.top_k_given = true;
+  o.top_k = 50;
   auto refused = compare_models({&m, "s", preset}, {&m, "t", preset}, dir, o);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("--top-k 50"), std::string::npos) << refused.error().message;

@@ -1,0 +1,42 @@
+// Small models of the non-classifier kinds fetafix compares (issue 11), built in code with
+// deterministic weights, each with a "converted" variant carrying one planted fault. The
+// behaviour is designed, not random, so a test can say which samples must disagree.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+namespace fetafix::testing {
+
+// Detector head on [N,3,32,32] float (0..255): a 4x4 grid of 8x8 cells, one anchor per cell.
+// scores [N,16,3] = softmax over the cell's mean colour (class = dominant channel, R/G/B);
+// boxes [N,16,4] (xyxy, pixels) = the cell's square, its half-size 4 * (0.5 + 0.5 * brightness).
+// box_scale != 1 is the fault: the Target's boxes are that much larger.
+onnx::ModelProto detector_model(float box_scale = 1.0f);
+
+// Segmenter on [N,3,16,16] float: a 1x1 Conv gives per-pixel class logits [N,3,16,16]
+// (class = dominant channel). swap_rb swaps the red and blue class weights (a fault).
+onnx::ModelProto segmenter_model(bool swap_rb = false);
+
+// Stateful GRU with two inputs and two outputs: x [1,T,4] and the state h0 [1,1,3] in,
+// y [1,T,3] (every step's state) and h [1,1,3] (the last state) out. weight_scale != 1 scales
+// the Target's input weights (a weights fault).
+onnx::ModelProto gru_model(float weight_scale = 1.0f);
+
+// Audio front end on raw samples [N,8000] (1 s at 8 kHz): 40 frames of 200 samples -> DFT
+// magnitude (32 bins, a MatMul with cos and sin bases) -> log -> mean over time = embedding
+// [N,32] -> a linear classifier, logits [N,8]. Two outputs. frame_gain != 1 scales the
+// Target's frames before the DFT (a preprocessing-like fault that shifts the log spectrum).
+onnx::ModelProto audio_model(float frame_gain = 1.0f);
+
+// Two-colour images for the segmenter and the detector: the left `split` columns one colour,
+// the rest another; written as PNGs into `dir`, named 00.png, 01.png, ...
+struct TwoTone {
+  uint8_t left[3], right[3];
+  int split;
+};
+void write_two_tone_images(const std::filesystem::path& dir, int width, int height, const std::vector<TwoTone>& images);
+
+}  // namespace fetafix::testing
