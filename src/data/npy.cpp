@@ -202,7 +202,7 @@ Result<Tensor> parse_npy(std::span<const std::byte> bytes, const std::string& wh
     return make_error("{}: array of shape {} ({}) needs {} data bytes, the file has {}", what, shape_to_string(h.shape),
                       dtype_name(h.dtype), h.data_bytes, have);
   Tensor t(h.dtype, h.shape);
-  if (!h.fortran_order || h.shape.size() < 2) {
+  if (!h.fortran_order || h.shape.size() < 2 || h.data_bytes == 0) {  // an empty array has no order to undo
     if (h.data_bytes) std::memcpy(t.bytes.data(), bytes.data() + h.data_offset, h.data_bytes);
     return t;
   }

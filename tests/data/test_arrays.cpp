@@ -126,6 +126,14 @@ TEST(Npy, StrictHeaderParsing) {
   EXPECT_NE(error_of(parse_npy(npy_with_header(good, 8, 4), "t.npy")).find("version 4.0"), std::string::npos);
 }
 
+// Found by fuzz_npy: an empty Fortran-ordered array reached memcpy with a null destination.
+TEST(Npy, EmptyFortranOrderedArrayParses) {
+  auto empty = parse_npy(npy_with_header("{'descr': '<f8', 'fortran_order': True, 'shape': (0, 4), }", 0), "e.npy");
+  ASSERT_TRUE(empty.ok()) << empty.error().message;
+  EXPECT_EQ(empty->shape, (std::vector<int64_t>{0, 4}));
+  EXPECT_EQ(empty->numel(), 0);
+}
+
 TEST(Npy, AbsurdShapesAreRefusedBeforeAnyAllocation) {
   // 2^40 floats: 4 TiB. Refused from the header alone, with the limit named.
   auto huge = parse_npy(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576)}", 0),
