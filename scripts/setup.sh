@@ -20,6 +20,8 @@ debs=(build-essential cmake pkg-config git
       imagemagick fonts-dejavu-core  # text rendered on photos for the OCR tests and benchmark
       mate-backgrounds
       chromium)  # headless: the report's browser test and bench_report open the HTML in it
+# scripts/fuzz.sh only: clang and libFuzzer (~400 MB) stay off the default path (CI, tests).
+[ "${FETAFIX_SETUP_FUZZ:-0}" = 1 ] && debs+=(clang-14 libfuzzer-14-dev)
 # The port corpus only (scripts/make-ports.sh sets FETAFIX_SETUP_PORTS=1): torch.onnx and the ONNX
 # Python package, run by Debian's /usr/bin/python3.
 [ "${FETAFIX_SETUP_PORTS:-0}" = 1 ] && debs+=(python3-torch python3-onnx python3-numpy)

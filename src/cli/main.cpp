@@ -1,19 +1,58 @@
 // fetafix command line. Each subcommand lives in its own file; this one wires them up and
 // maps every failure to a one-line message and a documented exit code (docs/cli.md).
+#include <csignal>
 #include <cstdio>
 #include <exception>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "common/limits.h"
 #include "common/result.h"
 
+namespace {
+
+// --max-image-pixels / --max-tensor-bytes, global options (accepted before or after the
+// subcommand), over the FETAFIX_MAX_* environment variables, over the defaults.
+struct LimitOptions {
+  fetafix::ResourceLimits limits;
+  std::optional<fetafix::Error> environment_error;
+};
+
+const CLI::Validator kPositive(
+    [](std::string& v) { return v.find_first_not_of("0123456789") == std::string::npos && v.find_first_not_of('0') != std::string::npos
+                                    ? std::string()
+                                    : "must be a positive integer, got '" + v + "'"; },
+    "N");
+
+void add_limit_options(CLI::App& app, LimitOptions& o) {
+  auto env = fetafix::limits_from_environment();
+  if (env.ok()) o.limits = *env;
+  else o.environment_error = env.error();
+  app.add_option("--max-image-pixels", o.limits.max_image_pixels,
+                 std::string("Refuse images with more pixels than this (width x height), before decoding; env ") +
+                     fetafix::kMaxImagePixelsEnv)
+      ->capture_default_str()->check(kPositive);
+  app.add_option("--max-tensor-bytes", o.limits.max_tensor_bytes,
+                 std::string("Refuse model inputs (and input batches) declared larger than this; env ") +
+                     fetafix::kMaxTensorBytesEnv)
+      ->capture_default_str()->check(kPositive);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) must make a write fail with EFBIG, reported as an error naming
+  // the file, rather than kill the process half way.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"fetafix: find and repair the faults a converter introduces into a model.\n"
                "Compares a Source ONNX model with its converted Target on a folder of images."};
   app.set_version_flag("--version", FETAFIX_VERSION_STRING);
   app.require_subcommand(1);
   app.fallthrough();
+  LimitOptions limits;
+  add_limit_options(app, limits);
   fetafix::cli::CommandRunner runner;
   fetafix::cli::add_compare_command(app, runner);
   fetafix::cli::add_localize_command(app, runner);
@@ -32,6 +71,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fetafix: %s (see --help)\n", e.what());
     return fetafix::kExitBadInput;
   }
+  if (limits.environment_error) {
+    std::fprintf(stderr, "fetafix: %s\n", limits.environment_error->message.c_str());
+    return fetafix::kExitBadInput;
+  }
+  fetafix::set_resource_limits(limits.limits);
   try {
     return runner.run();
   } catch (const std::exception& e) {

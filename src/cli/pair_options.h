@@ -7,6 +7,7 @@
 
 #include <CLI/App.hpp>
 
+#include "cli/run_files.h"
 #include "common/result.h"
 #include "compare/compare.h"
 #include "model/model.h"
@@ -23,6 +24,7 @@ struct PairArgs {
   std::string source_preprocess = "auto", target_preprocess = "auto";
   std::string source_override, target_override;
   int top_k = 5;
+  bool top_k_given = false;  // --top-k on the command line: then it may not exceed the class count
   std::optional<int64_t> label_offset;
   int threads = 0;
   int batch_size = 8;
@@ -45,7 +47,13 @@ struct LoadedPair {
   compare::CompareOptions compare;
 };
 
-// Checks output paths first (writable, not an input), then loads both models and presets.
+// The files a pair command reads (both models, preset files, the image folder) and writes
+// (--json); commands add their own outputs and check them all with check_run_files first.
+RunFiles pair_run_files(const PairArgs& args);
+
+// Loads both models and presets, and checks before any work what can be checked without running
+// them: input sizes against the tensor limit, --top-k and --label-offset against the class counts
+// the models declare. Output paths are checked before this, with check_run_files.
 Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& args);
 
 // Prints "fetafix: <message>" on stderr and returns the error's exit code.

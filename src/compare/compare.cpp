@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
 
 #include <fmt/format.h>
@@ -47,6 +48,35 @@ Status observe_output_shapes(const PairSetup& p, ModelOutputs& source, ModelOutp
   return {};  // nothing decodes: compare_models reports that itself
 }
 
+// Outputs holding NaN or infinite values: the model computed garbage for this sample. Only the
+// outputs the comparator reads are looked at.
+bool has_non_finite(const SampleOutputs& outputs, const std::vector<size_t>& used) {
+  for (size_t i : used) {
+    const Tensor& t = outputs.at(i);
+    if (t.dtype != DType::kFloat32 && t.dtype != DType::kFloat16 && t.dtype != DType::kFloat64 &&
+        t.dtype != DType::kBFloat16)
+      continue;
+    const FloatValues v(t);
+    if (std::any_of(v.begin(), v.end(), [](float x) { return !std::isfinite(x); })) return true;
+  }
+  return false;
+}
+
+struct NonFinite {
+  size_t samples = 0;
+  std::string first;
+
+  void count(const SampleOutputs& outputs, const std::vector<size_t>& used, const std::string& file) {
+    if (has_non_finite(outputs, used) && samples++ == 0) first = file;
+  }
+  void warn(const std::string& side, const std::string& task, std::vector<std::string>& warnings) const {
+    if (!samples) return;
+    warnings.push_back(fmt::format("{} output holds NaN or infinite {} for {} sample(s) (first: {}){}", side,
+                                   task == "label" ? "scores" : "values", samples, first,
+                                   task == "label" ? "; NaN scores rank last, ties by class id" : ""));
+  }
+};
+
 }  // namespace
 
 std::vector<data::InputSlot> input_slots(const runtime::Session& session) {
@@ -64,7 +94,9 @@ ModelOutputs model_outputs(const runtime::Session& session, const std::string& l
 TaskSpec effective_task(const CompareOptions& options) {
   TaskSpec task = options.task;
   if (task.kind.empty() || task.kind == "label") {
-    task.set_default("top_k", std::to_string(options.top_k));
+    // Only a k asked for is passed on: a default one is lowered to the class count silently.
+    if (options.top_k_given || options.top_k != CompareOptions{}.top_k)
+      task.set_default("top_k", std::to_string(options.top_k));
     if (options.label_offset) task.set_default("offset", std::to_string(*options.label_offset));
   }
   return task;
@@ -170,6 +202,7 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
   size_t next_batch = 0;
   std::optional<Error> failure;  // set by the serial stages only
   std::vector<Verdict> verdicts;  // compared samples, in order
+  NonFinite src_non_finite, tgt_non_finite;
 
   // Enough batches in flight to keep the decoders ahead of inference, few enough to bound
   // memory (each token holds batch_size fed samples per side).
@@ -243,6 +276,8 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
                     return;
                   }
                   ImageRecord& r = result.records[b->decoded[j]];
+                  src_non_finite.count(s->at(j), p.comparator->source_outputs(), r.file);
+                  tgt_non_finite.count(t->at(j), p.comparator->target_outputs(), r.file);
                   r.agree = v->agree;
                   r.distance = v->distance;
                   r.detail = v->detail;
@@ -268,6 +303,8 @@ Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& t
   summarize(p, verdicts, result);
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.images_per_second = s.seconds > 0 ? files.size() / s.seconds : 0;
+  src_non_finite.warn("Source", s.task, result.warnings);
+  tgt_non_finite.warn("Target", s.task, result.warnings);
   if (s.images_skipped)
     result.warnings.push_back(fmt::format("{} sample(s) could not be decoded and were skipped", s.images_skipped));
   return result;

@@ -32,6 +32,9 @@ struct ModelSide {
 
 struct CompareOptions {
   int top_k = 5;
+  // top_k asked for (--top-k given; a top_k other than the default counts too): more than the
+  // class count is an error. The default is lowered to the class count silently.
+  bool top_k_given = false;
   std::optional<int64_t> label_offset;  // Target label - offset = Source label
   int threads = 0;                      // ONNX Runtime intra-op threads per model; 0 = one per core
   int batch_size = 8;

@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 
+#include "common/limits.h"
 #include "common/result.h"
 #include "common/tensor.h"
 
@@ -33,6 +34,15 @@ struct ArrayLimits {
   uint64_t max_array_bytes = kDefaultMaxArrayBytes;
   uint64_t max_sample_bytes = kDefaultMaxSampleBytes;
 };
+
+// The limits the CLI applies (docs/cli.md, "Resource limits"): one array (a .npy, one array of an
+// .npz, a decoded .wav) may take the tensor limit (--max-tensor-bytes), all arrays of one sample
+// file together twice that.
+ArrayLimits array_limits(const ResourceLimits& limits);
+
+// "over the tensor limit of 1.0 GiB (--max-tensor-bytes)": the end of every refusal above.
+std::string array_limit_text(const ArrayLimits& limits);
+std::string sample_limit_text(const ArrayLimits& limits);
 
 // What the header says, before any data is read.
 struct NpyHeader {

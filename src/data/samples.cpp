@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "data/folder.h"
+
 namespace fetafix::data {
 namespace fs = std::filesystem;
 
@@ -38,6 +40,8 @@ const NamedArray* find_array(const std::vector<NamedArray>& arrays, const std::v
 
 }  // namespace
 
+bool is_sample_file_name(const fs::path& path) { return kind_of(path).has_value(); }
+
 std::string_view sample_kind_name(SampleKind kind) {
   switch (kind) {
     case SampleKind::kImage: return "image";
@@ -64,21 +68,14 @@ Result<std::vector<SampleFile>> list_samples(const fs::path& dir, bool images_on
     for (auto& p : paths) files.push_back({p, p.lexically_relative(dir).generic_string(), SampleKind::kImage});
     return files;
   }
-  std::error_code ec;
-  const fs::file_status status = fs::status(dir, ec);
-  if (ec || !fs::exists(status)) return make_error("sample folder '{}' does not exist", dir.string());
-  if (!fs::is_directory(status)) return make_error("sample folder '{}' is not a folder", dir.string());
-  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec);
-  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code type_ec;
-    if (!it->is_regular_file(type_ec)) continue;
-    if (auto kind = kind_of(it->path()))
-      files.push_back({it->path(), it->path().lexically_relative(dir).generic_string(), *kind});
+  FETAFIX_ASSIGN_OR_RETURN(auto found,
+                           list_folder(dir, "sample folder", [](const fs::path& p) { return kind_of(p).has_value(); }));
+  for (auto& f : found) {
+    const SampleKind kind = *kind_of(f.path);
+    files.push_back({std::move(f.path), std::move(f.name), kind});
   }
-  if (ec) return make_error("cannot list sample folder '{}': {}", dir.string(), ec.message());
   if (files.empty())
     return make_error("sample folder '{}' holds no sample (.jpg, .jpeg, .png, .npz, .npy or .wav)", dir.string());
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return files;
 }
 
@@ -127,7 +124,7 @@ Result<DecodedSample> SampleSet::decode(size_t index) const {
     case SampleKind::kWav: {
       FETAFIX_ASSIGN_OR_RETURN(Audio a, decode_wav(f.path, options_.limits));
       s.sample_rate = options_.sample_rate > 0 ? options_.sample_rate : a.sample_rate;
-      auto resampled = resample_audio(a.samples, a.sample_rate, s.sample_rate);
+      auto resampled = resample_audio(a.samples, a.sample_rate, s.sample_rate, options_.limits);
       if (!resampled.ok()) return make_error("{}: {}", f.path.string(), resampled.error().message);
       s.audio = std::move(resampled).value();
       break;

@@ -50,8 +50,13 @@ struct SampleOptions {
 };
 
 // Every file of a kind fetafix reads (images only when images_only) under `dir`, recursively,
-// sorted by relative path (byte order). Other files are ignored. Errors: no such folder; no sample.
+// sorted by relative path (byte order), listed as data/folder.h says (symlinked folders not
+// followed; a dangling symlink or FIFO with a sample name is listed, and fails when read). Other
+// files are ignored. Errors: no such folder; a subfolder that cannot be listed; no sample.
 Result<std::vector<SampleFile>> list_samples(const std::filesystem::path& dir, bool images_only = false);
+
+// Does the name say it is a sample (.jpg/.jpeg/.png, .npz, .npy, .wav; any case)?
+bool is_sample_file_name(const std::filesystem::path& path);
 
 // One sample, decoded once and fed to both models.
 struct DecodedSample {

@@ -302,6 +302,20 @@ Result<std::unique_ptr<Session>> Session::create(const onnx::ModelProto& model, 
   return std::unique_ptr<Session>(new Session(std::move(impl)));
 }
 
+Status check_loadable(const onnx::ModelProto& model, const std::string& model_label) {
+  FETAFIX_ASSIGN_OR_RETURN(std::string bytes, serialize_deterministic(model, model_label));
+  try {
+    Ort::SessionOptions ort_options;
+    ort_options.SetIntraOpNumThreads(1);
+    ort_options.SetInterOpNumThreads(1);
+    ort_options.SetGraphOptimizationLevel(ORT_DISABLE_ALL);  // check the model as written, not a rewrite
+    Ort::Session session(shared_env(), bytes.data(), bytes.size(), ort_options);
+  } catch (const std::exception& e) {
+    return make_error("{}: ONNX Runtime cannot load the model: {}", model_label, first_line(e.what()));
+  }
+  return {};
+}
+
 namespace {
 
 // `t` holding `shape` of `dtype`: its own storage when large enough (no allocation, no zeroing:

@@ -83,6 +83,10 @@ Result<std::map<std::string, ValueInfo>> observe_value_shapes(const onnx::ModelP
                                                                const std::vector<Tensor>& sample_inputs,
                                                                int threads, const std::string& model_label);
 
+// Whether ONNX Runtime can load `model` (graph resolution, type and shape inference, kernel
+// creation; nothing is run). The error names `model_label` and says what ORT refused.
+Status check_loadable(const onnx::ModelProto& model, const std::string& model_label);
+
 // ONNX Runtime's version string, for reports.
 std::string runtime_version();
 
