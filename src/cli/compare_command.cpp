@@ -21,7 +21,7 @@ struct CompareArgs {
 int run_compare(const CompareArgs& args) {
   const PairArgs& a = args.pair;
   const report::Stopwatch clock;
-  if (auto st = report::check_output_path(args.report, {a.source_path, a.target_path}, "--report"); !st.ok())
+  if (auto st = on_root(report::check_output_path(args.report, {a.source_path, a.target_path}, "--report")); !st.ok())
     return fail(st.error());
   auto pair = load_pair(a);
   if (!pair.ok()) return fail(pair.error());
@@ -31,13 +31,14 @@ int run_compare(const CompareArgs& args) {
   if (!args.report.empty() && (result->summary.task != "label" || !result->image_input))
     return fail(make_error("--report: the HTML report shows label tasks on images in this version; use --json for "
                            "the {} task", result->summary.task));
+  const int exit_code = result->summary.disagreeing == 0 ? kExitOk : kExitDifferent;
+  if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
   for (const auto& w : result->warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
   std::cout << compare::format_report(*result);
   if (!a.json_path.empty()) {
     if (auto st = write_file_atomic(a.json_path, compare::to_json(*result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"); !st.ok()) return fail(st.error());
     std::cout << "JSON written to " << a.json_path << "\n";
   }
-  const int exit_code = result->summary.disagreeing == 0 ? kExitOk : kExitDifferent;
   if (!args.report.empty()) {
     report::ReportInput in;
     in.command = "compare";

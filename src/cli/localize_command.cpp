@@ -27,8 +27,8 @@ int run_localize(LocalizeCommandArgs& args) {
   LocalizeArgs& a = args.localize;
   const report::Stopwatch clock;
   const std::vector<std::string> inputs{a.pair.source_path, a.pair.target_path};
-  if (auto st = report::check_output_path(args.report, inputs, "--report"); !st.ok()) return fail(st.error());
-  if (auto st = report::check_output_folder(args.model_explorer, inputs, "--model-explorer"); !st.ok())
+  if (auto st = on_root(report::check_output_path(args.report, inputs, "--report")); !st.ok()) return fail(st.error());
+  if (auto st = on_root(report::check_output_folder(args.model_explorer, inputs, "--model-explorer")); !st.ok())
     return fail(st.error());
   auto pair = load_pair(a.pair);
   if (!pair.ok()) return fail(pair.error());
@@ -37,6 +37,7 @@ int run_localize(LocalizeCommandArgs& args) {
   const auto& o = a.options;
   auto result = localize::localize_faults(p.source_side, p.target_side, a.pair.images, o);
   if (!result.ok()) return fail(result.error());
+  if (!ranks().is_root()) return result->fault_count() == 0 ? kExitOk : kExitDifferent;  // rank 0 writes
   for (const auto& w : result->detection.warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
   std::cout << localize::format_report(*result);
   if (!a.pair.json_path.empty()) {

@@ -56,9 +56,10 @@ int run_repair(RepairArgs& a) {
   const report::Stopwatch clock;
   PairArgs& pair_args = a.localize.pair;
   for (auto [path, what] : {std::pair{a.output, "-o"}, std::pair{a.patch, "--patch"}, std::pair{a.report, "--report"}})
-    if (auto st = check_output(path, pair_args, what); !st.ok()) return fail(st.error());
+    if (auto st = on_root(check_output(path, pair_args, what)); !st.ok()) return fail(st.error());
   const std::vector<std::string> inputs{pair_args.source_path, pair_args.target_path};
-  if (auto st = report::check_output_folder(a.model_explorer, inputs, "--model-explorer"); !st.ok()) return fail(st.error());
+  if (auto st = on_root(report::check_output_folder(a.model_explorer, inputs, "--model-explorer")); !st.ok())
+    return fail(st.error());
   auto pair = load_pair(pair_args);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -72,6 +73,10 @@ int run_repair(RepairArgs& a) {
   auto result = repair::repair_target(p.source_side, p.target_side, pair_args.images, o);
   if (!result.ok()) return fail(result.error());
   const auto& r = *result;
+  const int exit_code = r.final_disagreeing == 0                      ? kExitOk
+                        : r.final_disagreeing < r.initial_disagreeing ? kExitDifferent
+                                                                      : kExitNoImprovement;
+  if (!ranks().is_root()) return exit_code;  // every rank took the same steps; rank 0 writes them
   const onnx::ModelProto written = finished_model(r.repaired, !a.no_cleanup, pair_args.quiet);
   if (auto st = model::save_model(written, a.output, {pair_args.source_path, pair_args.target_path}); !st.ok())
     return fail(st.error());
@@ -85,9 +90,6 @@ int run_repair(RepairArgs& a) {
   if (!a.patch.empty()) std::cout << "Patch written to " << a.patch << " (replay: fetafix apply PATCH TARGET -o OUT)\n";
   if (r.patch.preprocess)
     std::cout << "Feed the repaired Target with preset: " << r.patch.preprocess->to_json().dump() << "\n";
-  const int exit_code = r.final_disagreeing == 0                      ? kExitOk
-                        : r.final_disagreeing < r.initial_disagreeing ? kExitDifferent
-                                                                      : kExitNoImprovement;
   if (reporting) {
     // Everything but the top-k lists comes from the repair itself: each round's localization,
     // the steps and which images agreed before and after.
@@ -103,6 +105,7 @@ int run_repair(RepairArgs& a) {
       // Top-k lists of the images that disagreed, before and after: the repair keeps top-1 only.
       compare::CompareOptions co = o.localize.compare;
       co.progress = ProgressMode::kQuiet;
+      co.comm = nullptr;  // rank 0 alone: the other ranks have finished
       if (o.log) o.log("comparing the Target before and after the repair for the report's top-k lists");
       auto before = compare::compare_models(p.source_side, p.target_side, pair_args.images, co);
       if (!before.ok()) return fail(before.error());
