@@ -24,7 +24,7 @@ int run_compare(const CompareArgs& args) {
   const report::Stopwatch clock;
   RunFiles files = pair_run_files(a);
   files.output("--report", args.report);
-  if (auto st = check_run_files(files); !st.ok()) return fail(st.error());
+  if (auto st = on_root(check_run_files(files)); !st.ok()) return fail(st.error());
   auto pair = load_pair(a);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -35,6 +35,7 @@ int run_compare(const CompareArgs& args) {
     return fail(make_error("--report: the HTML report shows label tasks on images in this version; use --json for "
                            "the {} task", result->summary.task));
   const int exit_code = result->summary.disagreeing == 0 ? kExitOk : kExitDifferent;
+  if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
   // Every output is made before any is written: a failure leaves none behind.
   PendingOutputs outputs;
   if (!a.json_path.empty())

@@ -30,7 +30,7 @@ int run_localize(LocalizeCommandArgs& args) {
   RunFiles files = pair_run_files(a.pair);
   files.output("--report", args.report);
   files.output_folder("--model-explorer", args.model_explorer);
-  if (auto st = check_run_files(files); !st.ok()) return fail(st.error());
+  if (auto st = on_root(check_run_files(files)); !st.ok()) return fail(st.error());
   auto pair = load_pair(a.pair);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -40,6 +40,7 @@ int run_localize(LocalizeCommandArgs& args) {
   if (!result.ok()) return fail(result.error());
   // Disagreement that no finding explains is no success either (docs/cli.md).
   const int exit_code = result->fault_count() == 0 && !result->unexplained_disagreement() ? kExitOk : kExitDifferent;
+  if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
   // Every output is made before any is written: a failure leaves none behind.
   PendingOutputs outputs;
   if (!a.pair.json_path.empty())

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <optional>
 
 #include <CLI/CLI.hpp>
@@ -10,8 +11,17 @@
 #include "cli/commands.h"
 #include "common/limits.h"
 #include "common/result.h"
+#include "mpi/job.h"
 
 namespace {
+
+// Ranks other than 0 print nothing: every rank holds the same results, and one copy is enough.
+void silence() {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  (void)std::freopen("/dev/null", "w", stdout);
+  (void)std::freopen("/dev/null", "w", stderr);
+}
 
 // --max-image-pixels / --max-tensor-bytes, global options (accepted before or after the
 // subcommand), over the FETAFIX_MAX_* environment variables, over the defaults.
@@ -46,6 +56,13 @@ int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) must make a write fail with EFBIG, reported as an error naming
   // the file, rather than kill the process half way.
   std::signal(SIGXFSZ, SIG_IGN);
+  const fetafix::mpi::Job job(argc, argv);
+  if (!job.error().empty()) {
+    std::fprintf(stderr, "fetafix: %s\n", job.error().c_str());
+    return fetafix::kExitBadInput;
+  }
+  fetafix::cli::set_ranks(job.comm());
+  if (!job.comm().is_root()) silence();
   CLI::App app{"fetafix: find and repair the faults a converter introduces into a model.\n"
                "Compares a Source ONNX model with its converted Target on a folder of images."};
   app.set_version_flag("--version", FETAFIX_VERSION_STRING);
@@ -76,8 +93,16 @@ int main(int argc, char** argv) {
     return fetafix::kExitBadInput;
   }
   fetafix::set_resource_limits(limits.limits);
+  // Commands that do not read samples have nothing to share: rank 0 does them alone.
+  const bool sharded = app.got_subcommand("compare") || app.got_subcommand("localize") || app.got_subcommand("repair");
+  if (!sharded && !job.comm().is_root()) return fetafix::kExitOk;
   try {
-    return runner.run();
+    const int code = runner.run();
+    // What the ranks exchanged, after a run that finished (a failed one says only why).
+    const bool finished = code != fetafix::kExitBadInput && code != fetafix::kExitInternal;
+    if (job.comm().size() > 1 && finished)
+      std::fprintf(stderr, "fetafix: mpi: %s\n", job.describe_communication().c_str());
+    return code;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fetafix: internal error: %s\n", e.what());
     return fetafix::kExitInternal;

@@ -1,5 +1,7 @@
 #include "cli/pair_options.h"
 
+#include "cli/commands.h"
+
 #include <cstdio>
 #include <filesystem>
 
@@ -14,6 +16,14 @@
 namespace fetafix::cli {
 namespace fs = std::filesystem;
 
+namespace {
+const Communicator* the_ranks = &single_process();
+}  // namespace
+
+const Communicator& ranks() { return *the_ranks; }
+void set_ranks(const Communicator& comm) { the_ranks = &comm; }
+Status on_root(Status check) { return ranks().is_root() ? check : Status(); }
+
 int fail(const Error& e) {
   std::fprintf(stderr, "fetafix: %s\n", e.message.c_str());
   return e.exit_code;
@@ -21,30 +31,14 @@ int fail(const Error& e) {
 
 namespace {
 
-// DType of the first graph input that is not an initializer.
-DType image_input_dtype(const onnx::ModelProto& m) {
-  for (const auto& in : m.graph().input()) {
-    bool is_init = false;
-    for (const auto& init : m.graph().initializer()) is_init |= init.name() == in.name();
-    if (!is_init) return static_cast<DType>(in.type().tensor_type().elem_type());
-  }
-  return DType::kUndefined;
-}
-
-// "auto" picks by the model's input type: raw bytes for uint8 inputs (quantized models),
-// the torch preset otherwise.
 Result<data::Preset> make_preset(const std::string& spec, const std::string& overrides, const onnx::ModelProto& m,
                                  const char* flag) {
-  std::string name = spec;
-  if (name == "auto") name = image_input_dtype(m) == DType::kUInt8 ? "uint8" : "torch";
-  auto preset = data::resolve_preset(name);
-  if (!preset.ok()) return Error{fmt::format("{}: {}", flag, preset.error().message), kExitBadInput};
+  nlohmann::json j = nlohmann::json::object();
   if (!overrides.empty()) {
-    auto j = nlohmann::json::parse(overrides, nullptr, /*allow_exceptions=*/false);
+    j = nlohmann::json::parse(overrides, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) return make_error("{}-override: not a JSON object: {}", flag, overrides);
-    FETAFIX_TRY_STATUS(data::apply_overrides(*preset, j));
   }
-  return preset;
+  return compare::resolve_side_preset(spec, j, m, flag);
 }
 
 // --data, --task, --input, --sample-rate (docs/cli.md, "Any model").
@@ -157,6 +151,13 @@ Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& a) {
   p->compare.top_k_given = a.top_k_given;
   p->compare.label_offset = a.label_offset;
   p->compare.threads = a.threads;
+  p->compare.comm = &ranks();
+  if (ranks().size() > 1) {  // docs/scaling.md: threads per rank
+    if (p->compare.threads == 0) p->compare.threads = threads_per_rank(ranks());
+    p->thread_limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(p->compare.threads));
+    if (!a.quiet)
+      std::fprintf(stderr, "fetafix: mpi: %d ranks x %d thread(s) each\n", ranks().size(), p->compare.threads);
+  }
   p->compare.batch_size = a.batch_size;
   p->compare.strict = a.strict;
   p->compare.progress = a.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;

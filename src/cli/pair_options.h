@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include <tbb/global_control.h>
+
 #include <CLI/App.hpp>
 
 #include "cli/run_files.h"
@@ -45,6 +47,8 @@ struct LoadedPair {
   model::Model source, target;
   compare::ModelSide source_side, target_side;  // point into source/target: keep LoadedPair alive
   compare::CompareOptions compare;
+  // Under mpirun: worker threads of this rank, so that ranks x threads fill the cores, no more.
+  std::optional<tbb::global_control> thread_limit;
 };
 
 // The files a pair command reads (both models, preset files, the image folder) and writes

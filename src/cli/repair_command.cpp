@@ -38,6 +38,7 @@ Status add_report(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair
   const PairArgs& pair_args = a.localize.pair;
   compare::CompareOptions co = o.localize.compare;
   co.progress = ProgressMode::kQuiet;
+  co.comm = nullptr;  // rank 0 alone: the other ranks have finished
   if (o.log) o.log("comparing the Target before and after the repair for the report's top-k lists");
   FETAFIX_ASSIGN_OR_RETURN(auto before, compare::compare_models(p.source_side, p.target_side, pair_args.images, co));
   compare::ModelSide repaired{&r.repaired, a.output, r.patch.preprocess ? *r.patch.preprocess : p.target_side.preset};
@@ -118,7 +119,7 @@ int run_repair(RepairArgs& a) {
   files.output("--patch", a.patch);
   files.output("--report", a.report);
   files.output_folder("--model-explorer", a.model_explorer);
-  if (auto st = check_run_files(files); !st.ok()) return fail(st.error());
+  if (auto st = on_root(check_run_files(files)); !st.ok()) return fail(st.error());
   auto pair = load_pair(pair_args);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -134,6 +135,7 @@ int run_repair(RepairArgs& a) {
   const int exit_code = r.final_disagreeing == 0                      ? kExitOk
                         : r.final_disagreeing < r.initial_disagreeing ? kExitDifferent
                                                                       : kExitNoImprovement;
+  if (!ranks().is_root()) return exit_code;  // every rank took the same steps; rank 0 writes them
   PendingOutputs outputs;
   if (auto st = add_outputs(outputs, a, p, r, o, exit_code, clock.seconds()); !st.ok()) return fail(st.error());
   if (auto st = outputs.commit(); !st.ok()) return fail(st.error());

@@ -42,7 +42,7 @@ class HeaderParser {
         have_descr = true;
         std::string descr;
         FETAFIX_TRY_STATUS(string_literal(descr));
-        FETAFIX_ASSIGN_OR_RETURN(out.dtype, dtype_of_descr(descr));
+        FETAFIX_ASSIGN_OR_RETURN(out.dtype, dtype_of_npy_descr(descr, what_));
       } else if (key == "fortran_order" && !have_order) {
         have_order = true;
         FETAFIX_TRY_STATUS(boolean(out.fortran_order));
@@ -118,20 +118,6 @@ class HeaderParser {
     ++i_;
     return {};
   }
-  // '<' little-endian; '|' (no byte order) and '>' only for one-byte types, where order is moot.
-  Result<DType> dtype_of_descr(const std::string& d) const {
-    for (const auto& e : kDescrs) {
-      if (d.size() != 3 || d.substr(1) != e.code) continue;
-      const bool one_byte = dtype_size(e.dtype) == 1;
-      if (d[0] == '<' || (one_byte && (d[0] == '|' || d[0] == '>'))) return e.dtype;
-      if (d[0] == '>')
-        return make_error("{}: the array is big-endian ('{}'); save it little-endian "
-                          "(arr.astype(arr.dtype.newbyteorder('<')))", what_, d);
-    }
-    return make_error("{}: unsupported array dtype '{}' (numeric or bool arrays only: float16/32/64, int8..64, "
-                      "uint8..64, bool; little-endian)", what_, d);
-  }
-
   std::string_view s_;
   const std::string& what_;
   size_t i_ = 0;
@@ -161,6 +147,20 @@ void fortran_to_c(const Tensor& in, Tensor& out) {
 }
 
 }  // namespace
+
+// '<' little-endian; '|' (no byte order) and '>' only for one-byte types, where order is moot.
+Result<DType> dtype_of_npy_descr(std::string_view d, const std::string& what) {
+  for (const auto& e : kDescrs) {
+    if (d.size() != 3 || d.substr(1) != e.code) continue;
+    const bool one_byte = dtype_size(e.dtype) == 1;
+    if (d[0] == '<' || (one_byte && (d[0] == '|' || d[0] == '>'))) return e.dtype;
+    if (d[0] == '>')
+      return make_error("{}: the array is big-endian ('{}'); save it little-endian "
+                        "(arr.astype(arr.dtype.newbyteorder('<')))", what, d);
+  }
+  return make_error("{}: unsupported array dtype '{}' (numeric or bool arrays only: float16/32/64, int8..64, "
+                    "uint8..64, bool; little-endian)", what, d);
+}
 
 std::string npy_descr(DType t) {
   for (const auto& e : kDescrs)

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "common/limits.h"
 #include "common/result.h"
@@ -65,6 +66,10 @@ Result<Tensor> read_npy(const std::filesystem::path& path, const ArrayLimits& li
 
 // A version 1.0 .npy image of `t` (C order, little-endian), as numpy.save writes it.
 std::string encode_npy(const Tensor& t);
+
+// The DType of a numpy dtype string ("<f4", "|u1", ...: numpy's dtype.str); `what` names the
+// array in errors (big-endian, string, object and structured dtypes are refused with the reason).
+Result<DType> dtype_of_npy_descr(std::string_view descr, const std::string& what);
 
 // The numpy dtype string of a DType ("<f4", "|u1", ...); empty when numpy has none (bfloat16).
 std::string npy_descr(DType t);

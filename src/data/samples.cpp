@@ -86,13 +86,42 @@ Result<SampleSet> SampleSet::open(const fs::path& dir, const SampleOptions& opti
   if (options.sample_rate < 0) return make_error("--sample-rate must be positive (got {})", options.sample_rate);
   FETAFIX_ASSIGN_OR_RETURN(set.files_, list_samples(dir, options.images_only));
   for (const auto& [name, path] : options.constants) {
-    for (const auto& c : set.constants_)
-      if (c.name == name) return make_error("--input {}: given twice", name);
     auto value = read_npy(path, options.limits);
     if (!value.ok()) return make_error("--input {}: {}", name, value.error().message);
-    set.constants_.push_back({name, std::move(value).value()});
+    FETAFIX_TRY_STATUS(set.add_constant(name, std::move(value).value()));
   }
   return set;
+}
+
+Result<SampleSet> SampleSet::hold(std::vector<HeldSample> samples, const SampleOptions& options) {
+  if (samples.empty()) return make_error("no sample given");
+  SampleSet set;
+  set.options_ = options;
+  set.options_.constants.clear();
+  set.options_.images_only = false;
+  auto held = std::make_shared<std::vector<DecodedSample>>();
+  held->reserve(samples.size());
+  for (auto& s : samples) {
+    const bool one_unnamed = s.arrays.size() == 1 && s.arrays[0].name.empty();
+    if (s.arrays.empty()) return make_error("{}: no array", s.name);
+    for (const auto& a : s.arrays)
+      if (!one_unnamed && a.name.empty())
+        return make_error("{}: an unnamed array among several; name every array after the input it feeds", s.name);
+    DecodedSample d;
+    d.kind = one_unnamed ? SampleKind::kNpy : SampleKind::kNpz;
+    d.arrays = std::move(s.arrays);
+    set.files_.push_back({{}, std::move(s.name), d.kind});
+    held->push_back(std::move(d));
+  }
+  set.held_ = std::move(held);
+  return set;
+}
+
+Status SampleSet::add_constant(const std::string& name, Tensor value) {
+  for (const auto& c : constants_)
+    if (c.name == name) return make_error("--input {}: given twice", name);
+  constants_.push_back({name, std::move(value)});
+  return {};
 }
 
 bool SampleSet::has(SampleKind kind) const {
@@ -104,6 +133,7 @@ bool SampleSet::images_only() const {
 }
 
 Result<DecodedSample> SampleSet::decode(size_t index) const {
+  if (held_) return held_->at(index);
   const SampleFile& f = files_.at(index);
   DecodedSample s;
   s.kind = f.kind;

@@ -87,8 +87,13 @@ class Loop {
     if (o_.log) o_.log(line);
   }
 
+  // Under mpirun every rank must stop at the same point (each call is then collective): the
+  // ranks agree that time is up when any rank's clock says so.
   bool out_of_time() {
-    if (seconds_since(start_) < o_.time_limit_seconds) return false;
+    if (r_.time_limit_reached) return true;
+    const Communicator& comm = compare::ranks_of(o_.localize.compare);
+    const bool mine = seconds_since(start_) >= o_.time_limit_seconds;
+    if (comm.size() > 1 ? comm.all_true(!mine) : !mine) return false;
     r_.time_limit_reached = true;
     r_.stop_reason = fmt::format("time limit ({:.0f} s) reached", o_.time_limit_seconds);
     return true;
@@ -340,7 +345,9 @@ class Loop {
     localize::LocalizeOptions lo = o_.localize;
     lo.compare.progress = ProgressMode::kQuiet;
     lo.preprocessing_sample = o_.preprocessing_sample;
-    lo.activation.deadline = deadline();
+    // One process stops the ranking at the deadline; ranks could stop it at different layers, so
+    // they check the time limit between steps only (docs/scaling.md).
+    if (compare::ranks_of(o_.localize.compare).size() == 1) lo.activation.deadline = deadline();
     lo.activation.max_similar = std::min(lo.activation.max_similar, o_.ranking_max_similar);
     lo.activation.max_dissimilar = std::min(lo.activation.max_dissimilar, o_.ranking_max_dissimilar);
     localize::LocalizeStages stages;
