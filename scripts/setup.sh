@@ -19,10 +19,14 @@ debs=(build-essential cmake pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev
       imagemagick fonts-dejavu-core  # text rendered on photos for the OCR tests and benchmark
       mate-backgrounds
-      chromium)  # headless: the report's browser test and bench_report open the HTML in it
+      chromium  # headless: the report's browser test and bench_report open the HTML in it
+      pybind11-dev python3-dev python3-numpy python3-pytest python3-onnx  # the Python module and its tests
+      libopenmpi-dev openmpi-bin)  # MPI sharding (mpirun) and its test
+# scripts/fuzz.sh only: clang and libFuzzer (~400 MB) stay off the default path (CI, tests).
+[ "${FETAFIX_SETUP_FUZZ:-0}" = 1 ] && debs+=(clang-14 libfuzzer-14-dev)
 # The port corpus only (scripts/make-ports.sh sets FETAFIX_SETUP_PORTS=1): torch.onnx and the ONNX
 # Python package, run by Debian's /usr/bin/python3.
-[ "${FETAFIX_SETUP_PORTS:-0}" = 1 ] && debs+=(python3-torch python3-onnx python3-numpy)
+[ "${FETAFIX_SETUP_PORTS:-0}" = 1 ] && debs+=(python3-torch)
 # npm may come from nodesource's nodejs rather than Debian's npm package.
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 missing=()

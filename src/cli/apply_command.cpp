@@ -1,4 +1,5 @@
 // `fetafix apply PATCH TARGET -o OUT`: replays a repair patch on the Target it was made for.
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -11,6 +12,7 @@
 #include "model/cleanup.h"
 #include "model/model.h"
 #include "repair/patch.h"
+#include "runtime/validate.h"
 
 namespace fetafix::cli {
 namespace {
@@ -22,17 +24,26 @@ struct ApplyArgs {
 
 int run_apply(const ApplyArgs& a) {
   namespace fs = std::filesystem;
-  for (const auto& input : {a.patch, a.target})
-    if (same_file(a.output, input)) return fail(make_error("output '{}' would overwrite the input '{}'", a.output, input));
-  if (auto st = check_writable(a.output); !st.ok()) return fail(st.error());
+  RunFiles files;
+  files.input("the patch", a.patch);
+  files.input("the Target model", a.target);
+  files.output("-o", a.output);
+  if (auto st = check_run_files(files); !st.ok()) return fail(st.error());
   auto patch = repair::load_patch(a.patch);
   if (!patch.ok()) return fail(patch.error());
   auto target = model::load_model(a.target);
   if (!target.ok()) return fail(target.error());
-  if (auto st = repair::apply_patch(*patch, target->proto); !st.ok())
+  onnx::ModelProto patched = target->proto;
+  if (auto st = repair::apply_patch(*patch, patched); !st.ok())
     return fail(make_error("patch '{}' does not apply to '{}': {}", a.patch, a.target, st.error().message));
-  if (!a.no_cleanup) model::cleanup_model(target->proto);  // as `fetafix repair` does before writing
-  if (auto st = model::save_model(target->proto, a.output, {fs::path(a.patch), fs::path(a.target)}); !st.ok())
+  if (!a.no_cleanup) model::cleanup_model(patched);  // as `fetafix repair` does before writing
+  // A patch may set values no model can hold (5 pads on a 2-D Conv, a weight of the wrong shape):
+  // what ONNX Runtime cannot load is never written.
+  auto warnings = runtime::validate_written_model(patched, &target->proto, a.output);
+  if (!warnings.ok())
+    return fail(make_error("patch '{}' makes an invalid model of '{}': {}", a.patch, a.target, warnings.error().message));
+  for (const auto& w : *warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
+  if (auto st = model::save_model(patched, a.output, {fs::path(a.patch), fs::path(a.target)}); !st.ok())
     return fail(st.error());
   std::cout << "applied " << patch->edits.size() << " edit(s) to " << a.target << " -> " << a.output << "\n";
   if (patch->preprocess)
@@ -47,10 +58,12 @@ void add_apply_command(CLI::App& app, CommandRunner& runner) {
   CLI::App* cmd = app.add_subcommand(
       "apply",
       "Replay a repair patch (docs/repair-strategies.md) on the Target it was made for, reproducing the\n"
-      "repaired model byte for byte. Exit code: 0 written, 2 bad patch, bad model or a patch that does not apply.");
+      "repaired model byte for byte; the result must load in ONNX Runtime before it is written.\n"
+      "Exit code: 0 written, 2 bad patch, bad model or a patch that does not apply or makes an invalid model.");
   cmd->add_option("patch", args->patch, "Patch file (JSON, schema fetafix.patch/1)")->required();
   cmd->add_option("target", args->target, "Target ONNX model the patch was made for")->required();
-  cmd->add_option("-o,--output", args->output, "Repaired ONNX model to write (never an input)")->required();
+  cmd->add_option("-o,--output", args->output, "Repaired ONNX model to write (never an input)")
+      ->required()->check(non_empty_path());
   cmd->add_flag("--no-cleanup", args->no_cleanup,
                 "Keep what the patched model no longer uses (for a repair run with --no-cleanup)");
   cmd->callback([&runner, args] { runner.action = [args] { return run_apply(*args); }; });

@@ -8,6 +8,7 @@
 #include "cli/pair_options.h"
 #include "common/fs.h"
 #include "cli/cli_support.h"
+#include "common/json_text.h"
 #include "report/report.h"
 
 namespace fetafix::cli {
@@ -21,23 +22,24 @@ struct CompareArgs {
 int run_compare(const CompareArgs& args) {
   const PairArgs& a = args.pair;
   const Stopwatch clock;
-  if (auto st = check_output_path(args.report, {a.source_path, a.target_path}, "--report"); !st.ok())
-    return fail(st.error());
+  RunFiles files = pair_run_files(a);
+  files.output("--report", args.report);
+  if (auto st = on_root(check_run_files(files)); !st.ok()) return fail(st.error());
   auto pair = load_pair(a);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
   auto result = compare::compare_models(p.source_side, p.target_side, a.samples_dir(), p.compare);
   if (!result.ok()) return fail(result.error());
+  // Known only once the task is resolved; still before any output is written.
   if (!args.report.empty() && (result->summary.task != "label" || !result->image_input))
     return fail(make_error("--report: the HTML report shows label tasks on images in this version; use --json for "
                            "the {} task", result->summary.task));
-  for (const auto& w : result->warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
-  std::cout << compare::format_report(*result);
-  if (!a.json_path.empty()) {
-    if (auto st = write_file_atomic(a.json_path, compare::to_json(*result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"); !st.ok()) return fail(st.error());
-    std::cout << "JSON written to " << a.json_path << "\n";
-  }
   const int exit_code = result->summary.disagreeing == 0 ? kExitOk : kExitDifferent;
+  if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
+  // Every output is made before any is written: a failure leaves none behind.
+  PendingOutputs outputs;
+  if (!a.json_path.empty())
+    if (auto st = outputs.add(a.json_path, json_text(compare::to_json(*result))); !st.ok()) return fail(st.error());
   if (!args.report.empty()) {
     report::ReportInput in;
     in.command = "compare";
@@ -47,9 +49,15 @@ int run_compare(const CompareArgs& args) {
     in.before = &*result;
     in.exit_code = exit_code;
     in.seconds = clock.seconds();
-    if (auto st = report::write_report(args.report, in); !st.ok()) return fail(st.error());
-    std::cout << "Report written to " << args.report << "\n";
+    auto html = report::render_report(in);
+    if (!html.ok()) return fail(html.error());
+    if (auto st = outputs.add(args.report, *html); !st.ok()) return fail(st.error());
   }
+  if (auto st = outputs.commit(); !st.ok()) return fail(st.error());
+  for (const auto& w : result->warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
+  std::cout << compare::format_report(*result);
+  if (!a.json_path.empty()) std::cout << "JSON written to " << a.json_path << "\n";
+  if (!args.report.empty()) std::cout << "Report written to " << args.report << "\n";
   return exit_code;
 }
 
@@ -63,7 +71,8 @@ void add_compare_command(CLI::App& app, CommandRunner& runner) {
       "default, or detections, masks, CTC text or raw tensors with --task (docs/cli.md).\n"
       "Exit code: 0 no sample disagrees, 1 some disagree, 2 bad usage or bad input.");
   add_pair_options(cmd, args->pair, PairScope::kAnyModel);
-  cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)");
+  cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)")
+      ->check(non_empty_path());
   cmd->callback([&runner, args] { runner.action = [args] { return run_compare(*args); }; });
 }
 

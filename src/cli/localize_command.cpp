@@ -9,7 +9,9 @@
 #include "cli/commands.h"
 #include "cli/localize_options.h"
 #include "cli/pair_options.h"
+#include "cli/staged_outputs.h"
 #include "common/fs.h"
+#include "common/json_text.h"
 #include "localize/localize.h"
 #include "cli/cli_support.h"
 #include "report/model_explorer.h"
@@ -26,10 +28,10 @@ struct LocalizeCommandArgs {
 int run_localize(LocalizeCommandArgs& args) {
   LocalizeArgs& a = args.localize;
   const Stopwatch clock;
-  const std::vector<std::string> inputs{a.pair.source_path, a.pair.target_path};
-  if (auto st = check_output_path(args.report, inputs, "--report"); !st.ok()) return fail(st.error());
-  if (auto st = check_output_folder(args.model_explorer, inputs, "--model-explorer"); !st.ok())
-    return fail(st.error());
+  RunFiles files = pair_run_files(a.pair);
+  files.output("--report", args.report);
+  files.output_folder("--model-explorer", args.model_explorer);
+  if (auto st = on_root(check_run_files(files)); !st.ok()) return fail(st.error());
   auto pair = load_pair(a.pair);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -37,20 +39,18 @@ int run_localize(LocalizeCommandArgs& args) {
   const auto& o = a.options;
   auto result = localize::localize_faults(p.source_side, p.target_side, a.pair.images, o);
   if (!result.ok()) return fail(result.error());
-  for (const auto& w : result->detection.warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
-  std::cout << localize::format_report(*result);
-  if (!a.pair.json_path.empty()) {
-    if (auto st = write_file_atomic(a.pair.json_path, localize::to_json(*result).dump(2) + "\n"); !st.ok())
+  // Disagreement that no finding explains is no success either (docs/cli.md).
+  const int exit_code = result->fault_count() == 0 && !result->unexplained_disagreement() ? kExitOk : kExitDifferent;
+  if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
+  // Every output is made before any is written: a failure leaves none behind.
+  PendingOutputs outputs;
+  if (!a.pair.json_path.empty())
+    if (auto st = outputs.add(a.pair.json_path, json_text(localize::to_json(*result))); !st.ok()) return fail(st.error());
+  if (!args.model_explorer.empty())
+    if (auto st = add_model_explorer_files(outputs, args.model_explorer, p.source.proto, p.target.proto, *result,
+                                           result->findings);
+        !st.ok())
       return fail(st.error());
-    std::cout << "JSON written to " << a.pair.json_path << "\n";
-  }
-  const int exit_code = result->fault_count() == 0 ? kExitOk : kExitDifferent;
-  if (!args.model_explorer.empty()) {
-    auto files = report::write_model_explorer_files(args.model_explorer, p.source.proto, p.target.proto, *result,
-                                                    result->findings);
-    if (!files.ok()) return fail(files.error());
-    std::cout << "Model Explorer mapping and node data written to " << args.model_explorer << "\n";
-  }
   if (!args.report.empty()) {
     report::ReportInput in;
     in.command = "localize";
@@ -60,9 +60,17 @@ int run_localize(LocalizeCommandArgs& args) {
     in.localization = &*result;
     in.exit_code = exit_code;
     in.seconds = clock.seconds();
-    if (auto st = report::write_report(args.report, in); !st.ok()) return fail(st.error());
-    std::cout << "Report written to " << args.report << "\n";
+    auto html = report::render_report(in);
+    if (!html.ok()) return fail(html.error());
+    if (auto st = outputs.add(args.report, *html); !st.ok()) return fail(st.error());
   }
+  if (auto st = outputs.commit(); !st.ok()) return fail(st.error());
+  for (const auto& w : result->detection.warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
+  std::cout << localize::format_report(*result);
+  if (!a.pair.json_path.empty()) std::cout << "JSON written to " << a.pair.json_path << "\n";
+  if (!args.model_explorer.empty())
+    std::cout << "Model Explorer mapping and node data written to " << args.model_explorer << "\n";
+  if (!args.report.empty()) std::cout << "Report written to " << args.report << "\n";
   return exit_code;
 }
 
@@ -74,12 +82,15 @@ void add_localize_command(CLI::App& app, CommandRunner& runner) {
       "localize",
       "Find where Target differs from Source: preprocessing (PP), input dimensions (ID), tensor shape and\n"
       "structure (TSS), weights and biases (WB), layer hyperparameters (LH), computation graph (CG).\n"
-      "Exit code: 0 nothing found, 1 faults found, 2 bad usage or bad input.");
+      "Exit code: 0 nothing found, 1 faults found (or images disagree and no check explains why), 2 bad usage or\n"
+      "bad input.");
   add_localize_options(cmd, args->localize);
-  cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)");
+  cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)")
+      ->check(non_empty_path());
   cmd->add_option("--model-explorer", args->model_explorer,
                   "Also write a node mapping and node data for Google's Model Explorer into this folder "
-                  "(docs/model-explorer.md)");
+                  "(docs/model-explorer.md)")
+      ->check(non_empty_path());
   cmd->callback([&runner, args] { runner.action = [args] { return run_localize(*args); }; });
 }
 

@@ -28,6 +28,12 @@ void add_localize_options(CLI::App* cmd, LocalizeArgs& args) {
   cmd->add_option("--equivalence-rtol", o.equivalence.rtol,
                   "Equivalence filter: outputs agree when max|S-T| <= rtol*max|S| + atol")->capture_default_str();
   cmd->add_option("--equivalence-atol", o.equivalence.atol, "Equivalence filter: absolute term")->capture_default_str();
+  cmd->add_option("--replay-images", o.replay_images,
+                  "Local replay: disagreeing images each layer's Target region is replayed on (0 = no replay)")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
+  cmd->add_option("--replay-tolerance", o.replay.tolerance,
+                  "Local replay: relative L2 error above which a layer adds error by itself")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e9));
   cmd->add_option("--probe-images", o.probe_images, "Images the equivalence filter runs subgraphs on")
       ->capture_default_str()->check(CLI::Range(1, 1000));
 }

@@ -5,9 +5,12 @@
 #include <optional>
 #include <string>
 
+#include <tbb/global_control.h>
+
 #include <CLI/App.hpp>
 
 #include "common/exit_codes.h"
+#include "cli/run_files.h"
 #include "common/result.h"
 #include "compare/compare.h"
 #include "model/model.h"
@@ -24,6 +27,7 @@ struct PairArgs {
   std::string source_preprocess = "auto", target_preprocess = "auto";
   std::string source_override, target_override;
   int top_k = 5;
+  bool top_k_given = false;  // --top-k on the command line: then it may not exceed the class count
   std::optional<int64_t> label_offset;
   int threads = 0;
   int batch_size = 8;
@@ -44,9 +48,17 @@ struct LoadedPair {
   model::Model source, target;
   compare::ModelSide source_side, target_side;  // point into source/target: keep LoadedPair alive
   compare::CompareOptions compare;
+  // Under mpirun: worker threads of this rank, so that ranks x threads fill the cores, no more.
+  std::optional<tbb::global_control> thread_limit;
 };
 
-// Checks output paths first (writable, not an input), then loads both models and presets.
+// The files a pair command reads (both models, preset files, the image folder) and writes
+// (--json); commands add their own outputs and check them all with check_run_files first.
+RunFiles pair_run_files(const PairArgs& args);
+
+// Loads both models and presets, and checks before any work what can be checked without running
+// them: input sizes against the tensor limit, --top-k and --label-offset against the class counts
+// the models declare. Output paths are checked before this, with check_run_files.
 Result<std::unique_ptr<LoadedPair>> load_pair(const PairArgs& args);
 
 // The documented exit code (docs/cli.md) of an error of this kind: bad input 2, internal 4.

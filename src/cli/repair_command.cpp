@@ -8,13 +8,17 @@
 
 #include "cli/commands.h"
 #include "cli/localize_options.h"
+#include "cli/staged_outputs.h"
 #include "common/fs.h"
+#include "common/json_text.h"
 #include "model/cleanup.h"
 #include "repair/driver.h"
+#include "repair/patch.h"
 #include "repair/repair.h"
 #include "cli/cli_support.h"
 #include "report/model_explorer.h"
 #include "report/report.h"
+#include "runtime/validate.h"
 
 namespace fetafix::cli {
 namespace {
@@ -27,38 +31,93 @@ struct RepairArgs {
   bool no_cleanup = false;
 };
 
-Status check_output(const std::string& path, const PairArgs& pair, const char* what) {
-  if (path.empty()) return {};
-  for (const auto& input : {pair.source_path, pair.target_path})
-    if (same_file(path, input)) return make_error("{}: refusing to overwrite an input model ({})", path, what);
-  return check_writable(path);
+// Adds the --report page: it needs two more compares (the Target before and after the repair) for
+// the top-k lists of its images table; everything else comes from the repair itself.
+Status add_report(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair& p, const repair::RepairResult& r,
+                  const repair::RepairOptions& o, int exit_code, double seconds) {
+  const PairArgs& pair_args = a.localize.pair;
+  compare::CompareOptions co = o.localize.compare;
+  co.progress = ProgressMode::kQuiet;
+  co.comm = nullptr;  // rank 0 alone: the other ranks have finished
+  if (o.log) o.log("comparing the Target before and after the repair for the report's top-k lists");
+  FETAFIX_ASSIGN_OR_RETURN(auto before, compare::compare_models(p.source_side, p.target_side, pair_args.images, co));
+  compare::ModelSide repaired{&r.repaired, a.output, r.patch.preprocess ? *r.patch.preprocess : p.target_side.preset};
+  FETAFIX_ASSIGN_OR_RETURN(auto after, compare::compare_models(p.source_side, repaired, pair_args.images, co));
+  report::ReportInput in;
+  in.command = "repair";
+  in.source = p.source_side;
+  in.target = p.target_side;
+  in.image_dir = pair_args.images;
+  in.before = &before;
+  in.after = &after;
+  in.repair = &r;
+  in.exit_code = exit_code;
+  in.seconds = seconds;
+  FETAFIX_ASSIGN_OR_RETURN(auto html, report::render_report(in));
+  return outputs.add(a.report, html);
 }
 
 // The model written is the repaired Target without what nothing reads any more (the weights a
 // repair bypassed, stale value_info): `fetafix apply` runs the same cleanup after the patch, so it
-// still reproduces these bytes. ONNX's checker (structural checks above opset 17 / IR 8) only
-// warns: ONNX Runtime already ran the model on every kept edit.
+// still reproduces these bytes.
 onnx::ModelProto finished_model(const onnx::ModelProto& repaired, bool cleanup, bool quiet) {
   onnx::ModelProto m = repaired;
-  if (cleanup) {
-    const auto removed = model::cleanup_model(m);
-    if (!quiet && removed.removed() > 0)
-      std::fprintf(stderr, "repair: removed what the repaired model no longer uses: %zu node(s), %zu initializer(s), "
-                   "%zu value_info\n", removed.nodes_removed.size(), removed.initializers_removed.size(),
-                   removed.value_info_removed.size());
-  }
-  if (auto check = model::check_model(m); !check.ok())
-    std::fprintf(stderr, "fetafix: warning: the repaired model fails the check: %s\n", check.error().message.c_str());
+  if (!cleanup) return m;
+  const auto removed = model::cleanup_model(m);
+  if (!quiet && removed.removed() > 0)
+    std::fprintf(stderr, "repair: removed what the repaired model no longer uses: %zu node(s), %zu initializer(s), "
+                 "%zu value_info\n", removed.nodes_removed.size(), removed.initializers_removed.size(),
+                 removed.value_info_removed.size());
   return m;
+}
+
+// Every output, made before any is written: the repaired model (cleaned, then validated: ONNX
+// Runtime must load and run it; ONNX's checker only warns, as ONNX Runtime already ran the model
+// on every kept edit), the patch, the log, the Model Explorer files and the report.
+Status add_outputs(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair& p, const repair::RepairResult& r,
+                   const repair::RepairOptions& o, int exit_code, double seconds) {
+  const PairArgs& pair_args = a.localize.pair;
+  const onnx::ModelProto written = finished_model(r.repaired, !a.no_cleanup, pair_args.quiet);
+  auto warnings = runtime::validate_written_model(written, &p.target.proto, a.output, runtime::CheckerPolicy::kWarnOnly);
+  if (!warnings.ok()) return Error{warnings.error().message, ErrorKind::kInternal};  // the loop ran every kept edit in ORT
+  for (const auto& w : *warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
+  const std::string bytes = model::serialize_model(written);
+  if (bytes.empty()) return make_error("{}: the repaired model is over protobuf's 2 GB limit", a.output);
+  FETAFIX_TRY_STATUS(outputs.add(a.output, bytes));
+  if (!a.patch.empty()) FETAFIX_TRY_STATUS(outputs.add(a.patch, json_text(repair::patch_to_json(r.patch))));
+  if (!pair_args.json_path.empty()) FETAFIX_TRY_STATUS(outputs.add(pair_args.json_path, json_text(repair::to_json(r))));
+  if (a.report.empty() && a.model_explorer.empty()) return {};
+  if (!a.model_explorer.empty()) {
+    const auto summary = report::repair_localization_summary(r);
+    FETAFIX_TRY_STATUS(add_model_explorer_files(outputs, a.model_explorer, p.source.proto, p.target.proto, summary,
+                                                summary.findings));
+  }
+  if (!a.report.empty()) FETAFIX_TRY_STATUS(add_report(outputs, a, p, r, o, exit_code, seconds));
+  return {};
+}
+
+void print_summary(const RepairArgs& a, const repair::RepairResult& r) {
+  std::cout << repair::format_report(r);
+  std::cout << "Repaired model written to " << a.output << "\n";
+  if (!a.patch.empty()) std::cout << "Patch written to " << a.patch << " (replay: fetafix apply PATCH TARGET -o OUT)\n";
+  if (r.patch.preprocess)
+    std::cout << "Feed the repaired Target with preset: " << r.patch.preprocess->to_json().dump() << "\n";
+  if (!a.localize.pair.json_path.empty()) std::cout << "Log written to " << a.localize.pair.json_path << "\n";
+  if (!a.model_explorer.empty())
+    std::cout << "Model Explorer mapping and node data written to " << a.model_explorer << "\n";
+  if (!a.report.empty()) std::cout << "Report written to " << a.report << "\n";
 }
 
 int run_repair(RepairArgs& a) {
   const Stopwatch clock;
   PairArgs& pair_args = a.localize.pair;
-  for (auto [path, what] : {std::pair{a.output, "-o"}, std::pair{a.patch, "--patch"}, std::pair{a.report, "--report"}})
-    if (auto st = check_output(path, pair_args, what); !st.ok()) return fail(st.error());
-  const std::vector<std::string> inputs{pair_args.source_path, pair_args.target_path};
-  if (auto st = check_output_folder(a.model_explorer, inputs, "--model-explorer"); !st.ok()) return fail(st.error());
+  RunFiles files = pair_run_files(pair_args);
+  files.sample_folder("--validate-images", a.validate_images, true);
+  files.output("-o", a.output);
+  files.output("--patch", a.patch);
+  files.output("--report", a.report);
+  files.output_folder("--model-explorer", a.model_explorer);
+  if (auto st = on_root(check_run_files(files)); !st.ok()) return fail(st.error());
   auto pair = load_pair(pair_args);
   if (!pair.ok()) return fail(pair.error());
   auto& p = **pair;
@@ -68,60 +127,17 @@ int run_repair(RepairArgs& a) {
   o.regression = a.strict_regressions ? repair::RegressionPolicy::kStrict : repair::RegressionPolicy::kAllowIfTotalDrops;
   if (!a.validate_images.empty()) o.validation_images = a.validate_images;
   if (!pair_args.quiet) o.log = [](const std::string& line) { std::fprintf(stderr, "repair: %s\n", line.c_str()); };
-  const bool reporting = !a.report.empty() || !a.model_explorer.empty();
   auto result = repair::repair_target(p.source_side, p.target_side, pair_args.images, o);
   if (!result.ok()) return fail(result.error());
   const auto& r = *result;
-  const onnx::ModelProto written = finished_model(r.repaired, !a.no_cleanup, pair_args.quiet);
-  if (auto st = model::save_model(written, a.output, {pair_args.source_path, pair_args.target_path}); !st.ok())
-    return fail(st.error());
-  if (!a.patch.empty())
-    if (auto st = repair::save_patch(r.patch, a.patch); !st.ok()) return fail(st.error());
-  if (!pair_args.json_path.empty())
-    if (auto st = write_file_atomic(pair_args.json_path, repair::to_json(r).dump(2) + "\n"); !st.ok())
-      return fail(st.error());
-  std::cout << repair::format_report(r);
-  std::cout << "Repaired model written to " << a.output << "\n";
-  if (!a.patch.empty()) std::cout << "Patch written to " << a.patch << " (replay: fetafix apply PATCH TARGET -o OUT)\n";
-  if (r.patch.preprocess)
-    std::cout << "Feed the repaired Target with preset: " << r.patch.preprocess->to_json().dump() << "\n";
   const int exit_code = r.final_disagreeing == 0                      ? kExitOk
                         : r.final_disagreeing < r.initial_disagreeing ? kExitDifferent
                                                                       : kExitNoImprovement;
-  if (reporting) {
-    // Everything but the top-k lists comes from the repair itself: each round's localization,
-    // the steps and which images agreed before and after.
-    if (!a.model_explorer.empty()) {
-      const auto summary = report::repair_localization_summary(r);
-      auto files = report::write_model_explorer_files(a.model_explorer, p.source.proto, p.target.proto, summary,
-                                                      summary.findings);
-      if (!files.ok()) return fail(files.error());
-      std::cout << "Model Explorer mapping and node data written to " << a.model_explorer << "\n";
-    }
-    if (!a.report.empty()) {
-      // Top-k lists of the images that disagreed, before and after: the repair keeps top-1 only.
-      compare::CompareOptions co = o.localize.compare;
-      co.progress = ProgressMode::kQuiet;
-      if (o.log) o.log("comparing the Target before and after the repair for the report's top-k lists");
-      auto before = compare::compare_models(p.source_side, p.target_side, pair_args.images, co);
-      if (!before.ok()) return fail(before.error());
-      compare::ModelSide repaired{&r.repaired, a.output, r.patch.preprocess ? *r.patch.preprocess : p.target_side.preset};
-      auto after = compare::compare_models(p.source_side, repaired, pair_args.images, co);
-      if (!after.ok()) return fail(after.error());
-      report::ReportInput in;
-      in.command = "repair";
-      in.source = p.source_side;
-      in.target = p.target_side;
-      in.image_dir = pair_args.images;
-      in.before = &*before;
-      in.after = &*after;
-      in.repair = &r;
-      in.exit_code = exit_code;
-      in.seconds = clock.seconds();
-      if (auto st = report::write_report(a.report, in); !st.ok()) return fail(st.error());
-      std::cout << "Report written to " << a.report << "\n";
-    }
-  }
+  if (!ranks().is_root()) return exit_code;  // every rank took the same steps; rank 0 writes them
+  PendingOutputs outputs;
+  if (auto st = add_outputs(outputs, a, p, r, o, exit_code, clock.seconds()); !st.ok()) return fail(st.error());
+  if (auto st = outputs.commit(); !st.ok()) return fail(st.error());
+  print_summary(a, r);
   return exit_code;
 }
 
@@ -135,16 +151,19 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
       "with Source on the images drops. Writes the repaired model, and optionally a replayable patch.\n"
       "Exit code: 0 fully repaired, 1 improved but not to 0, 3 no improvement, 2 bad usage or bad input.");
   add_localize_options(cmd, args->localize);
-  cmd->add_option("-o,--output", args->output, "Repaired model (.onnx); never one of the inputs")->required();
-  cmd->add_option("--patch", args->patch, "Also write the kept edits as a patch (JSON)");
+  cmd->add_option("-o,--output", args->output, "Repaired model (.onnx); never one of the inputs")
+      ->required()->check(non_empty_path());
+  cmd->add_option("--patch", args->patch, "Also write the kept edits as a patch (JSON)")->check(non_empty_path());
   cmd->add_option("--validate-images", args->validate_images,
                   "Independent images: disagreement before and after, and images that newly disagree");
   cmd->add_option("--report", args->report,
                   "Also write a self-contained HTML report here (docs/report.md); compares the Target and the "
-                  "repaired model on the images for its top-k lists");
+                  "repaired model on the images for its top-k lists")
+      ->check(non_empty_path());
   cmd->add_option("--model-explorer", args->model_explorer,
                   "Also write a node mapping and node data for Google's Model Explorer into this folder "
-                  "(docs/model-explorer.md)");
+                  "(docs/model-explorer.md)")
+      ->check(non_empty_path());
   cmd->add_option("--time-limit", args->options.time_limit_seconds, "Seconds before the repair stops")
       ->capture_default_str()->check(CLI::Range(1.0, 1e7));
   cmd->add_option("--max-rejections", args->options.max_rejections,

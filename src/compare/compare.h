@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
 
+#include "common/communicator.h"
 #include "common/progress.h"
 #include "common/result.h"
 #include "compare/evidence.h"
@@ -32,6 +34,9 @@ struct ModelSide {
 
 struct CompareOptions {
   int top_k = 5;
+  // top_k asked for (--top-k given; a top_k other than the default counts too): more than the
+  // class count is an error. The default is lowered to the class count silently.
+  bool top_k_given = false;
   std::optional<int64_t> label_offset;  // Target label - offset = Source label
   int threads = 0;                      // ONNX Runtime intra-op threads per model; 0 = one per core
   int batch_size = 8;
@@ -42,7 +47,16 @@ struct CompareOptions {
   // two also fill a label task's top_k= and offset= when the task string leaves them out.
   TaskSpec task;
   data::SampleOptions samples;          // constant inputs, sample rate, images only, limits
+  // The ranks sharing the samples (mpirun; docs/scaling.md); null: this process works alone.
+  // Every rank gets the whole result.
+  const Communicator* comm = nullptr;
+  // Called after each batch with the samples done and the total (this rank's); returning false
+  // stops the run with an error (the Python module's progress callback and Ctrl-C).
+  std::function<bool(size_t done, size_t total)> on_progress;
 };
+
+// The communicator `options` name: options.comm, or the single process.
+const Communicator& ranks_of(const CompareOptions& options);
 
 // One sample (the name is historical; SampleRecord says what it is).
 struct ImageRecord {
@@ -96,8 +110,20 @@ struct CompareResult {
 
 // Runs both models over every sample of `data_dir` (options.samples says which files count
 // and how non-image inputs are fed) and compares them sample by sample with the task's comparator.
+// With several ranks (options.comm) each runs its share and every rank returns the whole result.
 Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& target,
                                      const std::filesystem::path& data_dir, const CompareOptions& options);
+// The same on samples already opened (a folder, or arrays held in memory: data/samples.h);
+// options.samples is not read again.
+Result<CompareResult> compare_models(const ModelSide& source, const ModelSide& target, data::SampleSet samples,
+                                     const CompareOptions& options);
+
+// The preset for a model's image input from a user's spec: a built-in name or a JSON preset file
+// (errors start with `what`, e.g. "--source-preprocess"), or "auto": uint8 (raw bytes) for a
+// model whose first input is uint8 — a quantized model — torch otherwise; then `overrides` (an
+// object with the keys of a preset file) applied.
+Result<data::Preset> resolve_side_preset(const std::string& spec, const nlohmann::json& overrides,
+                                         const onnx::ModelProto& model, const std::string& what);
 
 // The task compare_models runs for these options: options.task with the label flags filled in.
 TaskSpec effective_task(const CompareOptions& options);

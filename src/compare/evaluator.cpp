@@ -35,44 +35,100 @@ runtime::SessionOptions scoring_options(int threads) {
   return so;
 }
 
-std::vector<size_t> every_row(size_t n) {
-  std::vector<size_t> rows(n);
-  for (size_t i = 0; i < n; ++i) rows[i] = i;
-  return rows;
+// What a stacked table's rows look like (dtype and shape after dim 0, per input).
+std::string row_signature(const FeedTable& table) {
+  std::string sig;
+  for (const auto& t : table.stacked) {
+    sig += std::string(dtype_name(t.dtype));
+    for (size_t d = 1; d < t.shape.size(); ++d) sig += fmt::format(",{}", t.shape[d]);
+    sig += ';';
+  }
+  return sig;
 }
 
 }  // namespace
 
 Result<FeedTable> Evaluator::feed_all(const data::InputFeeder& feeder, const data::Preset& preset) const {
-  const size_t n = files_.size();
-  std::vector<Feed> feeds(n);
-  std::vector<std::string> errors(n);
-  tbb::parallel_for(size_t{0}, n, [&](size_t i) {
+  const auto& owned = shard_.owned();
+  std::vector<Feed> feeds(owned.size());
+  std::vector<std::string> errors(owned.size());
+  tbb::parallel_for(size_t{0}, owned.size(), [&](size_t j) {
+    const size_t i = owned[j];
     auto sample = samples_.decode(i);
-    if (!sample.ok()) { errors[i] = fmt::format("{} {}", sample.error().message, kEverySampleNeeded); return; }
+    if (!sample.ok()) { errors[j] = fmt::format("{} {}", sample.error().message, kEverySampleNeeded); return; }
     auto feed = feeder.feed(*sample, samples_.files()[i].name, preset);
-    if (!feed.ok()) { errors[i] = feed.error().message; return; }
-    feeds[i] = std::move(feed).value();
+    if (!feed.ok()) { errors[j] = feed.error().message; return; }
+    feeds[j] = std::move(feed).value();
   });
-  for (const auto& e : errors)
-    if (!e.empty()) return make_error("{}", e);
+  RankPart<uint8_t> part;  // the first sample that fails, on any rank
+  for (size_t j = 0; j < owned.size() && !part.error; ++j)
+    if (!errors[j].empty()) part.fail(owned[j], make_error("{}", errors[j]));
+  FETAFIX_TRY_STATUS(merge_rows(*comm_, shard_, {}, std::move(part)));
   return FeedTable::from(std::move(feeds));
 }
 
-Result<data::InputFeeder> Evaluator::target_feeder(const runtime::Session& session, const data::Preset& preset) const {
-  return data::InputFeeder::bind(samples_, input_slots(session), target_input_names_, preset, target_label_);
+Result<data::InputFeeder> Evaluator::target_feeder(const onnx::ModelProto& target, const data::Preset& preset) const {
+  auto session = runtime::Session::create(target, scoring_options(options_.threads), target_label_);
+  auto feeder = session.ok() ? data::InputFeeder::bind(samples_, input_slots(**session), target_input_names_, preset,
+                                                       target_label_)
+                             : Result<data::InputFeeder>(session.error());
+  FETAFIX_TRY_STATUS(agree(*comm_, feeder.ok() ? Status() : Status(feeder.error())));
+  return feeder;
+}
+
+bool Evaluator::stacks_everywhere() const {
+  const bool empty = target_inputs_.size() == 0 && !target_inputs_.is_stacked();
+  const std::string mine = empty ? "" : target_inputs_.is_stacked() ? row_signature(target_inputs_) : "-";
+  std::string first;
+  for (const auto& sig : comm_->all_gather(mine)) {
+    if (sig == "-") return false;
+    if (sig.empty()) continue;  // a rank without samples
+    if (first.empty()) first = sig;
+    if (sig != first) return false;
+  }
+  return !first.empty();
+}
+
+Status Evaluator::run_source(const runtime::Session& session, const FeedTable& inputs, const std::string& label) {
+  const BatchRunner runner(session, label, static_cast<size_t>(options_.batch_size));
+  const auto local = shard_.all_local_rows();
+  auto outputs = local.empty() ? Result<std::vector<SampleOutputs>>(std::vector<SampleOutputs>{})
+                               : run_table(runner, inputs, local);
+  FETAFIX_TRY_STATUS(agree(*comm_, outputs.ok() ? Status() : Status(outputs.error())));
+  source_outputs_ = std::move(outputs).value();
+  // Keep only what the comparator reads (an OCR map or a detector's anchors add up).
+  const auto& used = comparator_->source_outputs();
+  for (auto& outs : source_outputs_)
+    for (size_t o = 0; o < outs.size(); ++o)
+      if (std::find(used.begin(), used.end(), o) == used.end()) outs[o] = Tensor();
+  if (comparator_->task().kind != "label") return {};
+  RankPart<int64_t> top1;
+  for (const auto& outs : source_outputs_) {
+    const FloatValues scores(outs.at(used.at(0)));
+    top1.items.push_back(top_k(scores, 1).ids.at(0));
+  }
+  FETAFIX_ASSIGN_OR_RETURN(source_top1_, merge_rows(*comm_, shard_, every_sample(files_.size()), std::move(top1)));
+  return {};
 }
 
 Result<std::unique_ptr<Evaluator>> Evaluator::create(const ModelSide& source, const ModelSide& target,
                                                      const fs::path& image_dir, const CompareOptions& options) {
+  FETAFIX_ASSIGN_OR_RETURN(data::SampleSet samples, open_samples(image_dir, options));
+  return create(source, target, std::move(samples), options);
+}
+
+Result<std::unique_ptr<Evaluator>> Evaluator::create(const ModelSide& source, const ModelSide& target,
+                                                     data::SampleSet samples, const CompareOptions& options) {
   std::unique_ptr<Evaluator> e(new Evaluator());
   e->options_ = options;
   e->target_label_ = target.label;
+  e->comm_ = &ranks_of(options);
   SetupOptions setup;
   setup.allow_spinning = kSpinWhileScoring;
-  FETAFIX_ASSIGN_OR_RETURN(PairSetup p, set_up_pair(source, target, image_dir, options, setup));
+  FETAFIX_ASSIGN_OR_RETURN(PairSetup p, set_up_pair(source, target, std::move(samples), options, setup));
   e->samples_ = std::move(p.samples);
   for (const auto& f : e->samples_.files()) e->files_.push_back(f.path);
+  e->shard_ = Shard(e->files_.size(), static_cast<size_t>(options.batch_size), *e->comm_);
   e->comparator_ = std::move(p.comparator);
   e->target_input_names_ = p.feeds.target.names();
   e->source_preset_ = p.feeds.source.preset();
@@ -83,43 +139,45 @@ Result<std::unique_ptr<Evaluator>> Evaluator::create(const ModelSide& source, co
   } else {
     FETAFIX_ASSIGN_OR_RETURN(e->target_inputs_, e->feed_all(p.feeds.target, e->target_preset_));
   }
-  const BatchRunner runner(*p.source_session, source.label, static_cast<size_t>(options.batch_size));
-  FETAFIX_ASSIGN_OR_RETURN(e->source_outputs_, run_table(runner, source_inputs, {}));
-  // Keep only what the comparator reads (an OCR map or a detector's anchors add up).
-  const auto& used = e->comparator_->source_outputs();
-  for (auto& outs : e->source_outputs_)
-    for (size_t o = 0; o < outs.size(); ++o)
-      if (std::find(used.begin(), used.end(), o) == used.end()) outs[o] = Tensor();
-  if (e->comparator_->task().kind == "label")
-    for (const auto& outs : e->source_outputs_) {
-      const FloatValues scores(outs.at(used.at(0)));
-      e->source_top1_.push_back(top_k(scores, 1).ids.at(0));
-    }
+  e->stacked_ = e->stacks_everywhere();
+  FETAFIX_TRY_STATUS(e->run_source(*p.source_session, source_inputs, source.label));
   return e;
 }
 
 Status Evaluator::set_target_preset(const onnx::ModelProto& target, const data::Preset& preset) {
-  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, scoring_options(options_.threads), target_label_));
-  FETAFIX_ASSIGN_OR_RETURN(data::InputFeeder feeder, target_feeder(*session, preset));
+  FETAFIX_ASSIGN_OR_RETURN(data::InputFeeder feeder, target_feeder(target, preset));
   FETAFIX_ASSIGN_OR_RETURN(target_inputs_, feed_all(feeder, feeder.preset()));
   target_preset_ = feeder.preset();
+  stacked_ = stacks_everywhere();
   return {};
 }
 
-Result<CandidateScore> Evaluator::tally(std::vector<SampleOutputs> outputs, std::span<const size_t> rows) const {
+Result<std::vector<Verdict>> Evaluator::verdicts_of(std::vector<SampleOutputs> outputs,
+                                                    std::span<const size_t> local) const {
+  if (outputs.size() != local.size())
+    return make_error("{}: {} results for {} samples", target_label_, outputs.size(), local.size());
+  std::vector<Verdict> verdicts;
+  verdicts.reserve(local.size());
+  for (size_t j = 0; j < local.size(); ++j) {
+    FETAFIX_ASSIGN_OR_RETURN(Verdict v, comparator_->compare(source_outputs_[local[j]], outputs[j]));
+    verdicts.push_back(std::move(v));
+  }
+  return verdicts;
+}
+
+Result<CandidateScore> Evaluator::tally(std::span<const size_t> rows, RankPart<Verdict> mine, bool partial) const {
+  FETAFIX_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts, merge_rows(*comm_, shard_, rows, std::move(mine)));
   CandidateScore s;
-  const size_t n = rows.empty() ? files_.size() : rows.size();
-  if (outputs.size() != n) return make_error("{}: {} results for {} samples", target_label_, outputs.size(), n);
-  double distance = 0;
-  for (size_t j = 0; j < n; ++j) {
-    const size_t i = rows.empty() ? j : rows[j];
-    FETAFIX_ASSIGN_OR_RETURN(Verdict v, comparator_->compare(source_outputs_[i], outputs[j]));
+  s.partial = partial;
+  const size_t n = verdicts.size();
+  double distance = 0;  // summed in sample order: the same bits on every rank and in one process
+  for (auto& v : verdicts) {
     if (const auto* label = std::get_if<LabelEvidence>(&v.evidence)) s.top1.push_back(label->target_in_source.at(0));
     s.agree.push_back(v.agree);
     s.disagreeing += !v.agree;
     distance += v.distance;
-    s.verdicts.push_back(std::move(v));
   }
+  s.verdicts = std::move(verdicts);
   s.discrepancy = n ? static_cast<double>(s.disagreeing) / n : 0;
   s.distance = n ? distance / n : 0;
   return s;
@@ -127,11 +185,23 @@ Result<CandidateScore> Evaluator::tally(std::vector<SampleOutputs> outputs, std:
 
 Result<CandidateScore> Evaluator::score_inputs(const onnx::ModelProto& target, const FeedTable& inputs,
                                                std::span<const size_t> subset) const {
-  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, scoring_options(options_.threads), target_label_));
-  const BatchRunner runner(*session, target_label_, static_cast<size_t>(options_.batch_size));
-  FETAFIX_ASSIGN_OR_RETURN(auto outputs, run_table(runner, inputs, subset));
+  const std::vector<size_t> every = subset.empty() ? every_sample(files_.size()) : std::vector<size_t>{};
+  const std::span<const size_t> rows = subset.empty() ? std::span<const size_t>(every) : subset;
+  const std::vector<size_t> local = shard_.local_rows(rows);
+  RankPart<Verdict> mine;
+  if (!local.empty()) {  // a rank may hold none of a subset
+    auto verdicts = [&]() -> Result<std::vector<Verdict>> {
+      FETAFIX_ASSIGN_OR_RETURN(auto session,
+                               runtime::Session::create(target, scoring_options(options_.threads), target_label_));
+      const BatchRunner runner(*session, target_label_, static_cast<size_t>(options_.batch_size));
+      FETAFIX_ASSIGN_OR_RETURN(auto outputs, run_table(runner, inputs, local));
+      return verdicts_of(std::move(outputs), local);
+    }();
+    if (verdicts.ok()) mine.items = std::move(verdicts).value();
+    else mine.fail(shard_.owned()[local.front()], verdicts.error());
+  }
   ++full_runs_;
-  return tally(std::move(outputs), subset);
+  return tally(rows, std::move(mine), false);
 }
 
 Result<CandidateScore> Evaluator::score_full(const onnx::ModelProto& target, std::span<const size_t> subset) const {
@@ -154,7 +224,7 @@ Status Evaluator::set_base(const onnx::ModelProto& base, size_t budget_bytes) {
   // Partial runs feed cached values for stacked samples and stand in for the first output only.
   const auto& read = comparator_->target_outputs();
   const bool first_output_only = read.size() == 1 && read[0] == 0;
-  budget_bytes_ = files_.empty() || !target_inputs_.is_stacked() || !first_output_only ? 0 : budget_bytes;
+  budget_bytes_ = files_.empty() || !stacked_ || !first_output_only ? 0 : budget_bytes;
   base_fixed_batch_ = 0;
   for (const auto& in : base.graph().input()) {
     bool is_weight = false;
@@ -168,37 +238,74 @@ Status Evaluator::set_base(const onnx::ModelProto& base, size_t budget_bytes) {
   return {};
 }
 
+namespace {
+
+// Which values of a base are per-sample tensors, as rank 0 observed them, for the others.
+std::string encode_values(const std::map<std::string, model::FrontierValue>& values) {
+  ByteWriter w;
+  w.put(static_cast<uint8_t>(1));
+  for (const auto& [name, v] : values) {
+    w.put(name);
+    w.put(v.dtype);
+    w.put(v.shape);
+  }
+  return w.take();
+}
+
+std::map<std::string, model::FrontierValue> decode_values(const std::string& bytes) {
+  std::map<std::string, model::FrontierValue> values;
+  ByteReader r(bytes);
+  r.get<uint8_t>();
+  while (r.ok() && r.remaining() > 0) {
+    const std::string name = r.get_string();
+    model::FrontierValue v;
+    v.dtype = r.get<DType>();
+    r.get(v.shape);
+    values[name] = std::move(v);
+  }
+  return values;
+}
+
+}  // namespace
+
 // Which values of the base are per-sample tensors (dim 0 follows the batch), with their types:
 // one captured run on a few copies of the first sample. Done on the first partial score, not in
 // set_base: a base whose candidates all run whole (the last kept edit, a weight group spanning
-// the network) never pays for it.
+// the network) never pays for it. Rank 0 (which holds the first sample) probes for every rank.
 bool Evaluator::probe_base() const {
   if (base_probed_) return budget_bytes_ > 0;
   base_probed_ = true;
-  const size_t probe = base_fixed_batch_ > 1 ? static_cast<size_t>(base_fixed_batch_) : 3;
-  const std::vector<size_t> rows(probe, 0);
-  auto observed = runtime::observe_value_shapes(*base_, target_inputs_.gather(rows), options_.threads, target_label_);
-  if (!observed.ok()) {
-    budget_bytes_ = 0;  // the base cannot be probed: every score is a full run
+  std::string probed;  // empty: the base cannot be probed
+  if (comm_->is_root()) {
+    const size_t probe = base_fixed_batch_ > 1 ? static_cast<size_t>(base_fixed_batch_) : 3;
+    const std::vector<size_t> rows(probe, 0);
+    auto observed = runtime::observe_value_shapes(*base_, target_inputs_.gather(rows), options_.threads, target_label_);
+    std::map<std::string, model::FrontierValue> values;
+    for (const auto& [name, info] : observed.ok() ? *observed : std::map<std::string, runtime::ValueInfo>{}) {
+      if (info.shape.empty() || info.shape[0] != static_cast<int64_t>(probe)) continue;
+      bool known = true;
+      for (size_t d = 1; d < info.shape.size(); ++d) known = known && info.shape[d] >= 0;
+      if (!known) continue;
+      model::FrontierValue v;
+      v.dtype = info.dtype;
+      v.shape = info.shape;
+      v.shape[0] = 1;
+      values[name] = std::move(v);
+    }
+    if (observed.ok()) probed = encode_values(values);
+  }
+  comm_->broadcast(probed, 0);
+  if (probed.empty()) {
+    budget_bytes_ = 0;  // every score is a full run
     return false;
   }
-  for (const auto& [name, info] : *observed) {
-    if (info.shape.empty() || info.shape[0] != static_cast<int64_t>(probe)) continue;
-    bool known = true;
-    for (size_t d = 1; d < info.shape.size(); ++d) known = known && info.shape[d] >= 0;
-    if (!known) continue;
-    model::FrontierValue v;
-    v.dtype = info.dtype;
-    v.shape = info.shape;
-    v.shape[0] = 1;
-    base_values_[name] = std::move(v);
-  }
+  base_values_ = decode_values(probed);
   return true;
 }
 
-Status Evaluator::fill_frontier(const std::vector<std::string>& values, std::span<const size_t> rows) const {
+Status Evaluator::fill_frontier(const std::vector<std::string>& values, std::span<const size_t> local) const {
   std::vector<size_t> missing;
-  for (size_t i : rows) {
+  for (size_t i : local) {
     bool have = true;
     for (const auto& v : values) {
       auto it = cache_.find(v);
@@ -212,13 +319,15 @@ Status Evaluator::fill_frontier(const std::vector<std::string>& values, std::spa
   so.capture = values;
   FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(*base_, so, target_label_));
   const size_t first_capture = session->num_model_outputs();
+  const size_t mine = shard_.owned().size();
   for (const auto& v : values) {
     if (cache_.count(v)) continue;
     const auto& info = base_values_.at(v);
     std::vector<int64_t> shape = info.shape;
-    shape[0] = static_cast<int64_t>(files_.size());
-    CachedValue c{Tensor(info.dtype, shape), std::vector<bool>(files_.size(), false)};
-    cached_bytes_ += c.all.bytes.size();
+    shape[0] = static_cast<int64_t>(mine);
+    CachedValue c{Tensor(info.dtype, shape), std::vector<bool>(mine, false), 0};
+    c.budgeted_bytes = static_cast<size_t>(shape_numel(info.shape)) * dtype_size(info.dtype) * files_.size();
+    cached_bytes_ += c.budgeted_bytes;
     cache_.emplace(v, std::move(c));
   }
   const size_t fixed = base_fixed_batch_ > 1 ? static_cast<size_t>(base_fixed_batch_) : 0;
@@ -232,7 +341,7 @@ Status Evaluator::fill_frontier(const std::vector<std::string>& values, std::spa
     for (size_t k = 0; k < values.size(); ++k) {
       CachedValue& c = cache_.at(values[k]);
       const Tensor& got = outs.at(first_capture + k);
-      const size_t row_bytes = c.all.bytes.size() / files_.size();
+      const size_t row_bytes = c.all.bytes.size() / mine;
       if (got.dtype != c.all.dtype || got.bytes.size() < count * row_bytes)
         return make_error("{}: value '{}' changed type or shape between samples", target_label_, values[k]);
       for (size_t j = 0; j < count; ++j) {
@@ -246,6 +355,8 @@ Status Evaluator::fill_frontier(const std::vector<std::string>& values, std::spa
 
 std::optional<Result<CandidateScore>> Evaluator::score_partial(const onnx::ModelProto& target,
                                                                std::span<const size_t> subset) const {
+  // Every test up to run_partial depends on the models and the sample count only, so every rank
+  // takes the same branch.
   auto region = model::find_changed_region(base_fingerprint_, target);
   // Filling the cache costs a run of the base with its values captured (no graph
   // optimizations), so a region holding most of the work is cheaper run whole.
@@ -267,14 +378,27 @@ std::optional<Result<CandidateScore>> Evaluator::score_partial(const onnx::Model
   if (cached_bytes_ + region_bytes > budget_bytes_) {  // make room: keep only this frontier's values
     for (auto it = cache_.begin(); it != cache_.end();) {
       if (frontier.count(it->first)) { ++it; continue; }
-      cached_bytes_ -= it->second.all.bytes.size();
+      cached_bytes_ -= it->second.budgeted_bytes;
       it = cache_.erase(it);
     }
   }
-  const std::vector<size_t> all_rows = subset.empty() ? every_row(files_.size()) : std::vector<size_t>{};
-  const std::span<const size_t> rows = subset.empty() ? std::span<const size_t>(all_rows) : subset;
-  if (!fill_frontier(region->frontier, rows).ok()) return std::nullopt;
-  auto sub = model::extract_region(target, *region, frontier);
+  const std::vector<size_t> every = subset.empty() ? every_sample(files_.size()) : std::vector<size_t>{};
+  const std::span<const size_t> rows = subset.empty() ? std::span<const size_t>(every) : subset;
+  auto mine = run_partial(target, *region, frontier, rows);
+  if (!comm_->all_true(mine.has_value())) return std::nullopt;  // a full run, on every rank
+  ++partial_runs_;
+  return tally(rows, std::move(*mine), true);
+}
+
+std::optional<RankPart<Verdict>> Evaluator::run_partial(const onnx::ModelProto& target,
+                                                        const model::ChangedRegion& region,
+                                                        const std::map<std::string, model::FrontierValue>& frontier,
+                                                        std::span<const size_t> rows) const {
+  const std::vector<size_t> local = shard_.local_rows(rows);
+  RankPart<Verdict> mine;
+  if (local.empty()) return mine;  // a rank may hold none of a subset
+  if (!fill_frontier(region.frontier, local).ok()) return std::nullopt;
+  auto sub = model::extract_region(target, region, frontier);
   if (!sub.ok()) return std::nullopt;
   runtime::SessionOptions so;
   so.threads = options_.threads;
@@ -286,10 +410,10 @@ std::optional<Result<CandidateScore>> Evaluator::score_partial(const onnx::Model
   const size_t fixed = base_fixed_batch_ > 1 ? static_cast<size_t>(base_fixed_batch_) : 0;
   const size_t batch = fixed ? fixed : static_cast<size_t>(std::max(options_.batch_size, 1));
   std::vector<SampleOutputs> outputs;
-  for (size_t first = 0; first < rows.size(); first += batch) {
-    const size_t count = std::min(batch, rows.size() - first);
-    std::vector<size_t> chunk(rows.begin() + static_cast<std::ptrdiff_t>(first),
-                              rows.begin() + static_cast<std::ptrdiff_t>(first + count));
+  for (size_t first = 0; first < local.size(); first += batch) {
+    const size_t count = std::min(batch, local.size() - first);
+    std::vector<size_t> chunk(local.begin() + static_cast<std::ptrdiff_t>(first),
+                              local.begin() + static_cast<std::ptrdiff_t>(first + count));
     while (fixed && chunk.size() < fixed) chunk.push_back(chunk.back());
     std::vector<Tensor> inputs;
     for (const auto* f : feeds) inputs.push_back(gather_rows(f->all, chunk));
@@ -304,17 +428,14 @@ std::optional<Result<CandidateScore>> Evaluator::score_partial(const onnx::Model
       outputs.push_back(std::move(sample));
     }
   }
-  auto s = tally(std::move(outputs), subset);
-  if (s.ok()) {
-    s->partial = true;
-    ++partial_runs_;
-  }
-  return s;
+  auto verdicts = verdicts_of(std::move(outputs), local);
+  if (verdicts.ok()) mine.items = std::move(verdicts).value();
+  else mine.fail(shard_.owned()[local.front()], verdicts.error());
+  return mine;
 }
 
 Result<CandidateScore> Evaluator::score_with_preset(const onnx::ModelProto& target, const data::Preset& preset) const {
-  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(target, scoring_options(options_.threads), target_label_));
-  FETAFIX_ASSIGN_OR_RETURN(data::InputFeeder feeder, target_feeder(*session, preset));
+  FETAFIX_ASSIGN_OR_RETURN(data::InputFeeder feeder, target_feeder(target, preset));
   FETAFIX_ASSIGN_OR_RETURN(FeedTable inputs, feed_all(feeder, feeder.preset()));
   return score_inputs(target, inputs, {});
 }

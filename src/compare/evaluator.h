@@ -9,6 +9,12 @@
 // some values is run from those values, cached from a run of the base (docs/repair.md); it
 // applies when the comparator reads only the Target's first output and every sample's inputs
 // stack into one batch. Repair decides every edit with it.
+//
+// With several ranks (CompareOptions::comm, mpirun) each rank decodes, feeds and runs only its
+// share of the samples (compare/shard.h); every score gathers the per-sample verdicts, so every
+// rank returns the same CandidateScore — the one a single process would — and the caller (the
+// repair loop) takes the same decisions everywhere. Every public call is then collective: each
+// rank must make it, in the same order (docs/scaling.md).
 #pragma once
 
 #include <filesystem>
@@ -28,6 +34,7 @@
 #include "compare/comparator.h"
 #include "compare/compare.h"
 #include "compare/runner.h"
+#include "compare/shard.h"
 #include "data/samples.h"
 #include "model/region.h"
 
@@ -51,6 +58,9 @@ class Evaluator {
   static Result<std::unique_ptr<Evaluator>> create(const ModelSide& source, const ModelSide& target,
                                                    const std::filesystem::path& image_dir,
                                                    const CompareOptions& options);
+  // The same on samples already opened (a folder, or arrays held in memory).
+  static Result<std::unique_ptr<Evaluator>> create(const ModelSide& source, const ModelSide& target,
+                                                   data::SampleSet samples, const CompareOptions& options);
 
   // Scores a Target candidate fed the preprocessing the evaluator was made with, on every
   // image or on `subset` (indices into files(), ascending; the score's vectors follow it).
@@ -71,9 +81,10 @@ class Evaluator {
   // that changed the Target's input): the feeds are bound to `target`'s inputs again.
   Status set_target_preset(const onnx::ModelProto& target, const data::Preset& preset);
 
-  size_t images() const { return files_.size(); }  // samples
+  size_t images() const { return files_.size(); }  // samples (every rank's)
   const std::vector<std::filesystem::path>& files() const { return files_; }
   const std::vector<int64_t>& source_top1() const { return source_top1_; }  // label tasks; empty otherwise
+  const Shard& shard() const { return shard_; }  // the samples this rank runs
   const data::Preset& target_preset() const { return target_preset_; }
   const data::Preset& source_preset() const { return source_preset_; }
   const Comparator& comparator() const { return *comparator_; }
@@ -82,33 +93,49 @@ class Evaluator {
 
  private:
   Evaluator() = default;
-  // The Target's inputs for every sample, fed through `feeder` with `preset` (bound).
+  // This rank's samples' inputs, fed through `feeder` with `preset` (bound). Collective.
   Result<FeedTable> feed_all(const data::InputFeeder& feeder, const data::Preset& preset) const;
-  // A feeder for `target`'s own inputs (an ID edit may have changed them).
-  Result<data::InputFeeder> target_feeder(const runtime::Session& session, const data::Preset& preset) const;
+  // A feeder for `target`'s own inputs (an ID edit may have changed them), on every rank. Collective.
+  Result<data::InputFeeder> target_feeder(const onnx::ModelProto& target, const data::Preset& preset) const;
+  // Whether every rank's Target inputs stack, with the same shapes (partial runs need it). Collective.
+  bool stacks_everywhere() const;
+  // The Source's outputs on this rank's samples (and every sample's top-1 for label tasks). Collective.
+  Status run_source(const runtime::Session& session, const FeedTable& inputs, const std::string& label);
   Result<CandidateScore> score_inputs(const onnx::ModelProto& target, const FeedTable& inputs,
                                       std::span<const size_t> subset) const;
-  Result<CandidateScore> tally(std::vector<SampleOutputs> outputs, std::span<const size_t> rows) const;
-  // nullopt: the candidate needs a full run.
+  // The verdicts of this rank's `local` rows (positions in shard().owned()) from the Target's outputs.
+  Result<std::vector<Verdict>> verdicts_of(std::vector<SampleOutputs> outputs, std::span<const size_t> local) const;
+  // Every rank's verdicts for `rows` (global), merged and counted. Collective.
+  Result<CandidateScore> tally(std::span<const size_t> rows, RankPart<Verdict> mine, bool partial) const;
+  // nullopt: the candidate needs a full run (on every rank: collective).
   std::optional<Result<CandidateScore>> score_partial(const onnx::ModelProto& target,
                                                       std::span<const size_t> subset) const;
-  Status fill_frontier(const std::vector<std::string>& values, std::span<const size_t> rows) const;
-  bool probe_base() const;  // false: partial runs are off for this base
+  // This rank's part of a partial score; nullopt when it cannot run partially here.
+  std::optional<RankPart<Verdict>> run_partial(const onnx::ModelProto& target, const model::ChangedRegion& region,
+                                               const std::map<std::string, model::FrontierValue>& frontier,
+                                               std::span<const size_t> rows) const;
+  Status fill_frontier(const std::vector<std::string>& values, std::span<const size_t> local) const;
+  bool probe_base() const;  // false: partial runs are off for this base (the same on every rank)
 
   struct CachedValue {
-    Tensor all;                 // [samples, ...]
-    std::vector<bool> filled;   // per sample
+    Tensor all;                 // [this rank's samples, ...]
+    std::vector<bool> filled;   // per sample of this rank
+    size_t budgeted_bytes = 0;  // what it would take for every sample: the budget counts these, so
+                                // every rank (and one process alone) evicts the same values
   };
 
+  const Communicator* comm_ = &single_process();
+  Shard shard_;
+  bool stacked_ = false;  // every rank's Target inputs stack alike (stacks_everywhere)
   std::vector<std::filesystem::path> files_;
   data::SampleSet samples_;
   std::vector<std::vector<std::string>> target_input_names_;  // what each Target input answers to
   std::unique_ptr<Comparator> comparator_;
-  std::vector<SampleOutputs> source_outputs_;  // per sample; outputs the comparator does not read are empty
+  std::vector<SampleOutputs> source_outputs_;  // per sample of this rank; outputs the comparator does not read are empty
   std::vector<int64_t> source_top1_;
   data::Preset source_preset_;        // bound (when the samples are images)
   data::Preset target_preset_;        // bound
-  FeedTable target_inputs_;           // fed with target_preset_
+  FeedTable target_inputs_;           // this rank's samples, fed with target_preset_
   std::string target_label_;
   CompareOptions options_;
 

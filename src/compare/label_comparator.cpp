@@ -14,11 +14,19 @@ class LabelComparator final : public Comparator {
  public:
   using Comparator::Comparator;
 
-  Status on_bind(const ModelOutputs&, const ModelOutputs&) override {
+  Status on_bind(const ModelOutputs& source, const ModelOutputs& target) override {
     k_ = static_cast<int>(task().integer("top_k", 5));
+    k_given_ = task().has("top_k");
     offset_ = task().integer("offset", 0);
     if (k_ < 1) return make_error("--task label: top_k must be at least 1 (got {})", k_);
     FETAFIX_ASSIGN_OR_RETURN(output_, resolve_output("output"));
+    // Declared class counts: --top-k and --label-offset are checked before any sample runs
+    // (dynamic counts are checked on every sample in compare()).
+    const int64_t s = declared_classes(source.outputs[output_.first]), t = declared_classes(target.outputs[output_.second]);
+    if (s > 0 && t > 0) {
+      FETAFIX_TRY_STATUS(check_label_options(k_, k_given_, offset_, s, t));
+      k_ = label_k(k_, s, t);
+    }
     return {};
   }
 
@@ -29,12 +37,14 @@ class LabelComparator final : public Comparator {
                         s.size() < 2 ? source_model().label : target_model().label,
                         source_model().outputs[output_.first].name, std::min(s.size(), t.size()));
     LabelEvidence e;
-    e.source = top_k(s, k_);
-    e.target = top_k(t, k_);
     e.source_classes = static_cast<int64_t>(s.size());
     e.target_classes = static_cast<int64_t>(t.size());
+    FETAFIX_TRY_STATUS(check_label_options(k_, k_given_, offset_, e.source_classes, e.target_classes));
+    const int k = label_k(k_, e.source_classes, e.target_classes);
+    e.source = top_k(s, k);
+    e.target = top_k(t, k);
     for (int64_t id : e.target.ids) e.target_in_source.push_back(to_source_label(id, offset_, e.source_classes));
-    e.top_k_overlap = top_k_overlap(e.source.ids, e.target_in_source, k_);
+    e.top_k_overlap = top_k_overlap(e.source.ids, e.target_in_source, k);
     Verdict v;
     v.agree = e.source.ids[0] == e.target_in_source[0];
     v.distance = probability_distance(s, t);
@@ -58,7 +68,8 @@ class LabelComparator final : public Comparator {
       target_classes = e.target_classes;
     }
     const double n = verdicts.empty() ? 1.0 : static_cast<double>(verdicts.size());
-    out.figures = {{"top_k", k_},
+    const int k = verdicts.empty() ? k_ : label_k(k_, source_classes, target_classes);
+    out.figures = {{"top_k", k},
                    {"top_k_agreement", overlap / n},
                    {"source_top1_in_target_top_k", top1_in_k / n},
                    {"label_offset", offset_},
@@ -84,7 +95,21 @@ class LabelComparator final : public Comparator {
     return d;
   }
 
+  // Classes per sample of an output as declared ([N,1000] -> 1000); 0 when a dim after the
+  // batch is unknown.
+  static int64_t declared_classes(const runtime::ValueInfo& output) {
+    if (output.shape.size() < 2) return 0;
+    int64_t classes = 1;
+    for (size_t d = 1; d < output.shape.size(); ++d) {
+      if (output.shape[d] <= 0 || output.shape[d] > (int64_t{1} << 31)) return 0;
+      classes *= output.shape[d];
+      if (classes > (int64_t{1} << 31)) return 0;
+    }
+    return classes;
+  }
+
   int k_ = 5;
+  bool k_given_ = false;  // top_k asked for: more than the class count is an error
   int64_t offset_ = 0;
   std::pair<size_t, size_t> output_;
 };

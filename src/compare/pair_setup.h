@@ -27,7 +27,13 @@ struct SetupOptions {
   bool allow_spinning = false;  // the sessions' intra-op threads may spin (one session runs at a time)
 };
 
-Result<PairSetup> set_up_pair(const ModelSide& source, const ModelSide& target, const std::filesystem::path& data_dir,
+// The sample folder (options.samples), opened on every rank (options.comm): an error on one is an
+// error on all.
+Result<data::SampleSet> open_samples(const std::filesystem::path& data_dir, const CompareOptions& options);
+
+// Sessions, feeds and comparator for the pair on `samples`. With several ranks, every rank must
+// list the same samples, and an error on one is an error on all (collective).
+Result<PairSetup> set_up_pair(const ModelSide& source, const ModelSide& target, data::SampleSet samples,
                               const CompareOptions& options, const SetupOptions& setup = {});
 
 // A session's inputs as the feeder sees them.

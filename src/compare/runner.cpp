@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "common/limits.h"
+
 namespace fetafix::compare {
 
 namespace {
@@ -71,7 +73,9 @@ BatchRunner::BatchRunner(const runtime::Session& session, std::string label, siz
 
 size_t BatchRunner::batch_for(size_t sample_bytes) const {
   if (fixed_batch_ > 1 || sample_bytes == 0) return batch_;
-  return std::clamp<size_t>(kMaxBatchInputBytes / sample_bytes, 1, batch_);
+  // A stacked input is a tensor fetafix allocates: it also stays under the tensor limit.
+  const uint64_t cap = std::min<uint64_t>(kMaxBatchInputBytes, resource_limits().max_tensor_bytes);
+  return static_cast<size_t>(std::clamp<uint64_t>(cap / sample_bytes, 1, batch_));
 }
 
 Result<std::vector<SampleOutputs>> BatchRunner::run_stacked(const std::vector<Tensor>& inputs) const {

@@ -10,7 +10,8 @@
 // dim 0 is not the batch, the runner cannot tell the samples apart: it reruns them one at a
 // time and stops stacking for that model.
 //
-// A batch also stops growing at kMaxBatchInputBytes of input: past that, a larger batch only
+// A batch also stops growing at kMaxBatchInputBytes of input (or the tensor limit,
+// --max-tensor-bytes, when lower): past that, a larger batch only
 // grows ONNX Runtime's memory arena (page faults on first use, in every fresh session) without
 // running faster. PaddleOCR's text detector at 640x640 (4.9 MB per sample), plain ONNX Runtime,
 // 2 cores, warm sessions: 0.179 CPU s per image at batch 1, 0.198 at 2, 0.238 at 8; fresh
@@ -46,7 +47,8 @@ class BatchRunner {
   bool model_stacks() const { return model_stacks_ && splits_.load(); }
   size_t batch_size() const { return batch_; }
   // Samples per run for samples of `sample_bytes` input each: the batch size, kept under
-  // kMaxBatchInputBytes (a model's fixed batch is kept as it is).
+  // kMaxBatchInputBytes and the tensor limit (a model's fixed batch is kept as it is; its size was
+  // checked against the tensor limit when the model was loaded).
   size_t batch_for(size_t sample_bytes) const;
 
  private:

@@ -6,6 +6,8 @@
 #include <sndfile.h>
 #include <soxr.h>
 
+#include "common/fs.h"
+
 namespace fetafix::data {
 namespace fs = std::filesystem;
 
@@ -16,6 +18,7 @@ struct SndCloser {
 }  // namespace
 
 Result<Audio> decode_wav(const fs::path& path, const ArrayLimits& limits) {
+  FETAFIX_TRY_STATUS(check_regular_file(path));  // libsndfile would block on a FIFO
   SF_INFO info{};
   std::unique_ptr<SNDFILE, SndCloser> file(sf_open(path.c_str(), SFM_READ, &info));
   if (!file) return make_error("{}: cannot read as audio: {}", path.string(), sf_strerror(nullptr));
@@ -28,8 +31,8 @@ Result<Audio> decode_wav(const fs::path& path, const ArrayLimits& limits) {
   if (info.samplerate <= 0) return make_error("{}: invalid sample rate {}", path.string(), info.samplerate);
   const uint64_t bytes = static_cast<uint64_t>(info.frames) * sizeof(float);
   if (info.frames < 0 || bytes > limits.max_array_bytes)
-    return make_error("{}: {} samples would take {} bytes as float, over the {} byte limit (max_array_bytes)",
-                      path.string(), info.frames, bytes, limits.max_array_bytes);
+    return make_error("{}: {} samples would take {} bytes as float, {}", path.string(), info.frames, bytes,
+                      array_limit_text(limits));
   Audio a;
   a.sample_rate = info.samplerate;
   a.samples.resize(static_cast<size_t>(info.frames));
@@ -39,10 +42,15 @@ Result<Audio> decode_wav(const fs::path& path, const ArrayLimits& limits) {
   return a;
 }
 
-Result<std::vector<float>> resample_audio(std::span<const float> samples, int from, int to) {
+Result<std::vector<float>> resample_audio(std::span<const float> samples, int from, int to,
+                                          const ArrayLimits& limits) {
   if (from <= 0 || to <= 0) return make_error("sample rates must be positive (got {} and {})", from, to);
   if (from == to) return std::vector<float>(samples.begin(), samples.end());
-  const size_t out_len = static_cast<size_t>(std::llround(static_cast<double>(samples.size()) * to / from));
+  const double out_samples = std::round(static_cast<double>(samples.size()) * to / from);
+  if (out_samples * sizeof(float) > static_cast<double>(limits.max_array_bytes))
+    return make_error("resampled from {} Hz to {} Hz it would take {} samples, {}", from, to,
+                      static_cast<uint64_t>(out_samples), array_limit_text(limits));
+  const size_t out_len = static_cast<size_t>(out_samples);
   std::vector<float> out(out_len);
   size_t done = 0;
   const soxr_quality_spec_t quality = soxr_quality_spec(SOXR_HQ, 0);

@@ -22,8 +22,10 @@ struct Audio {
 Result<Audio> decode_wav(const std::filesystem::path& path, const ArrayLimits& limits = {});
 
 // `samples` at `from` Hz resampled to `to` Hz; round(n * to / from) samples come back.
-// from == to returns the samples unchanged.
-Result<std::vector<float>> resample_audio(std::span<const float> samples, int from, int to);
+// from == to returns the samples unchanged. Error: a result over limits.max_array_bytes (a long
+// file at a low rate resampled to a high one), checked before anything is allocated.
+Result<std::vector<float>> resample_audio(std::span<const float> samples, int from, int to,
+                                          const ArrayLimits& limits = {});
 
 // Writes mono 16-bit PCM (tests and tools make their sample sets with it).
 Status write_wav(const std::filesystem::path& path, std::span<const float> samples, int sample_rate);

@@ -7,8 +7,11 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <system_error>
+
+#include "common/fs.h"
+#include "common/limits.h"
+#include "data/folder.h"
 
 // jpeglib.h needs FILE and size_t declared first.
 #include <jerror.h>
@@ -20,17 +23,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Result<std::vector<uint8_t>> read_whole_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot open image '{}'", path.string());
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) return make_error("cannot read image '{}'", path.string());
-  in.seekg(0, std::ios::beg);
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-    return make_error("cannot read image '{}'", path.string());
-  return bytes;
+using Bytes = std::span<const uint8_t>;
+
+// libjpeg and libpng report the size before allocating anything for the pixels: checked there.
+bool over_pixel_limit(uint64_t width, uint64_t height) { return width * height > resource_limits().max_image_pixels; }
+
+std::string pixel_limit_message(const std::string& label, uint64_t width, uint64_t height) {
+  return fmt::format("image '{}' is {}x{} ({}), over the limit of {} (--max-image-pixels or {})", label, width, height,
+                     megapixels_text(width * height), megapixels_text(resource_limits().max_image_pixels),
+                     kMaxImagePixelsEnv);
 }
 
 // ---------------------------------------------------------------- JPEG
@@ -41,7 +42,21 @@ struct JpegErrorManager {
   jpeg_error_mgr pub;
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  bool over_limit = false;  // message unused then: the caller words the pixel-limit error
 };
+
+// A progressive JPEG may hold any number of scans, each a pass over the whole image: a few KB
+// of crafted scans keep a decoder busy for minutes. libjpeg-turbo's own fuzzers stop at 500;
+// real photos have about 10.
+constexpr int kMaxJpegScans = 500;
+
+void jpeg_count_scans(j_common_ptr cinfo) {
+  auto* dinfo = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (!cinfo->is_decompressor || dinfo->input_scan_number <= kMaxJpegScans) return;
+  auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+  std::snprintf(err->message, sizeof err->message, "more than %d progressive scans", kMaxJpegScans);
+  std::longjmp(err->jump, 1);
+}
 
 [[noreturn]] void jpeg_fail(j_common_ptr cinfo) {
   auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
@@ -78,7 +93,7 @@ inline void cmyk_row_to_rgb(const uint8_t* in, uint8_t* out, int width) {
 }
 
 struct JpegJob {
-  const std::vector<uint8_t>* bytes;
+  Bytes bytes;
   Image* image;
   std::vector<uint8_t>* row;
   ImageSourceInfo* info;
@@ -96,8 +111,18 @@ bool run_jpeg_decode(const JpegJob& job, jpeg_decompress_struct& cinfo, JpegErro
     return false;
   }
   jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, job.bytes->data(), static_cast<unsigned long>(job.bytes->size()));
+  jpeg_progress_mgr progress{};
+  progress.progress_monitor = jpeg_count_scans;
+  cinfo.progress = &progress;
+  jpeg_mem_src(&cinfo, job.bytes.data(), static_cast<unsigned long>(job.bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  if (over_pixel_limit(cinfo.image_width, cinfo.image_height)) {
+    job.image->width = static_cast<int>(cinfo.image_width);
+    job.image->height = static_cast<int>(cinfo.image_height);
+    err.over_limit = true;
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
 
   switch (cinfo.jpeg_color_space) {
     case JCS_GRAYSCALE:
@@ -148,28 +173,32 @@ bool run_jpeg_decode(const JpegJob& job, jpeg_decompress_struct& cinfo, JpegErro
   return true;
 }
 
-Result<Image> decode_jpeg(const std::vector<uint8_t>& bytes, const fs::path& path, ImageSourceInfo* info) {
+Result<Image> decode_jpeg(Bytes bytes, const std::string& label, ImageSourceInfo* info) {
   Image image;
   std::vector<uint8_t> row;
   jpeg_decompress_struct cinfo;
   JpegErrorManager err;
-  if (!run_jpeg_decode(JpegJob{&bytes, &image, &row, info}, cinfo, err))
-    return make_error("cannot decode JPEG '{}': {}", path.string(), err.message);
+  if (!run_jpeg_decode(JpegJob{bytes, &image, &row, info}, cinfo, err)) {
+    if (err.over_limit) return make_error("{}", pixel_limit_message(label, image.width, image.height));
+    return make_error("cannot decode JPEG '{}': {}", label, err.message);
+  }
   return image;
 }
 
 // ---------------------------------------------------------------- PNG
 
 struct PngReader {
-  const std::vector<uint8_t>* bytes;
+  Bytes bytes;
   size_t offset = 0;
   char message[256] = {};
+  bool over_limit = false;
+  uint32_t width = 0, height = 0;
 };
 
 void png_read_from_memory(png_structp png, png_bytep out, png_size_t length) {
   auto* reader = static_cast<PngReader*>(png_get_io_ptr(png));
-  if (reader->bytes->size() - reader->offset < length) png_error(png, "unexpected end of file (truncated)");
-  std::memcpy(out, reader->bytes->data() + reader->offset, length);
+  if (reader->bytes.size() - reader->offset < length) png_error(png, "unexpected end of file (truncated)");
+  std::memcpy(out, reader->bytes.data() + reader->offset, length);
   reader->offset += length;
 }
 
@@ -206,6 +235,13 @@ bool run_png_decode(const PngJob& job, PngReader& reader) {
   }
   png_set_read_fn(png, &reader, png_read_from_memory);
   png_read_info(png, info);
+  reader.width = png_get_image_width(png, info);
+  reader.height = png_get_image_height(png, info);
+  if (over_pixel_limit(reader.width, reader.height)) {
+    reader.over_limit = true;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
 
   const int color_type = png_get_color_type(png, info);
   const int bit_depth = png_get_bit_depth(png, info);
@@ -259,13 +295,15 @@ bool run_png_decode(const PngJob& job, PngReader& reader) {
   return true;
 }
 
-Result<Image> decode_png(const std::vector<uint8_t>& bytes, const fs::path& path, ImageSourceInfo* info) {
+Result<Image> decode_png(Bytes bytes, const std::string& label, ImageSourceInfo* info) {
   Image image;
   std::vector<uint8_t> pixels;
   std::vector<png_bytep> rows;
-  PngReader reader{&bytes};
-  if (!run_png_decode(PngJob{&image, &pixels, &rows, info}, reader))
-    return make_error("cannot decode PNG '{}': {}", path.string(), reader.message);
+  PngReader reader{bytes};
+  if (!run_png_decode(PngJob{&image, &pixels, &rows, info}, reader)) {
+    if (reader.over_limit) return make_error("{}", pixel_limit_message(label, reader.width, reader.height));
+    return make_error("cannot decode PNG '{}': {}", label, reader.message);
+  }
   return image;
 }
 
@@ -277,42 +315,33 @@ bool has_image_extension(const fs::path& path) {
 
 }  // namespace
 
-Result<Image> decode_image(const fs::path& path, ImageSourceInfo* source_info) {
-  FETAFIX_ASSIGN_OR_RETURN(const std::vector<uint8_t> bytes, read_whole_file(path));
+Result<Image> decode_image_bytes(std::span<const uint8_t> bytes, const std::string& label,
+                                 ImageSourceInfo* source_info) {
   ImageSourceInfo scratch;
   ImageSourceInfo* info = source_info ? source_info : &scratch;
   static constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-    return decode_jpeg(bytes, path, info);
-  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0) return decode_png(bytes, path, info);
-  if (bytes.empty()) return make_error("cannot decode image '{}': the file is empty", path.string());
-  return make_error("cannot decode image '{}': neither a JPEG nor a PNG file", path.string());
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return decode_jpeg(bytes, label, info);
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPngSignature, 8) == 0) return decode_png(bytes, label, info);
+  if (bytes.empty()) return make_error("cannot decode image '{}': the file is empty", label);
+  return make_error("cannot decode image '{}': neither a JPEG nor a PNG file", label);
+}
+
+Result<Image> decode_image(const fs::path& path, ImageSourceInfo* source_info) {
+  FETAFIX_ASSIGN_OR_RETURN(const std::string bytes, read_regular_file(path, "image"));
+  return decode_image_bytes({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, path.string(),
+                            source_info);
 }
 
 Result<Image> decode_image(const fs::path& path) { return decode_image(path, nullptr); }
 
-Result<std::vector<fs::path>> list_images(const fs::path& dir) {
-  std::error_code ec;
-  const fs::file_status status = fs::status(dir, ec);
-  if (ec || !fs::exists(status)) return make_error("image folder '{}' does not exist", dir.string());
-  if (!fs::is_directory(status)) return make_error("image folder '{}' is not a folder", dir.string());
+bool is_image_file_name(const fs::path& path) { return has_image_extension(path); }
 
-  std::vector<std::pair<std::string, fs::path>> found;  // (relative path, path)
-  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec);
-  if (ec) return make_error("cannot list image folder '{}': {}", dir.string(), ec.message());
-  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) return make_error("cannot list image folder '{}': {}", dir.string(), ec.message());
-    const fs::directory_entry& entry = *it;
-    std::error_code type_ec;
-    if (!entry.is_regular_file(type_ec) || !has_image_extension(entry.path())) continue;
-    found.emplace_back(entry.path().lexically_relative(dir).generic_string(), entry.path());
-  }
-  if (ec) return make_error("cannot list image folder '{}': {}", dir.string(), ec.message());
+Result<std::vector<fs::path>> list_images(const fs::path& dir) {
+  FETAFIX_ASSIGN_OR_RETURN(auto found, list_folder(dir, "image folder", has_image_extension));
   if (found.empty()) return make_error("image folder '{}' holds no .jpg, .jpeg or .png image", dir.string());
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<fs::path> paths;
   paths.reserve(found.size());
-  for (auto& [relative, path] : found) paths.push_back(std::move(path));
+  for (auto& f : found) paths.push_back(std::move(f.path));
   return paths;
 }
 

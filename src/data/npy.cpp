@@ -4,6 +4,8 @@
 #include <fstream>
 #include <string_view>
 
+#include "common/fs.h"
+
 namespace fetafix::data {
 namespace fs = std::filesystem;
 
@@ -40,7 +42,7 @@ class HeaderParser {
         have_descr = true;
         std::string descr;
         FETAFIX_TRY_STATUS(string_literal(descr));
-        FETAFIX_ASSIGN_OR_RETURN(out.dtype, dtype_of_descr(descr));
+        FETAFIX_ASSIGN_OR_RETURN(out.dtype, dtype_of_npy_descr(descr, what_));
       } else if (key == "fortran_order" && !have_order) {
         have_order = true;
         FETAFIX_TRY_STATUS(boolean(out.fortran_order));
@@ -116,20 +118,6 @@ class HeaderParser {
     ++i_;
     return {};
   }
-  // '<' little-endian; '|' (no byte order) and '>' only for one-byte types, where order is moot.
-  Result<DType> dtype_of_descr(const std::string& d) const {
-    for (const auto& e : kDescrs) {
-      if (d.size() != 3 || d.substr(1) != e.code) continue;
-      const bool one_byte = dtype_size(e.dtype) == 1;
-      if (d[0] == '<' || (one_byte && (d[0] == '|' || d[0] == '>'))) return e.dtype;
-      if (d[0] == '>')
-        return make_error("{}: the array is big-endian ('{}'); save it little-endian "
-                          "(arr.astype(arr.dtype.newbyteorder('<')))", what_, d);
-    }
-    return make_error("{}: unsupported array dtype '{}' (numeric or bool arrays only: float16/32/64, int8..64, "
-                      "uint8..64, bool; little-endian)", what_, d);
-  }
-
   std::string_view s_;
   const std::string& what_;
   size_t i_ = 0;
@@ -160,6 +148,20 @@ void fortran_to_c(const Tensor& in, Tensor& out) {
 
 }  // namespace
 
+// '<' little-endian; '|' (no byte order) and '>' only for one-byte types, where order is moot.
+Result<DType> dtype_of_npy_descr(std::string_view d, const std::string& what) {
+  for (const auto& e : kDescrs) {
+    if (d.size() != 3 || d.substr(1) != e.code) continue;
+    const bool one_byte = dtype_size(e.dtype) == 1;
+    if (d[0] == '<' || (one_byte && (d[0] == '|' || d[0] == '>'))) return e.dtype;
+    if (d[0] == '>')
+      return make_error("{}: the array is big-endian ('{}'); save it little-endian "
+                        "(arr.astype(arr.dtype.newbyteorder('<')))", what, d);
+  }
+  return make_error("{}: unsupported array dtype '{}' (numeric or bool arrays only: float16/32/64, int8..64, "
+                    "uint8..64, bool; little-endian)", what, d);
+}
+
 std::string npy_descr(DType t) {
   for (const auto& e : kDescrs)
     if (e.dtype == t) return fmt::format("{}{}", dtype_size(t) == 1 ? '|' : '<', e.code);
@@ -188,8 +190,8 @@ Result<NpyHeader> parse_npy_header(std::span<const std::byte> bytes, const std::
     if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) numel = UINT64_MAX;
   if (__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype_size(h.dtype)), &h.data_bytes)) h.data_bytes = UINT64_MAX;
   if (h.data_bytes > limits.max_array_bytes)
-    return make_error("{}: array of shape {} ({}) would take {} bytes, over the {} byte limit (max_array_bytes)", what,
-                      shape_to_string(h.shape), dtype_name(h.dtype), h.data_bytes, limits.max_array_bytes);
+    return make_error("{}: array of shape {} ({}) would take {} bytes, {}", what, shape_to_string(h.shape),
+                      dtype_name(h.dtype), h.data_bytes, array_limit_text(limits));
   return h;
 }
 
@@ -200,7 +202,7 @@ Result<Tensor> parse_npy(std::span<const std::byte> bytes, const std::string& wh
     return make_error("{}: array of shape {} ({}) needs {} data bytes, the file has {}", what, shape_to_string(h.shape),
                       dtype_name(h.dtype), h.data_bytes, have);
   Tensor t(h.dtype, h.shape);
-  if (!h.fortran_order || h.shape.size() < 2) {
+  if (!h.fortran_order || h.shape.size() < 2 || h.data_bytes == 0) {  // an empty array has no order to undo
     if (h.data_bytes) std::memcpy(t.bytes.data(), bytes.data() + h.data_offset, h.data_bytes);
     return t;
   }
@@ -211,17 +213,31 @@ Result<Tensor> parse_npy(std::span<const std::byte> bytes, const std::string& wh
 }
 
 Result<Tensor> read_npy(const fs::path& path, const ArrayLimits& limits) {
+  FETAFIX_TRY_STATUS(check_regular_file(path));  // a FIFO never hangs the run, a folder is named as one
   std::error_code ec;
   const uintmax_t size = fs::file_size(path, ec);
   if (ec) return make_error("{}: cannot read: {}", path.string(), ec.message());
   if (size > limits.max_array_bytes + kMaxNpyHeaderBytes + 16)
-    return make_error("{}: {} bytes, over the {} byte limit for one array (max_array_bytes)", path.string(), size,
-                      limits.max_array_bytes);
+    return make_error("{}: {} bytes, {}", path.string(), size, array_limit_text(limits));
   std::ifstream in(path, std::ios::binary);
   std::vector<std::byte> bytes(size);
   if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
     return make_error("{}: cannot read the file", path.string());
   return parse_npy(bytes, path.string(), limits);
+}
+
+ArrayLimits array_limits(const ResourceLimits& limits) {
+  const uint64_t sample = limits.max_tensor_bytes > UINT64_MAX / 2 ? UINT64_MAX : 2 * limits.max_tensor_bytes;
+  return {limits.max_tensor_bytes, sample};
+}
+
+std::string array_limit_text(const ArrayLimits& limits) {
+  return fmt::format("over the tensor limit of {} (--max-tensor-bytes)", bytes_text(limits.max_array_bytes));
+}
+
+std::string sample_limit_text(const ArrayLimits& limits) {
+  return fmt::format("over the limit of {} for one sample file (twice --max-tensor-bytes)",
+                     bytes_text(limits.max_sample_bytes));
 }
 
 std::string encode_npy(const Tensor& t) {

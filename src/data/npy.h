@@ -16,7 +16,9 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 
+#include "common/limits.h"
 #include "common/result.h"
 #include "common/tensor.h"
 
@@ -33,6 +35,15 @@ struct ArrayLimits {
   uint64_t max_array_bytes = kDefaultMaxArrayBytes;
   uint64_t max_sample_bytes = kDefaultMaxSampleBytes;
 };
+
+// The limits the CLI applies (docs/cli.md, "Resource limits"): one array (a .npy, one array of an
+// .npz, a decoded .wav) may take the tensor limit (--max-tensor-bytes), all arrays of one sample
+// file together twice that.
+ArrayLimits array_limits(const ResourceLimits& limits);
+
+// "over the tensor limit of 1.0 GiB (--max-tensor-bytes)": the end of every refusal above.
+std::string array_limit_text(const ArrayLimits& limits);
+std::string sample_limit_text(const ArrayLimits& limits);
 
 // What the header says, before any data is read.
 struct NpyHeader {
@@ -55,6 +66,10 @@ Result<Tensor> read_npy(const std::filesystem::path& path, const ArrayLimits& li
 
 // A version 1.0 .npy image of `t` (C order, little-endian), as numpy.save writes it.
 std::string encode_npy(const Tensor& t);
+
+// The DType of a numpy dtype string ("<f4", "|u1", ...: numpy's dtype.str); `what` names the
+// array in errors (big-endian, string, object and structured dtypes are refused with the reason).
+Result<DType> dtype_of_npy_descr(std::string_view descr, const std::string& what);
 
 // The numpy dtype string of a DType ("<f4", "|u1", ...); empty when numpy has none (bfloat16).
 std::string npy_descr(DType t);

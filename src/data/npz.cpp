@@ -6,6 +6,8 @@
 
 #include <zip.h>
 
+#include "common/fs.h"
+
 namespace fetafix::data {
 namespace fs = std::filesystem;
 
@@ -69,12 +71,11 @@ Result<std::vector<NamedArray>> parse_npz(std::span<const std::byte> bytes, cons
     if (name.size() < 5 || name.compare(name.size() - 4, 4, ".npy") != 0)
       return make_error("{}: entry '{}' is not an .npy array (an .npz holds only .npy files)", what, name);
     if (st.size > limits.max_array_bytes + kMaxNpyHeaderBytes + 16)
-      return make_error("{}: array '{}' is {} bytes, over the {} byte limit (max_array_bytes)", what,
-                        name.substr(0, name.size() - 4), st.size, limits.max_array_bytes);
+      return make_error("{}: array '{}' is {} bytes, {}", what, name.substr(0, name.size() - 4), st.size,
+                        array_limit_text(limits));
     total += st.size;
     if (total > limits.max_sample_bytes)
-      return make_error("{}: the arrays take more than the {} byte limit for one sample (max_sample_bytes)", what,
-                        limits.max_sample_bytes);
+      return make_error("{}: its arrays together are {}", what, sample_limit_text(limits));
   }
   std::vector<NamedArray> arrays;
   std::set<std::string> seen;
@@ -91,12 +92,12 @@ Result<std::vector<NamedArray>> parse_npz(std::span<const std::byte> bytes, cons
 }
 
 Result<std::vector<NamedArray>> read_npz(const fs::path& path, const ArrayLimits& limits) {
+  FETAFIX_TRY_STATUS(check_regular_file(path));  // a FIFO never hangs the run, a folder is named as one
   std::error_code ec;
   const uintmax_t size = fs::file_size(path, ec);
   if (ec) return make_error("{}: cannot read: {}", path.string(), ec.message());
   if (size > limits.max_sample_bytes)
-    return make_error("{}: {} bytes, over the {} byte limit for one sample (max_sample_bytes)", path.string(), size,
-                      limits.max_sample_bytes);
+    return make_error("{}: {} bytes, {}", path.string(), size, sample_limit_text(limits));
   std::vector<std::byte> bytes(size);
   std::ifstream in(path, std::ios::binary);
   if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))

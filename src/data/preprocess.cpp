@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/limits.h"
 #include "data/resample.h"
 
 namespace fetafix::data {
@@ -357,6 +358,14 @@ Result<Preset> bind_preset_to_input(const Preset& preset, const std::vector<int6
   FETAFIX_ASSIGN_OR_RETURN(bound.width, pick(preset.width, model_w, "width"));
   FETAFIX_ASSIGN_OR_RETURN(bound.height, pick(preset.height, model_h, "height"));
   bound.layout = layout;
+  // One preprocessed image is a tensor fetafix allocates: it stays under the tensor limit.
+  const uint64_t image_bytes = uint64_t{3} * static_cast<uint64_t>(bound.width) * static_cast<uint64_t>(bound.height) *
+                               std::max<size_t>(dtype_size(bound.dtype), 1);
+  if (image_bytes > resource_limits().max_tensor_bytes)
+    return make_error("input '{}': preset '{}' makes {}x{} images, {} each, over the tensor limit of {} "
+                      "(--max-tensor-bytes or {})",
+                      input_name, preset.name, bound.width, bound.height, bytes_text(image_bytes),
+                      bytes_text(resource_limits().max_tensor_bytes), kMaxTensorBytesEnv);
 
   if (input_dtype == DType::kUInt8 && preset.dtype != DType::kUInt8)
     return make_error(

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "data/folder.h"
+
 namespace fetafix::data {
 namespace fs = std::filesystem;
 
@@ -38,6 +40,8 @@ const NamedArray* find_array(const std::vector<NamedArray>& arrays, const std::v
 
 }  // namespace
 
+bool is_sample_file_name(const fs::path& path) { return kind_of(path).has_value(); }
+
 std::string_view sample_kind_name(SampleKind kind) {
   switch (kind) {
     case SampleKind::kImage: return "image";
@@ -64,21 +68,14 @@ Result<std::vector<SampleFile>> list_samples(const fs::path& dir, bool images_on
     for (auto& p : paths) files.push_back({p, p.lexically_relative(dir).generic_string(), SampleKind::kImage});
     return files;
   }
-  std::error_code ec;
-  const fs::file_status status = fs::status(dir, ec);
-  if (ec || !fs::exists(status)) return make_error("sample folder '{}' does not exist", dir.string());
-  if (!fs::is_directory(status)) return make_error("sample folder '{}' is not a folder", dir.string());
-  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec);
-  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    std::error_code type_ec;
-    if (!it->is_regular_file(type_ec)) continue;
-    if (auto kind = kind_of(it->path()))
-      files.push_back({it->path(), it->path().lexically_relative(dir).generic_string(), *kind});
+  FETAFIX_ASSIGN_OR_RETURN(auto found,
+                           list_folder(dir, "sample folder", [](const fs::path& p) { return kind_of(p).has_value(); }));
+  for (auto& f : found) {
+    const SampleKind kind = *kind_of(f.path);
+    files.push_back({std::move(f.path), std::move(f.name), kind});
   }
-  if (ec) return make_error("cannot list sample folder '{}': {}", dir.string(), ec.message());
   if (files.empty())
     return make_error("sample folder '{}' holds no sample (.jpg, .jpeg, .png, .npz, .npy or .wav)", dir.string());
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return files;
 }
 
@@ -89,13 +86,42 @@ Result<SampleSet> SampleSet::open(const fs::path& dir, const SampleOptions& opti
   if (options.sample_rate < 0) return make_error("--sample-rate must be positive (got {})", options.sample_rate);
   FETAFIX_ASSIGN_OR_RETURN(set.files_, list_samples(dir, options.images_only));
   for (const auto& [name, path] : options.constants) {
-    for (const auto& c : set.constants_)
-      if (c.name == name) return make_error("--input {}: given twice", name);
     auto value = read_npy(path, options.limits);
     if (!value.ok()) return make_error("--input {}: {}", name, value.error().message);
-    set.constants_.push_back({name, std::move(value).value()});
+    FETAFIX_TRY_STATUS(set.add_constant(name, std::move(value).value()));
   }
   return set;
+}
+
+Result<SampleSet> SampleSet::hold(std::vector<HeldSample> samples, const SampleOptions& options) {
+  if (samples.empty()) return make_error("no sample given");
+  SampleSet set;
+  set.options_ = options;
+  set.options_.constants.clear();
+  set.options_.images_only = false;
+  auto held = std::make_shared<std::vector<DecodedSample>>();
+  held->reserve(samples.size());
+  for (auto& s : samples) {
+    const bool one_unnamed = s.arrays.size() == 1 && s.arrays[0].name.empty();
+    if (s.arrays.empty()) return make_error("{}: no array", s.name);
+    for (const auto& a : s.arrays)
+      if (!one_unnamed && a.name.empty())
+        return make_error("{}: an unnamed array among several; name every array after the input it feeds", s.name);
+    DecodedSample d;
+    d.kind = one_unnamed ? SampleKind::kNpy : SampleKind::kNpz;
+    d.arrays = std::move(s.arrays);
+    set.files_.push_back({{}, std::move(s.name), d.kind});
+    held->push_back(std::move(d));
+  }
+  set.held_ = std::move(held);
+  return set;
+}
+
+Status SampleSet::add_constant(const std::string& name, Tensor value) {
+  for (const auto& c : constants_)
+    if (c.name == name) return make_error("--input {}: given twice", name);
+  constants_.push_back({name, std::move(value)});
+  return {};
 }
 
 bool SampleSet::has(SampleKind kind) const {
@@ -107,6 +133,7 @@ bool SampleSet::images_only() const {
 }
 
 Result<DecodedSample> SampleSet::decode(size_t index) const {
+  if (held_) return held_->at(index);
   const SampleFile& f = files_.at(index);
   DecodedSample s;
   s.kind = f.kind;
@@ -127,7 +154,7 @@ Result<DecodedSample> SampleSet::decode(size_t index) const {
     case SampleKind::kWav: {
       FETAFIX_ASSIGN_OR_RETURN(Audio a, decode_wav(f.path, options_.limits));
       s.sample_rate = options_.sample_rate > 0 ? options_.sample_rate : a.sample_rate;
-      auto resampled = resample_audio(a.samples, a.sample_rate, s.sample_rate);
+      auto resampled = resample_audio(a.samples, a.sample_rate, s.sample_rate, options_.limits);
       if (!resampled.ok()) return make_error("{}: {}", f.path.string(), resampled.error().message);
       s.audio = std::move(resampled).value();
       break;

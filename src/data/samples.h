@@ -16,6 +16,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,8 +51,13 @@ struct SampleOptions {
 };
 
 // Every file of a kind fetafix reads (images only when images_only) under `dir`, recursively,
-// sorted by relative path (byte order). Other files are ignored. Errors: no such folder; no sample.
+// sorted by relative path (byte order), listed as data/folder.h says (symlinked folders not
+// followed; a dangling symlink or FIFO with a sample name is listed, and fails when read). Other
+// files are ignored. Errors: no such folder; a subfolder that cannot be listed; no sample.
 Result<std::vector<SampleFile>> list_samples(const std::filesystem::path& dir, bool images_only = false);
+
+// Does the name say it is a sample (.jpg/.jpeg/.png, .npz, .npy, .wav; any case)?
+bool is_sample_file_name(const std::filesystem::path& path);
 
 // One sample, decoded once and fed to both models.
 struct DecodedSample {
@@ -62,13 +68,27 @@ struct DecodedSample {
   int sample_rate = 0;             // kWav: the rate of `audio`
 };
 
-// The folder's files and the constants, loaded once.
+// A sample a caller already made (its own preprocessing), held in memory: one unnamed array
+// (fed like an .npy) or one array per input, named after it (like an .npz).
+struct HeldSample {
+  std::string name;  // how records and errors name it, e.g. "data[3]"
+  std::vector<NamedArray> arrays;
+};
+
+// The samples and the constants. Two sources: a folder, whose files are listed once and decoded
+// on demand; or samples held in memory (the Python module's numpy arrays). Everything after
+// (feeding, batching, comparing, sharding over ranks) sees only names, kinds and decode().
 class SampleSet {
  public:
   static Result<SampleSet> open(const std::filesystem::path& dir, const SampleOptions& options);
+  // Samples in memory; options.constants (paths) and images_only do not apply (add_constant).
+  static Result<SampleSet> hold(std::vector<HeldSample> samples, const SampleOptions& options = {});
 
-  const std::filesystem::path& dir() const { return dir_; }
-  const std::vector<SampleFile>& files() const { return files_; }
+  // The same value for input `name` on every sample (--input NAME=FILE.npy, or an array).
+  Status add_constant(const std::string& name, Tensor value);
+
+  const std::filesystem::path& dir() const { return dir_; }  // empty for held samples
+  const std::vector<SampleFile>& files() const { return files_; }  // held samples: no path
   size_t size() const { return files_.size(); }
   const SampleOptions& options() const { return options_; }
   const std::vector<NamedArray>& constants() const { return constants_; }
@@ -82,6 +102,7 @@ class SampleSet {
   std::vector<SampleFile> files_;
   SampleOptions options_;
   std::vector<NamedArray> constants_;
+  std::shared_ptr<const std::vector<DecodedSample>> held_;  // shared by copies of the set
 };
 
 // A model input as the feeder sees it (runtime::ValueInfo's fields; data does not see runtime).

@@ -1,10 +1,16 @@
 #include "localize/activation_analysis.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -17,7 +23,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
-#include "localize/kruskal.h"
+#include "localize/capture_plan.h"
 #include "model/builder.h"
 #include "model/graph.h"
 #include "runtime/session.h"
@@ -26,70 +32,12 @@ namespace fetafix::localize {
 namespace {
 
 using Aggregation = ActivationAnalysisOptions::Aggregation;
+using Clock = std::chrono::steady_clock;
 
-// ---------------------------------------------------------------------------------------------
-// Layout alignment
+// The values kept between passes (both models together) may take budget / kCacheDivisor.
+constexpr size_t kCacheDivisor = 4;
 
-struct Squeezed {
-  std::vector<int64_t> dims;  // per-image dims (batch dropped), size-1 dims dropped
-};
-
-Squeezed squeeze_per_image(std::span<const int64_t> shape) {
-  Squeezed s;
-  for (size_t i = 1; i < shape.size(); ++i)
-    if (shape[i] != 1) s.dims.push_back(shape[i]);
-  return s;
-}
-
-bool permutation_fits(const std::vector<int64_t>& src, const std::vector<int64_t>& tgt,
-                      const std::vector<int64_t>& perm) {
-  for (size_t i = 0; i < src.size(); ++i)
-    if (src[i] != tgt[static_cast<size_t>(perm[i])]) return false;
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Models cut down to what computes the captured values: early passes then skip the rest of
-// the network instead of running it for nothing.
-
-onnx::ModelProto model_computing(const onnx::ModelProto& model, const std::vector<std::string>& values) {
-  const auto& graph = model.graph();
-  std::unordered_map<std::string, int> producer;
-  for (int i = 0; i < graph.node_size(); ++i)
-    for (const auto& out : graph.node(i).output()) producer.emplace(out, i);
-  std::vector<bool> keep(static_cast<size_t>(graph.node_size()), false);
-  std::unordered_set<std::string> used(values.begin(), values.end());
-  std::vector<std::string> pending(values.begin(), values.end());
-  while (!pending.empty()) {
-    const std::string value = std::move(pending.back());
-    pending.pop_back();
-    auto it = producer.find(value);
-    if (it == producer.end() || keep[static_cast<size_t>(it->second)]) continue;
-    keep[static_cast<size_t>(it->second)] = true;
-    const auto& node = graph.node(it->second);
-    std::vector<std::string> reads(node.input().begin(), node.input().end());
-    for (auto& name : model::implicit_inputs(node)) reads.push_back(std::move(name));
-    for (auto& name : reads)
-      if (!name.empty() && used.insert(name).second) pending.push_back(name);
-  }
-  onnx::ModelProto cut = model;
-  auto* g = cut.mutable_graph();
-  g->clear_node();
-  for (int i = 0; i < graph.node_size(); ++i)
-    if (keep[static_cast<size_t>(i)]) *g->add_node() = graph.node(i);
-  std::unordered_set<std::string> dropped_initializers;
-  g->clear_initializer();
-  for (const auto& init : graph.initializer()) {
-    if (used.count(init.name())) *g->add_initializer() = init;
-    else dropped_initializers.insert(init.name());
-  }
-  // Old models list initializers among the inputs; a dropped one would become a required input.
-  g->clear_input();
-  for (const auto& in : graph.input())
-    if (!dropped_initializers.count(in.name())) *g->add_input() = in;
-  g->clear_output();  // the session adds the captured values as outputs
-  return cut;
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // ---------------------------------------------------------------------------------------------
 // Image selection
@@ -144,16 +92,12 @@ Selection select_images(const std::vector<size_t>& similar_all, const std::vecto
 }
 
 // ---------------------------------------------------------------------------------------------
-// Running the models
+// Layers and rows
 
 struct Layer {
-  size_t pair_index = 0;
   std::string source_value, target_value;
-  std::vector<int64_t> source_shape, target_shape;  // observed, batch dim included
-  std::vector<int64_t> permutation;                 // on squeezed dims; empty = identity
-  // Where source-layout element (multi-index over squeezed source dims) lives in the target:
-  // target offset = sum idx[i] * target_stride_for_source_dim[i].
-  std::vector<int64_t> squeezed_source_dims, target_stride_for_source_dim;
+  std::vector<int64_t> source_shape, target_shape;  // observed, batch dim 1
+  std::optional<LayoutMap> map;                     // Source element -> Target offset
   int64_t elements = 0;
   std::string skipped_reason;
   // Accumulated over passes.
@@ -162,84 +106,241 @@ struct Layer {
   double count_similar = 0, count_dissimilar = 0;
 };
 
-// One batch of images taken from an [N, ...] tensor, padded to a multiple of the model's
-// fixed batch by repeating the last image.
-Tensor gather_batch(const Tensor& all, std::span<const size_t> images, int64_t fixed_batch) {
-  size_t count = images.size();
-  if (fixed_batch > 1) count = (count + static_cast<size_t>(fixed_batch) - 1) / static_cast<size_t>(fixed_batch) *
-                               static_cast<size_t>(fixed_batch);
-  std::vector<int64_t> shape = all.shape;
-  shape[0] = static_cast<int64_t>(count);
-  Tensor batch(all.dtype, shape);
-  const size_t row_bytes = all.bytes.size() / static_cast<size_t>(all.shape[0]);
-  for (size_t i = 0; i < count; ++i) {
-    const size_t image = images[std::min(i, images.size() - 1)];
-    std::memcpy(batch.bytes.data() + i * row_bytes, all.bytes.data() + image * row_bytes, row_bytes);
-  }
-  return batch;
-}
-
-struct SidePass {
-  std::unique_ptr<runtime::Session> session;
-  std::unordered_map<std::string, size_t> output_index;
+// The images every test needs, ascending, each marked dissimilar (bit 0) and with the repeats
+// whose similar sample holds it (bit 1 + r).
+struct Rows {
+  std::vector<size_t> images;
+  std::vector<uint32_t> membership;
+  size_t size() const { return images.size(); }
+  bool similar(size_t row) const { return (membership[row] & 1u) == 0; }
 };
 
-Result<SidePass> open_side(const onnx::ModelProto& model, const std::vector<std::string>& values, int threads,
-                           const std::string& label) {
+Rows make_rows(const Selection& sel) {
+  Rows rows;
+  rows.images = sel.dissimilar;
+  for (const auto& s : sel.similar) rows.images.insert(rows.images.end(), s.begin(), s.end());
+  std::sort(rows.images.begin(), rows.images.end());
+  rows.images.erase(std::unique(rows.images.begin(), rows.images.end()), rows.images.end());
+  std::unordered_map<size_t, size_t> row_of;
+  for (size_t r = 0; r < rows.images.size(); ++r) row_of.emplace(rows.images[r], r);
+  rows.membership.assign(rows.images.size(), 0);
+  for (size_t img : sel.dissimilar) rows.membership[row_of.at(img)] |= 1u;
+  for (size_t r = 0; r < sel.similar.size(); ++r)
+    for (size_t img : sel.similar[r]) rows.membership[row_of.at(img)] |= 1u << (r + 1);
+  return rows;
+}
+
+// The first output of each matched node, and the score entry that reports it.
+Result<std::vector<Layer>> collect_layers(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                          const std::vector<match::NodeMatch>& pairs, int repeats,
+                                          std::vector<LayerScore>& scores) {
+  std::vector<Layer> layers;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const auto s = model::find_node(source.graph(), pairs[i].source_node);
+    const auto t = model::find_node(target.graph(), pairs[i].target_node);
+    if (!s || !t)
+      return make_error("activation analysis: pair {} names node '{}', which the {} model does not have", i,
+                        s ? pairs[i].target_node : pairs[i].source_node, s ? "Target" : "Source");
+    const auto& sn = source.graph().node(static_cast<int>(*s));
+    const auto& tn = target.graph().node(static_cast<int>(*t));
+    if (sn.output_size() == 0 || tn.output_size() == 0 || sn.output(0).empty() || tn.output(0).empty())
+      return make_error("activation analysis: pair {} ('{}', '{}') has a node without an output", i,
+                        pairs[i].source_node, pairs[i].target_node);
+    Layer layer;
+    layer.source_value = sn.output(0);
+    layer.target_value = tn.output(0);
+    layer.problematic.assign(static_cast<size_t>(repeats), 0);
+    LayerScore score;
+    score.source_node = pairs[i].source_node;
+    score.target_node = pairs[i].target_node;
+    score.source_value = layer.source_value;
+    score.target_value = layer.target_value;
+    layers.push_back(std::move(layer));
+    scores.push_back(std::move(score));
+  }
+  return layers;
+}
+
+// What the passes are planned with: the layer values as a run on the first two rows showed
+// them (dim 0 = `batch` for a per-image value), and every other value whose per-image shape
+// ONNX Runtime infers (a dynamic dim 0, every other dim known), recorded with dim 0 = `batch`.
+// Running every value instead would copy the whole network's activations once, which on a
+// virtual machine costs seconds of page faults. A value absent here is never kept between
+// passes, and a model with a fixed batch keeps none (its dim 0 cannot tell a per-image value
+// from a batch-independent one).
+struct Probe {
+  std::map<std::string, runtime::ValueInfo> values;
+  int64_t batch = 0;
+};
+
+Result<Probe> probe_model(const onnx::ModelProto& model, const Tensor& inputs, const Rows& rows,
+                          const std::vector<std::string>& layer_values, int threads, const char* label) {
+  const std::vector<size_t> first(rows.images.begin(), rows.images.begin() + std::min<size_t>(2, rows.size()));
+  const int64_t fixed_batch = model_fixed_batch(model);
+  const Tensor batch = gather_rows(inputs, first, fixed_batch);
+  Probe p;
+  p.batch = batch.shape[0];
   runtime::SessionOptions so;
   so.threads = threads;
-  so.optimize = false;
-  so.capture = values;
-  SidePass side;
-  FETAFIX_ASSIGN_OR_RETURN(side.session, runtime::Session::create(model_computing(model, values), so, label));
-  if (side.session->inputs().size() != 1)
-    return make_error("{}: activation analysis feeds one image input, but the model has {} inputs", label,
-                      side.session->inputs().size());
-  const auto& outs = side.session->outputs();
-  for (size_t i = 0; i < outs.size(); ++i) side.output_index.emplace(outs[i].name, i);
-  return side;
-}
-
-// Float view of a captured tensor: the tensor's own data, or a converted copy in `storage`.
-const float* as_float(const Tensor& t, std::vector<float>& storage) {
-  if (t.dtype == DType::kFloat32) return t.data<float>();
-  storage = t.to_float();
-  return storage.data();
-}
-
-std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
-  std::vector<int64_t> s(dims.size(), 1);
-  for (size_t i = dims.size(); i-- > 1;) s[i - 1] = s[i] * dims[i];
-  return s;
-}
-
-// out[j] = aligned_target[begin + j] - source[begin + j] for j in [0, end - begin).
-void aligned_difference(const Layer& layer, const float* source, const float* target, int64_t begin, int64_t end,
-                        float* out) {
-  if (layer.permutation.empty()) {
-    for (int64_t e = begin; e < end; ++e) out[e - begin] = target[e] - source[e];
-    return;
-  }
-  const auto& dims = layer.squeezed_source_dims;
-  const auto& tstride = layer.target_stride_for_source_dim;
-  const size_t rank = dims.size();
-  std::vector<int64_t> idx(rank, 0);
-  int64_t rest = begin, toff = 0;
-  for (size_t i = rank; i-- > 0;) {
-    idx[i] = rest % dims[i];
-    rest /= dims[i];
-    toff += idx[i] * tstride[i];
-  }
-  for (int64_t e = begin; e < end; ++e) {
-    out[e - begin] = target[toff] - source[e];
-    for (size_t i = rank; i-- > 0;) {  // odometer step over the source layout
-      toff += tstride[i];
-      if (++idx[i] < dims[i]) break;
-      toff -= tstride[i] * dims[i];
-      idx[i] = 0;
+  if (fixed_batch == 0) {
+    so.capture_all = true;
+    FETAFIX_ASSIGN_OR_RETURN(auto all, runtime::Session::create(model, so, label));  // inferred shapes; not run
+    for (const auto& v : all->outputs()) {
+      const bool per_image = !v.shape.empty() && v.shape[0] < 0 &&
+                             std::all_of(v.shape.begin() + 1, v.shape.end(), [](int64_t d) { return d >= 0; });
+      if (!per_image) continue;
+      runtime::ValueInfo info = v;
+      info.shape[0] = p.batch;
+      p.values[v.name] = std::move(info);
     }
   }
+  so.capture_all = false;
+  so.capture = layer_values;
+  FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(model_computing(model, layer_values), so, label));
+  FETAFIX_ASSIGN_OR_RETURN(auto outputs, session->run({batch}));
+  for (size_t i = 0; i < outputs.size(); ++i)
+    p.values[session->outputs()[i].name] = runtime::ValueInfo{session->outputs()[i].name, outputs[i].dtype,
+                                                              outputs[i].shape};
+  return p;
 }
+
+void check_layer(Layer& l, LayerScore& score, const Probe& sp, const Probe& tp) {
+  const auto& so = sp.values.at(l.source_value).shape;
+  const auto& to = tp.values.at(l.target_value).shape;
+  l.source_shape = so;
+  l.target_shape = to;
+  if (!l.source_shape.empty()) l.source_shape[0] = 1;
+  if (!l.target_shape.empty()) l.target_shape[0] = 1;
+  score.source_shape = l.source_shape;
+  score.target_shape = l.target_shape;
+  if (so.empty() || so[0] != sp.batch || to.empty() || to[0] != tp.batch) {
+    l.skipped_reason = fmt::format("{} or {} is not a per-image activation (shapes {} and {} for {} images)",
+                                   l.source_value, l.target_value, shape_to_string(so), shape_to_string(to),
+                                   std::min(sp.batch, tp.batch));
+  } else if (auto map = LayoutMap::create(l.source_shape, l.target_shape)) {
+    l.map = std::move(map);
+    l.elements = l.map->elements();
+    score.target_permutation = l.map->permutation();
+    score.elements = l.elements;
+  } else {
+    l.skipped_reason = fmt::format("{} is {} in Source but {} is {} in Target: no transpose aligns them",
+                                   l.source_value, shape_to_string(l.source_shape), l.target_value,
+                                   shape_to_string(l.target_shape));
+  }
+  if (l.elements == 0 && l.skipped_reason.empty()) l.skipped_reason = "the activation has no elements";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running one model, pass by pass, segment by segment
+
+// A value of the current batch: a tensor holding it, and the row the batch starts at there (0
+// for what the segment just computed, the batch's first row for a kept value).
+struct BatchValue {
+  const Tensor* tensor = nullptr;
+  size_t first_row = 0;
+};
+
+class SideRunner {
+ public:
+  SideRunner(const onnx::ModelProto& model, const Tensor& inputs, const Rows& rows, const Probe& probe,
+             std::vector<SegmentPlan> plans, int threads, const char* label)
+      : model_(model), inputs_(inputs), rows_(rows), probe_(probe), plans_(std::move(plans)), threads_(threads),
+        label_(label), fixed_batch_(model_fixed_batch(model)) {}
+
+  Status begin_pass(size_t pass) {
+    pass_ = pass;
+    session_.reset();
+    output_index_.clear();
+    const SegmentPlan& plan = plans_[pass];
+    if (plan.model) {
+      runtime::SessionOptions so;
+      so.threads = threads_;
+      so.optimize = false;  // the model's own values, as a capture would give them
+      FETAFIX_ASSIGN_OR_RETURN(session_, runtime::Session::create(*plan.model, so, label_));
+      for (size_t i = 0; i < session_->outputs().size(); ++i) output_index_[session_->outputs()[i].name] = i;
+    }
+    for (const auto& v : plan.keep) {  // filled batch by batch
+      std::vector<int64_t> shape = probe_.values.at(v).shape;
+      shape[0] = static_cast<int64_t>(rows_.size());
+      fresh_[v] = Tensor(probe_.values.at(v).dtype, shape);
+    }
+    return {};
+  }
+
+  // Runs rows [first, first + count) of the pass's segment.
+  Status run_batch(size_t first, size_t count) {
+    first_ = first;
+    if (!session_) return {};
+    const std::span<const size_t> images(rows_.images.data() + first, count);
+    std::vector<size_t> cache_rows(count);
+    std::iota(cache_rows.begin(), cache_rows.end(), first);
+    std::vector<Tensor> feeds;
+    for (const auto& in : session_->inputs()) {
+      auto kept = cache_.find(in.name);
+      feeds.push_back(kept != cache_.end() ? gather_rows(kept->second, cache_rows, fixed_batch_)
+                                           : gather_rows(inputs_, images, fixed_batch_));
+    }
+    FETAFIX_TRY_STATUS(session_->run_into(feeds, outputs_));  // batch after batch in the same buffers
+    for (auto& [name, tensor] : fresh_) {
+      const Tensor& out = outputs_[output_index_.at(name)];
+      const size_t row_bytes = tensor.bytes.size() / rows_.size();
+      if (out.shape.empty() || out.shape[0] < static_cast<int64_t>(count) || out.bytes.size() < count * row_bytes)
+        return make_error("activation analysis: {}: '{}' is {}, not a per-image activation as its inferred shape {} "
+                          "said", label_, name, shape_to_string(out.shape), shape_to_string(tensor.shape));
+      std::memcpy(tensor.bytes.data() + first * row_bytes, out.bytes.data(), count * row_bytes);
+    }
+    return {};
+  }
+
+  BatchValue value(const std::string& name) const {
+    if (auto it = output_index_.find(name); it != output_index_.end()) return {&outputs_[it->second], 0};
+    return {&cache_.at(name), first_};
+  }
+
+  // Keeps what later passes read; frees the rest.
+  void end_pass() {
+    const auto& after = plans_[pass_].cache_after;
+    std::map<std::string, Tensor> next;
+    for (const auto& v : after) {
+      if (auto it = fresh_.find(v); it != fresh_.end()) next[v] = std::move(it->second);
+      else if (auto old = cache_.find(v); old != cache_.end()) next[v] = std::move(old->second);
+    }
+    cache_ = std::move(next);
+    fresh_.clear();
+    session_.reset();  // outputs_ stays: the next pass's outputs reuse its buffers
+  }
+
+ private:
+  const onnx::ModelProto& model_;
+  const Tensor& inputs_;
+  const Rows& rows_;
+  const Probe& probe_;
+  std::vector<SegmentPlan> plans_;
+  int threads_;
+  std::string label_;
+  int64_t fixed_batch_;
+  size_t pass_ = 0, first_ = 0;
+  std::unique_ptr<runtime::Session> session_;
+  std::map<std::string, size_t> output_index_;
+  std::vector<Tensor> outputs_;
+  std::map<std::string, Tensor> cache_, fresh_;  // kept values (all rows); those this pass fills
+};
+
+Result<std::vector<SegmentPlan>> plan_side(const onnx::ModelProto& model, const Probe& probe,
+                                           const std::vector<std::vector<std::string>>& values, size_t rows,
+                                           size_t cache_budget) {
+  CapturePlanInput in;
+  in.values_per_pass = values;
+  in.values = &probe.values;
+  in.probe_batch = probe.batch;
+  in.rows = rows;
+  in.cache_budget = cache_budget;
+  in.fixed_batch = model_fixed_batch(model);
+  return plan_capture_segments(model, in);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passes
 
 struct Unit {
   size_t layer = 0;
@@ -260,9 +361,11 @@ std::vector<std::vector<Unit>> plan_passes(const std::vector<Layer>& layers, siz
     return passes;
   }
   // An element costs its differences over all rows, plus, per batch, the captured values of
-  // both models twice over (ONNX Runtime's buffer and the returned copy).
+  // both models twice over (ONNX Runtime's buffer and the returned copy). The kept cuts
+  // (capture_plan.h) take the rest of the budget.
   const size_t bytes_per_element = rows * sizeof(float) + options.batch_size * sizeof(float) * 2 * 2;
-  const int64_t capacity = std::max<int64_t>(1, static_cast<int64_t>(options.memory_budget_bytes / bytes_per_element));
+  const size_t budget = options.memory_budget_bytes - options.memory_budget_bytes / kCacheDivisor;
+  const int64_t capacity = std::max<int64_t>(1, static_cast<int64_t>(budget / bytes_per_element));
   int64_t used = 0;
   auto flush = [&] {
     if (!current.empty()) passes.push_back(std::exchange(current, {}));
@@ -289,10 +392,144 @@ std::vector<std::vector<Unit>> plan_passes(const std::vector<Layer>& layers, siz
   return passes;
 }
 
-struct Workspace {
-  std::vector<float> similar, dissimilar;
-  std::vector<int64_t> problematic;  // per repeat
+// ---------------------------------------------------------------------------------------------
+// Differences and statistics
+
+// The batch's rows of a value as floats: the tensor's own data, or converted into `storage`.
+const float* rows_as_float(const BatchValue& v, size_t count, int64_t elements, std::vector<float>& storage) {
+  const size_t offset = v.first_row * static_cast<size_t>(elements);
+  if (v.tensor->dtype == DType::kFloat32) return v.tensor->data<float>() + offset;
+  Tensor slice(v.tensor->dtype, {static_cast<int64_t>(count) * elements});
+  const size_t size = dtype_size(v.tensor->dtype);
+  std::memcpy(slice.bytes.data(), v.tensor->bytes.data() + offset * size, slice.bytes.size());
+  storage = slice.to_float();
+  return storage.data();
+}
+
+// out[j] = aligned_target[begin + j] - source[begin + j] for j in [0, end - begin).
+void aligned_difference(const LayoutMap& map, const float* source, const float* target, int64_t begin, int64_t end,
+                        float* out) {
+  if (map.identity()) {
+    for (int64_t e = begin; e < end; ++e) out[e - begin] = target[e] - source[e];
+    return;
+  }
+  map.for_each(begin, end, [&](int64_t e, int64_t offset) { out[e - begin] = target[offset] - source[e]; });
+}
+
+// One pass's differences: per unit, rows x width floats (row-major) at offset[u] of one buffer
+// that every pass reuses (allocated once, for the largest pass, and never zeroed: each pass
+// writes every element before reading it), and per row the sum of |difference| over the unit.
+struct PassData {
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float[], Free> storage;
+  size_t capacity = 0;
+  std::vector<size_t> offset;
+  std::vector<std::vector<double>> row_abs;
+
+  static size_t floats_for(const std::vector<Unit>& pass, size_t rows) {
+    size_t total = 0;
+    for (const auto& u : pass) total += rows * static_cast<size_t>(u.end - u.begin);
+    return total;
+  }
+  // Room for `floats`, 2 MiB aligned and advised for transparent huge pages (Linux): the
+  // kernel then maps it in 2 MiB pages, 512 times fewer faults than 4 KiB ones.
+  void reserve(size_t floats) {
+    if (floats <= capacity) return;
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t bytes = (floats * sizeof(float) + kHuge - 1) / kHuge * kHuge;
+    storage.reset(static_cast<float*>(std::aligned_alloc(kHuge, bytes)));
+    if (!storage) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    madvise(storage.get(), bytes, MADV_HUGEPAGE);
+#endif
+    capacity = bytes / sizeof(float);
+  }
+  void start(const std::vector<Unit>& pass, size_t rows) {
+    offset.clear();
+    row_abs.clear();
+    size_t total = 0;
+    for (const auto& u : pass) {
+      offset.push_back(total);
+      total += rows * static_cast<size_t>(u.end - u.begin);
+      row_abs.emplace_back(rows, 0.0);
+    }
+    reserve(total);
+  }
+  float* unit(size_t u) { return storage.get() + offset[u]; }
 };
+
+void add_differences(const std::vector<Unit>& pass, const std::vector<Layer>& layers, const SideRunner& source,
+                     const SideRunner& target, size_t first, size_t count, tbb::task_arena& arena, PassData& data) {
+  for (size_t u = 0; u < pass.size(); ++u) {
+    const Layer& l = layers[pass[u].layer];
+    std::vector<float> s_store, t_store;
+    const float* s = rows_as_float(source.value(l.source_value), count, l.elements, s_store);
+    const float* t = rows_as_float(target.value(l.target_value), count, l.elements, t_store);
+    const auto width = static_cast<size_t>(pass[u].end - pass[u].begin);
+    const auto elements = static_cast<size_t>(l.elements);
+    arena.execute([&] {
+      tbb::parallel_for(size_t{0}, count, [&](size_t k) {
+        float* out = data.unit(u) + (first + k) * width;
+        aligned_difference(*l.map, s + k * elements, t + k * elements, pass[u].begin, pass[u].end, out);
+        double sum = 0;
+        for (size_t j = 0; j < width; ++j) sum += std::fabs(static_cast<double>(out[j]));
+        data.row_abs[u][first + k] = sum;
+      });
+    });
+  }
+}
+
+// Every element of one unit through the repeated test, in parallel over blocks of columns: a
+// block is copied column-major first, so each element's values are contiguous.
+std::vector<int64_t> test_elements(const float* differences, size_t rows, size_t width,
+                                   const RepeatedElementTest& test, size_t repeats, tbb::task_arena& arena) {
+  constexpr size_t kBlock = 16;
+  struct Work {
+    RepeatedElementTest::Scratch scratch;
+    std::vector<float> columns;
+    std::vector<int64_t> problematic;
+  };
+  tbb::enumerable_thread_specific<Work> workspaces([&] {
+    Work w;
+    w.columns.resize(kBlock * rows);
+    w.problematic.assign(repeats, 0);
+    return w;
+  });
+  const size_t blocks = (width + kBlock - 1) / kBlock;
+  arena.execute([&] {
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, blocks, 16), [&](const tbb::blocked_range<size_t>& range) {
+      Work& w = workspaces.local();
+      for (size_t b = range.begin(); b < range.end(); ++b) {
+        const size_t j0 = b * kBlock, n = std::min(kBlock, width - j0);
+        for (size_t r = 0; r < rows; ++r) {
+          const float* src = differences + r * width + j0;
+          for (size_t c = 0; c < n; ++c) w.columns[c * rows + r] = src[c];
+        }
+        for (size_t c = 0; c < n; ++c) test.decide(w.columns.data() + c * rows, w.scratch, w.problematic.data());
+      }
+    });
+  });
+  std::vector<int64_t> total(repeats, 0);
+  for (const auto& w : workspaces)
+    for (size_t r = 0; r < repeats; ++r) total[r] += w.problematic[r];
+  return total;
+}
+
+void test_pass(const std::vector<Unit>& pass, const Rows& rows, const RepeatedElementTest& test, size_t repeats,
+               tbb::task_arena& arena, PassData& data, std::vector<Layer>& layers) {
+  for (size_t u = 0; u < pass.size(); ++u) {
+    Layer& l = layers[pass[u].layer];
+    const auto width = static_cast<size_t>(pass[u].end - pass[u].begin);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      (rows.similar(r) ? l.abs_sum_similar : l.abs_sum_dissimilar) += data.row_abs[u][r];
+      (rows.similar(r) ? l.count_similar : l.count_dissimilar) += static_cast<double>(width);
+    }
+    const auto counts = test_elements(data.unit(u), rows.size(), width, test, repeats, arena);
+    for (size_t r = 0; r < repeats; ++r) l.problematic[r] += counts[r];
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Ranking
@@ -355,6 +592,9 @@ void rank_layers(std::vector<LayerScore>& scores, Aggregation aggregation) {
 
 Status check_options(const ActivationAnalysisOptions& o) {
   if (o.repeats < 1) return make_error("activation analysis: repeats must be at least 1, got {}", o.repeats);
+  if (static_cast<size_t>(o.repeats) > RepeatedElementTest::kMaxRepeats)
+    return make_error("activation analysis: repeats must be at most {}, got {}", RepeatedElementTest::kMaxRepeats,
+                      o.repeats);
   if (!(o.alpha > 0 && o.alpha <= 1))
     return make_error("activation analysis: alpha must be in (0, 1], got {}", o.alpha);
   if (o.max_similar < 2) return make_error("activation analysis: max_similar must be at least 2, got {}", o.max_similar);
@@ -364,66 +604,7 @@ Status check_options(const ActivationAnalysisOptions& o) {
   return Status::Ok();
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------------------------------------
-
-ElementRule::ElementRule(double alpha) : alpha_(alpha), critical_statistic_(chi_squared_critical_value(alpha, 1)) {}
-
-void ElementRule::sort(std::span<float> values) {
-  auto finite_end = std::partition(values.begin(), values.end(), [](float v) { return !std::isnan(v); });
-  std::sort(values.begin(), finite_end);
-}
-
-bool ElementRule::problematic(std::span<const float> similar, std::span<const float> dissimilar) const {
-  if (dissimilar.empty()) return false;
-  const float reference = similar.empty() ? 0.0f : similar.front();
-  if (!similar.empty() && std::isnan(similar.back())) return false;
-  if (std::isnan(dissimilar.back())) return true;
-  if (similar.empty() || similar.front() == similar.back())
-    return dissimilar.front() != reference || dissimilar.back() != reference;
-  const double h = kruskal_statistic_sorted(similar, dissimilar);
-  if (std::isnan(h)) return false;  // unreachable: the similar values are not all equal
-  // Far from the critical value the comparison of H decides; near it, the exact p-value does.
-  const double margin = 1e-9 * critical_statistic_;
-  if (h > critical_statistic_ + margin) return true;
-  if (h < critical_statistic_ - margin) return false;
-  return chi_squared_survival(h, 1) < alpha_;
-}
-
-std::optional<std::vector<int64_t>> align_target_layout(std::span<const int64_t> source_shape,
-                                                        std::span<const int64_t> target_shape) {
-  if (source_shape.empty() || target_shape.empty()) return std::nullopt;
-  const auto src = squeeze_per_image(source_shape).dims, tgt = squeeze_per_image(target_shape).dims;
-  if (src.size() != tgt.size()) return std::nullopt;
-  const size_t rank = src.size();
-  std::vector<int64_t> identity(rank);
-  std::iota(identity.begin(), identity.end(), 0);
-  std::vector<std::vector<int64_t>> preferred{identity};
-  if (rank >= 2) {
-    std::vector<int64_t> last_to_first{static_cast<int64_t>(rank - 1)}, first_to_last;
-    for (size_t i = 0; i + 1 < rank; ++i) last_to_first.push_back(static_cast<int64_t>(i));
-    for (size_t i = 1; i < rank; ++i) first_to_last.push_back(static_cast<int64_t>(i));
-    first_to_last.push_back(0);
-    preferred.push_back(last_to_first);  // source channels-first, target channels-last
-    preferred.push_back(first_to_last);
-  }
-  for (const auto& p : preferred)
-    if (permutation_fits(src, tgt, p)) return p;
-  std::vector<int64_t> p = identity;
-  do {
-    if (permutation_fits(src, tgt, p)) return p;
-  } while (std::next_permutation(p.begin(), p.end()));
-  return std::nullopt;
-}
-
-Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& source, const onnx::ModelProto& target,
-                                                     const std::vector<match::NodeMatch>& pairs,
-                                                     const Tensor& source_inputs, const Tensor& target_inputs,
-                                                     const std::vector<bool>& agree,
-                                                     const ActivationAnalysisOptions& options) {
-  FETAFIX_TRY_STATUS(check_options(options));
-  const size_t n_images = agree.size();
+Status check_inputs(const Tensor& source_inputs, const Tensor& target_inputs, size_t n_images) {
   for (const auto* side : {&source_inputs, &target_inputs}) {
     const char* which = side == &source_inputs ? "Source" : "Target";
     if (side->shape.empty() || side->shape[0] != static_cast<int64_t>(n_images))
@@ -433,225 +614,20 @@ Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& sou
       return make_error("activation analysis: {} inputs hold {} bytes, not what {} of {} needs", which,
                         side->bytes.size(), shape_to_string(side->shape), dtype_name(side->dtype));
   }
+  return {};
+}
 
-  // Layers: the first output of each matched node.
-  std::vector<Layer> layers;
-  std::vector<LayerScore> scores;
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    const auto s = model::find_node(source.graph(), pairs[i].source_node);
-    const auto t = model::find_node(target.graph(), pairs[i].target_node);
-    if (!s || !t)
-      return make_error("activation analysis: pair {} names node '{}', which the {} model does not have", i,
-                        s ? pairs[i].target_node : pairs[i].source_node, s ? "Target" : "Source");
-    const auto& sn = source.graph().node(static_cast<int>(*s));
-    const auto& tn = target.graph().node(static_cast<int>(*t));
-    if (sn.output_size() == 0 || tn.output_size() == 0 || sn.output(0).empty() || tn.output(0).empty())
-      return make_error("activation analysis: pair {} ('{}', '{}') has a node without an output", i,
-                        pairs[i].source_node, pairs[i].target_node);
-    Layer layer;
-    layer.pair_index = i;
-    layer.source_value = sn.output(0);
-    layer.target_value = tn.output(0);
-    layer.problematic.assign(static_cast<size_t>(options.repeats), 0);
-    layers.push_back(std::move(layer));
-    LayerScore score;
-    score.source_node = pairs[i].source_node;
-    score.target_node = pairs[i].target_node;
-    score.source_value = layers.back().source_value;
-    score.target_value = layers.back().target_value;
-    scores.push_back(std::move(score));
-  }
+// Why there is nothing to rank, or "" when there is.
+std::string nothing_to_compare(size_t similar, size_t dissimilar, size_t pairs) {
+  if (dissimilar == 0) return "no dissimilar images: Source and Target agree on every image";
+  if (similar < 2)
+    return fmt::format("{} similar image{}: at least 2 are needed for an expected distribution", similar,
+                       similar == 1 ? "" : "s");
+  if (pairs == 0) return "no matched layers to compare";
+  return "";
+}
 
-  ActivationAnalysis result;
-  result.repeats = options.repeats;
-  std::vector<size_t> similar_all, dissimilar_all;
-  for (size_t i = 0; i < n_images; ++i) (agree[i] ? similar_all : dissimilar_all).push_back(i);
-  result.similar_available = similar_all.size();
-  result.dissimilar_available = dissimilar_all.size();
-  if (dissimilar_all.empty()) {
-    result.skipped_reason = "no dissimilar images: Source and Target agree on every image";
-    return result;
-  }
-  if (similar_all.size() < 2) {
-    result.skipped_reason = fmt::format("{} similar image{}: at least 2 are needed for an expected distribution",
-                                        similar_all.size(), similar_all.size() == 1 ? "" : "s");
-    return result;
-  }
-  if (pairs.empty()) {
-    result.skipped_reason = "no matched layers to compare";
-    return result;
-  }
-  Selection sel = select_images(similar_all, dissimilar_all, options);
-  result.dissimilar_sample = sel.dissimilar;
-  result.similar_samples = sel.similar;
-  result.dissimilar_used = sel.dissimilar.size();
-  result.similar_used = sel.similar.front().size();
-
-  // Rows: every image some test needs, ascending; each is similar or dissimilar, never both.
-  std::vector<size_t> row_images = sel.dissimilar;
-  for (const auto& s : sel.similar) row_images.insert(row_images.end(), s.begin(), s.end());
-  std::sort(row_images.begin(), row_images.end());
-  row_images.erase(std::unique(row_images.begin(), row_images.end()), row_images.end());
-  std::unordered_map<size_t, size_t> row_of;
-  for (size_t r = 0; r < row_images.size(); ++r) row_of.emplace(row_images[r], r);
-  std::vector<size_t> dissimilar_rows;
-  for (size_t img : sel.dissimilar) dissimilar_rows.push_back(row_of.at(img));
-  std::vector<std::vector<size_t>> similar_rows(sel.similar.size());
-  for (size_t r = 0; r < sel.similar.size(); ++r)
-    for (size_t img : sel.similar[r]) similar_rows[r].push_back(row_of.at(img));
-  std::vector<bool> row_is_similar(row_images.size(), true);
-  for (size_t r : dissimilar_rows) row_is_similar[r] = false;
-  const size_t rows = row_images.size();
-
-  std::unique_ptr<tbb::task_arena> arena =
-      options.threads > 0 ? std::make_unique<tbb::task_arena>(options.threads) : std::make_unique<tbb::task_arena>();
-
-  auto distinct = [](std::vector<std::string> v) {
-    std::vector<std::string> out;
-    std::unordered_set<std::string> seen;
-    for (auto& s : v)
-      if (seen.insert(s).second) out.push_back(std::move(s));
-    return out;
-  };
-
-  // Probe: observed shapes of every compared value from two images.
-  {
-    std::vector<std::string> sv, tv;
-    for (const auto& l : layers) sv.push_back(l.source_value), tv.push_back(l.target_value);
-    FETAFIX_ASSIGN_OR_RETURN(SidePass sp, open_side(source, distinct(sv), options.threads, "Source"));
-    FETAFIX_ASSIGN_OR_RETURN(SidePass tp, open_side(target, distinct(tv), options.threads, "Target"));
-    const std::vector<size_t> probe_images(row_images.begin(), row_images.begin() + std::min<size_t>(2, rows));
-    const Tensor s_batch = gather_batch(source_inputs, probe_images, sp.session->fixed_batch());
-    const Tensor t_batch = gather_batch(target_inputs, probe_images, tp.session->fixed_batch());
-    FETAFIX_ASSIGN_OR_RETURN(auto s_out, sp.session->run({s_batch}));
-    FETAFIX_ASSIGN_OR_RETURN(auto t_out, tp.session->run({t_batch}));
-    const int64_t probe_batch_s = s_batch.shape[0], probe_batch_t = t_batch.shape[0];
-    for (size_t i = 0; i < layers.size(); ++i) {
-      Layer& l = layers[i];
-      const Tensor& so = s_out[sp.output_index.at(l.source_value)];
-      const Tensor& to = t_out[tp.output_index.at(l.target_value)];
-      l.source_shape = so.shape;
-      l.target_shape = to.shape;
-      if (!l.source_shape.empty()) l.source_shape[0] = 1;
-      if (!l.target_shape.empty()) l.target_shape[0] = 1;
-      scores[i].source_shape = l.source_shape;
-      scores[i].target_shape = l.target_shape;
-      if (so.shape.empty() || so.shape[0] != probe_batch_s || to.shape.empty() || to.shape[0] != probe_batch_t) {
-        l.skipped_reason = fmt::format("{} or {} is not a per-image activation (shapes {} and {} for {} images)",
-                                       l.source_value, l.target_value, shape_to_string(so.shape),
-                                       shape_to_string(to.shape), probe_images.size());
-      } else if (auto perm = align_target_layout(l.source_shape, l.target_shape)) {
-        const auto sdims = squeeze_per_image(l.source_shape).dims, tdims = squeeze_per_image(l.target_shape).dims;
-        const auto tstrides = strides_of(tdims);
-        bool identity = true;
-        for (size_t d = 0; d < perm->size(); ++d) {
-          identity = identity && (*perm)[d] == static_cast<int64_t>(d);
-          l.target_stride_for_source_dim.push_back(tstrides[static_cast<size_t>((*perm)[d])]);
-        }
-        if (!identity) l.permutation = *perm;
-        l.squeezed_source_dims = sdims;
-        l.elements = shape_numel(l.source_shape);
-        scores[i].target_permutation = l.permutation;
-        scores[i].elements = l.elements;
-      } else {
-        l.skipped_reason = fmt::format("{} is {} in Source but {} is {} in Target: no transpose aligns them",
-                                       l.source_value, shape_to_string(l.source_shape), l.target_value,
-                                       shape_to_string(l.target_shape));
-      }
-      if (l.elements == 0 && l.skipped_reason.empty()) l.skipped_reason = "the activation has no elements";
-    }
-  }
-
-  const auto passes = plan_passes(layers, rows, options);
-  result.passes = passes.size();
-  const ElementRule rule(options.alpha);
-  for (const auto& pass : passes) {
-    std::vector<std::string> sv, tv;
-    for (const auto& u : pass) sv.push_back(layers[u.layer].source_value), tv.push_back(layers[u.layer].target_value);
-    FETAFIX_ASSIGN_OR_RETURN(SidePass sp, open_side(source, distinct(sv), options.threads, "Source"));
-    FETAFIX_ASSIGN_OR_RETURN(SidePass tp, open_side(target, distinct(tv), options.threads, "Target"));
-
-    // differences[u]: rows x width floats, row-major; row_abs[u][row]: sum of |difference|.
-    std::vector<std::vector<float>> differences(pass.size());
-    std::vector<std::vector<double>> row_abs(pass.size(), std::vector<double>(rows, 0.0));
-    for (size_t u = 0; u < pass.size(); ++u)
-      differences[u].resize(rows * static_cast<size_t>(pass[u].end - pass[u].begin));
-
-    for (size_t first = 0; first < rows; first += options.batch_size) {
-      if (options.deadline && std::chrono::steady_clock::now() >= *options.deadline) {
-        result.ranked.clear();
-        result.timed_out = true;
-        result.skipped_reason = "the time limit was reached before the ranking finished";
-        return result;
-      }
-      const size_t count = std::min(options.batch_size, rows - first);
-      const std::span<const size_t> images(row_images.data() + first, count);
-      FETAFIX_ASSIGN_OR_RETURN(auto s_out,
-                               sp.session->run({gather_batch(source_inputs, images, sp.session->fixed_batch())}));
-      FETAFIX_ASSIGN_OR_RETURN(auto t_out,
-                               tp.session->run({gather_batch(target_inputs, images, tp.session->fixed_batch())}));
-      for (size_t u = 0; u < pass.size(); ++u) {
-        const Layer& l = layers[pass[u].layer];
-        const Tensor& so = s_out[sp.output_index.at(l.source_value)];
-        const Tensor& to = t_out[tp.output_index.at(l.target_value)];
-        if (so.shape.empty() || so.shape[0] < static_cast<int64_t>(count) || so.numel() / so.shape[0] != l.elements ||
-            to.shape.empty() || to.shape[0] < static_cast<int64_t>(count) || to.numel() / to.shape[0] != l.elements)
-          return make_error("activation analysis: {} / {} changed shape between images ({} and {}, first {} and {})",
-                            l.source_value, l.target_value, shape_to_string(so.shape), shape_to_string(to.shape),
-                            shape_to_string(l.source_shape), shape_to_string(l.target_shape));
-        std::vector<float> s_conv, t_conv;
-        const float* sdata = as_float(so, s_conv);
-        const float* tdata = as_float(to, t_conv);
-        const int64_t width = pass[u].end - pass[u].begin;
-        arena->execute([&] {
-          tbb::parallel_for(size_t{0}, count, [&](size_t k) {
-            float* out = differences[u].data() + (first + k) * static_cast<size_t>(width);
-            aligned_difference(l, sdata + k * static_cast<size_t>(l.elements), tdata + k * static_cast<size_t>(l.elements),
-                               pass[u].begin, pass[u].end, out);
-            double sum = 0;
-            for (int64_t j = 0; j < width; ++j) sum += std::fabs(static_cast<double>(out[j]));
-            row_abs[u][first + k] = sum;
-          });
-        });
-      }
-    }
-
-    for (size_t u = 0; u < pass.size(); ++u) {
-      Layer& l = layers[pass[u].layer];
-      const size_t width = static_cast<size_t>(pass[u].end - pass[u].begin);
-      for (size_t r = 0; r < rows; ++r) {
-        (row_is_similar[r] ? l.abs_sum_similar : l.abs_sum_dissimilar) += row_abs[u][r];
-        (row_is_similar[r] ? l.count_similar : l.count_dissimilar) += static_cast<double>(width);
-      }
-      const float* base = differences[u].data();
-      tbb::enumerable_thread_specific<Workspace> workspaces([&] {
-        Workspace w;
-        w.dissimilar.resize(dissimilar_rows.size());
-        w.similar.resize(result.similar_used);
-        w.problematic.assign(similar_rows.size(), 0);
-        return w;
-      });
-      arena->execute([&] {
-        tbb::parallel_for(tbb::blocked_range<size_t>(0, width, 256), [&](const tbb::blocked_range<size_t>& range) {
-          Workspace& w = workspaces.local();
-          for (size_t j = range.begin(); j < range.end(); ++j) {
-            for (size_t k = 0; k < dissimilar_rows.size(); ++k) w.dissimilar[k] = base[dissimilar_rows[k] * width + j];
-            ElementRule::sort(w.dissimilar);
-            for (size_t r = 0; r < similar_rows.size(); ++r) {
-              const auto& sr = similar_rows[r];
-              for (size_t k = 0; k < sr.size(); ++k) w.similar[k] = base[sr[k] * width + j];
-              ElementRule::sort(w.similar);
-              if (rule.problematic(w.similar, w.dissimilar)) ++w.problematic[r];
-            }
-          }
-        });
-      });
-      for (const auto& w : workspaces)
-        for (size_t r = 0; r < w.problematic.size(); ++r) l.problematic[r] += w.problematic[r];
-      std::vector<float>().swap(differences[u]);  // release before the next unit's workspaces
-    }
-  }
-
+void score_layers(const std::vector<Layer>& layers, std::vector<LayerScore>& scores) {
   for (size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = layers[i];
     LayerScore& s = scores[i];
@@ -667,6 +643,105 @@ Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& sou
     s.mean_abs_diff_similar = l.count_similar > 0 ? l.abs_sum_similar / l.count_similar : 0;
     s.mean_abs_diff_dissimilar = l.count_dissimilar > 0 ? l.abs_sum_dissimilar / l.count_dissimilar : 0;
   }
+}
+
+// Images per inference call in a pass: at most the option, and few enough that the largest
+// captured activation of a batch stays under kBatchValueBytes. Larger blocks are mapped fresh
+// from the kernel on every allocation (glibc's mmap threshold tops out at 32 MiB), and the
+// page faults of a copy per batch cost more than the inference itself on big early layers.
+constexpr size_t kBatchValueBytes = size_t{16} << 20;
+
+size_t pass_batch(const std::vector<Unit>& pass, const std::vector<Layer>& layers, size_t batch_size) {
+  size_t largest = 1;
+  for (const auto& u : pass) largest = std::max(largest, static_cast<size_t>(layers[u.layer].elements) * sizeof(float));
+  return std::clamp<size_t>(kBatchValueBytes / largest, 1, batch_size);
+}
+
+}  // namespace
+
+Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                                     const std::vector<match::NodeMatch>& pairs,
+                                                     const Tensor& source_inputs, const Tensor& target_inputs,
+                                                     const std::vector<bool>& agree,
+                                                     const ActivationAnalysisOptions& options) {
+  FETAFIX_TRY_STATUS(check_options(options));
+  FETAFIX_TRY_STATUS(check_inputs(source_inputs, target_inputs, agree.size()));
+  std::vector<LayerScore> scores;
+  FETAFIX_ASSIGN_OR_RETURN(auto layers, collect_layers(source, target, pairs, options.repeats, scores));
+  ActivationAnalysis result;
+  result.repeats = options.repeats;
+  std::vector<size_t> similar_all, dissimilar_all;
+  for (size_t i = 0; i < agree.size(); ++i) (agree[i] ? similar_all : dissimilar_all).push_back(i);
+  result.similar_available = similar_all.size();
+  result.dissimilar_available = dissimilar_all.size();
+  result.skipped_reason = nothing_to_compare(similar_all.size(), dissimilar_all.size(), pairs.size());
+  if (!result.skipped_reason.empty()) return result;
+  const Selection sel = select_images(similar_all, dissimilar_all, options);
+  result.dissimilar_sample = sel.dissimilar;
+  result.similar_samples = sel.similar;
+  result.dissimilar_used = sel.dissimilar.size();
+  result.similar_used = sel.similar.front().size();
+  const Rows rows = make_rows(sel);
+
+  auto t0 = Clock::now();
+  std::vector<std::string> s_layer_values, t_layer_values;
+  for (const auto& l : layers) s_layer_values.push_back(l.source_value), t_layer_values.push_back(l.target_value);
+  FETAFIX_ASSIGN_OR_RETURN(const Probe sp,
+                           probe_model(source, source_inputs, rows, s_layer_values, options.threads, "Source"));
+  FETAFIX_ASSIGN_OR_RETURN(const Probe tp,
+                           probe_model(target, target_inputs, rows, t_layer_values, options.threads, "Target"));
+  for (size_t i = 0; i < layers.size(); ++i) check_layer(layers[i], scores[i], sp, tp);
+  const auto passes = plan_passes(layers, rows.size(), options);
+  result.passes = passes.size();
+  std::vector<std::vector<std::string>> s_values(passes.size()), t_values(passes.size());
+  for (size_t p = 0; p < passes.size(); ++p)
+    for (const auto& u : passes[p]) {
+      s_values[p].push_back(layers[u.layer].source_value);
+      t_values[p].push_back(layers[u.layer].target_value);
+    }
+  const size_t cache_budget = options.memory_budget_bytes / kCacheDivisor / 2;  // per model
+  FETAFIX_ASSIGN_OR_RETURN(auto s_plans, plan_side(source, sp, s_values, rows.size(), cache_budget));
+  FETAFIX_ASSIGN_OR_RETURN(auto t_plans, plan_side(target, tp, t_values, rows.size(), cache_budget));
+  for (const auto* plans : {&s_plans, &t_plans})
+    for (const auto& plan : *plans) result.nodes_run += plan.model ? plan.model->graph().node_size() : 0;
+  SideRunner s_run(source, source_inputs, rows, sp, std::move(s_plans), options.threads, "Source");
+  SideRunner t_run(target, target_inputs, rows, tp, std::move(t_plans), options.threads, "Target");
+  result.inference_seconds += seconds_since(t0);
+
+  auto arena = options.threads > 0 ? std::make_unique<tbb::task_arena>(options.threads)
+                                   : std::make_unique<tbb::task_arena>();
+  const size_t repeats = static_cast<size_t>(options.repeats);
+  const RepeatedElementTest test(options.alpha, rows.membership, repeats);
+  PassData data;
+  size_t largest_pass = 0;
+  for (const auto& pass : passes) largest_pass = std::max(largest_pass, PassData::floats_for(pass, rows.size()));
+  data.reserve(largest_pass);  // once: the pages are faulted in by the first pass and reused
+  for (size_t p = 0; p < passes.size(); ++p) {
+    data.start(passes[p], rows.size());
+    FETAFIX_TRY_STATUS(s_run.begin_pass(p));
+    FETAFIX_TRY_STATUS(t_run.begin_pass(p));
+    const size_t batch = pass_batch(passes[p], layers, options.batch_size);
+    for (size_t first = 0; first < rows.size(); first += batch) {
+      if (options.deadline && Clock::now() >= *options.deadline) {
+        result.ranked.clear();
+        result.timed_out = true;
+        result.skipped_reason = "the time limit was reached before the ranking finished";
+        return result;
+      }
+      const size_t count = std::min(batch, rows.size() - first);
+      t0 = Clock::now();
+      FETAFIX_TRY_STATUS(s_run.run_batch(first, count));
+      FETAFIX_TRY_STATUS(t_run.run_batch(first, count));
+      result.inference_seconds += seconds_since(t0);
+      add_differences(passes[p], layers, s_run, t_run, first, count, *arena, data);
+    }
+    s_run.end_pass();
+    t_run.end_pass();
+    t0 = Clock::now();
+    test_pass(passes[p], rows, test, repeats, *arena, data, layers);
+    result.statistics_seconds += seconds_since(t0);
+  }
+  score_layers(layers, scores);
   rank_layers(scores, options.aggregation);
   result.ranked = std::move(scores);
   return result;

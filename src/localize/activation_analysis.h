@@ -20,6 +20,8 @@
 
 #include "common/result.h"
 #include "common/tensor.h"
+#include "localize/activation_io.h"  // align_target_layout
+#include "localize/element_rule.h"   // ElementRule
 #include "match/match.h"
 
 namespace fetafix::localize {
@@ -77,6 +79,12 @@ struct ActivationAnalysis {
   std::vector<size_t> dissimilar_sample;             // image indices, ascending
   std::string skipped_reason;  // set (and `ranked` empty) when there is nothing to compare
   bool timed_out = false;      // stopped at options.deadline
+  // Where the time went (not in the JSON: it changes from run to run): running the models
+  // (probes and passes) and the per-element tests.
+  double inference_seconds = 0, statistics_seconds = 0;
+  // Node runs per image over all passes, both models: about the two models' node counts when
+  // every pass starts where the last one stopped (kept cuts), more when passes recompute.
+  size_t nodes_run = 0;
 };
 
 // `source_inputs` and `target_inputs` are the preprocessed images for each model's single
@@ -89,31 +97,6 @@ Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& sou
                                                      const Tensor& source_inputs, const Tensor& target_inputs,
                                                      const std::vector<bool>& agree,
                                                      const ActivationAnalysisOptions& options = {});
-
-// How to read a Target activation in the Source's layout, from the observed shapes (batch dim
-// first in both): the permutation p of the shapes with size-1 dims after the batch dropped such
-// that source_dim[i] == target_dim[p[i]]. Preference when several fit: identity, then
-// channels-last -> channels-first, then channels-first -> channels-last, then the first in
-// lexicographic order. nullopt when the shapes cannot be aligned.
-std::optional<std::vector<int64_t>> align_target_layout(std::span<const int64_t> source_shape,
-                                                        std::span<const int64_t> target_shape);
-
-// The per-element decision. `similar` and `dissimilar` hold the differences at one element,
-// each sorted ascending with NaNs last (ElementRule::sort does that):
-//   no similar differences, or all equal: problematic iff some dissimilar one differs from them;
-//   otherwise Kruskal-Wallis of similar vs dissimilar: problematic iff p < alpha.
-// NaN: a dissimilar NaN is problematic (when the similar ones have none); a similar NaN leaves
-// no expected distribution, so the element is not counted. No dissimilar values: not problematic.
-class ElementRule {
- public:
-  explicit ElementRule(double alpha);
-  bool problematic(std::span<const float> similar, std::span<const float> dissimilar) const;
-  static void sort(std::span<float> values);  // ascending, NaNs last
-
- private:
-  double alpha_;
-  double critical_statistic_;  // H beyond which p < alpha (p is computed exactly near it)
-};
 
 nlohmann::json to_json(const ActivationAnalysis& analysis);
 std::string aggregation_name(ActivationAnalysisOptions::Aggregation aggregation);

@@ -40,7 +40,8 @@ constexpr std::string_view fault_type_name(FaultType t) {
 }
 
 // Input-level types are about what the model is fed (its preprocessing, input dims, input
-// layout): repair tries them before layer findings, and activation analysis does not rank them.
+// layout): repair tries them before layer findings, and the layer ranking (local replay, activation
+// analysis) does not rank them.
 constexpr bool is_input_level(FaultType t) { return t == FaultType::kPP || t == FaultType::kID || t == FaultType::kTSS; }
 
 // Whether Source and Target compute the same function on real activations where the
@@ -279,7 +280,7 @@ struct Finding {
   std::string target_node;   //   (PP, or an input-level ID finding)
   std::string summary;       // one line a person reads, e.g. "pads [1,1,1,1] in Source, missing in Target"
   Equivalence equivalence = Equivalence::kNotChecked;
-  int layer_rank = -1;       // 0-based rank of the layer in activation analysis; -1 if none
+  int layer_rank = -1;       // 0-based position of the layer in layer_order (local_replay.h); -1 if none
 
   FaultType type() const;
   std::string_view check() const;

@@ -111,11 +111,16 @@ double kruskal_statistic_sorted(std::span<const float> a, std::span<const float>
     tie_sum += t * t * t - t;
     placed += run;
   }
-  const double n_total = static_cast<double>(total);
+  return kruskal_statistic_from_ranks(rank_sum_a, na, rank_sum_b, nb, tie_sum);
+}
+
+double kruskal_statistic_from_ranks(double rank_sum_a, size_t size_a, double rank_sum_b, size_t size_b,
+                                    double tie_sum) {
+  const double n_total = static_cast<double>(size_a + size_b);
   if (tie_sum == n_total * n_total * n_total - n_total) return kNaN;
   double ssbn = 0;
-  ssbn += rank_sum_a * rank_sum_a / static_cast<double>(na);
-  ssbn += rank_sum_b * rank_sum_b / static_cast<double>(nb);
+  ssbn += rank_sum_a * rank_sum_a / static_cast<double>(size_a);
+  ssbn += rank_sum_b * rank_sum_b / static_cast<double>(size_b);
   return corrected_statistic(ssbn, n_total, tie_sum);
 }
 

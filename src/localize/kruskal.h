@@ -4,6 +4,7 @@
 // on presorted floats without allocating.
 #pragma once
 
+#include <cstddef>
 #include <span>
 
 #include "common/result.h"
@@ -26,6 +27,12 @@ double chi_squared_survival(double x, int degrees_of_freedom);
 // The H above which chi2.sf(H, dof) < alpha, for 0 < alpha < 1 (lets a caller decide
 // "p < alpha" without a special function per test).
 double chi_squared_critical_value(double alpha, int degrees_of_freedom);
+
+// H of two samples from their rank sums (average ranks for ties) and sizes, and the tie sum
+// sum(t^3 - t) over runs of equal values: the last step of kruskal_statistic_sorted, for callers
+// that rank in their own way. NaN when every value is identical (tie_sum == N^3 - N).
+double kruskal_statistic_from_ranks(double rank_sum_a, size_t size_a, double rank_sum_b, size_t size_b,
+                                    double tie_sum);
 
 // H of the two samples `a` and `b`, both sorted ascending, NaN-free and non-empty, with the
 // same arithmetic as kruskal_wallis (so the same double). NaN when every value is identical.

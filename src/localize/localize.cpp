@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -127,6 +128,29 @@ LayerCheckOptions layer_check_options(const compare::ModelSide& source, const co
   return lo;
 }
 
+// Layer-local replay on a seeded sample of the disagreeing images: the error a layer adds by
+// itself does not depend on labels, and a few dozen images give stable numbers. A model the
+// replay cannot run leaves a note, not an error: the checks' findings stand without it.
+LocalReplay replay_layers(const compare::ModelSide& source, const compare::ModelSide& target, const DetectionView& view,
+                          const std::vector<size_t>& dissimilar, const LocalizeOptions& options, LocalizeResult& r) {
+  LocalReplay replay;
+  if (options.replay_images == 0) replay.skipped_reason = "turned off";
+  else if (dissimilar.empty()) replay.skipped_reason = "no image disagrees";
+  else if (r.matching.pairs.empty()) replay.skipped_reason = "no core layer was matched";
+  if (!replay.skipped_reason.empty()) return replay;
+  const auto chosen = seeded_subset(dissimilar, options.replay_images, options.activation.seed + 2);
+  auto src_in = preprocess_images(view.files, chosen, view.source_preset);
+  auto tgt_in = src_in.ok() ? preprocess_images(view.files, chosen, view.target_preset) : src_in;
+  ReplayOptions ro = options.replay;
+  if (ro.threads == 0) ro.threads = options.compare.threads;
+  auto run = tgt_in.ok() ? replay_matched_layers(*source.model, *target.model, r.matching.pairs, *src_in, *tgt_in, ro)
+                         : Result<LocalReplay>(tgt_in.error());
+  if (run.ok()) return std::move(run).value();
+  replay.skipped_reason = "failed: " + run.error().message;
+  r.notes.push_back("local replay " + replay.skipped_reason);
+  return replay;
+}
+
 }  // namespace
 
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
@@ -160,6 +184,7 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   r.target_label = target.label;
   PhaseTimer timer(r.timings);
   const auto& files = view.files;
+  r.disagreeing = split_by_agreement(view).second.size();
   CheckContext context{source, target, view, options, stages};
   context.preprocessing = &r.preprocessing;
   context.notes = &r.notes;
@@ -203,7 +228,7 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   if (stages.activation_analysis) {
     FETAFIX_TRY_STATUS(rank_layers(source, target, view, options, r));
   } else {
-    r.activation.skipped_reason = "not run in this stage";
+    r.activation.skipped_reason = r.replay.skipped_reason = "not run in this stage";
     sort_findings(r.findings);
   }
   return r;
@@ -225,7 +250,6 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
   std::sort(chosen.begin(), chosen.end());
   std::vector<bool> agree;
   for (size_t i : chosen) agree.push_back(view.agree[i]);
-  std::map<std::string, int> rank_of;  // source node -> rank
   r.activation = {};
   if (!chosen_dissimilar.empty() && chosen_similar.size() >= 2 && !r.matching.pairs.empty()) {
     FETAFIX_ASSIGN_OR_RETURN(auto src_in, preprocess_images(files, chosen, view.source_preset));
@@ -234,8 +258,6 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
     if (ao2.threads == 0) ao2.threads = options.compare.threads;
     FETAFIX_ASSIGN_OR_RETURN(r.activation, analyze_layer_activations(*source.model, *target.model, r.matching.pairs,
                                                                      src_in, tgt_in, agree, ao2));
-    for (const auto& layer : r.activation.ranked)
-      if (layer.rank >= 0) rank_of[layer.source_node] = layer.rank;
     if (r.activation.timed_out) r.notes.push_back("activation analysis stopped: " + r.activation.skipped_reason);
   } else {
     r.activation.skipped_reason = dissimilar.empty() ? "no image disagrees"
@@ -243,15 +265,79 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
                                                        : "no core layer was matched";
     r.notes.push_back("activation analysis skipped: " + r.activation.skipped_reason);
   }
+  timer.mark("activation analysis");
+  r.replay = replay_layers(source, target, view, dissimilar, options, r);
+  const auto order = layer_order(r.replay, r.activation);
   for (auto& f : r.findings) {
     if (is_input_level(f.type())) continue;
-    auto it = rank_of.find(f.source_node);
-    f.layer_rank = it == rank_of.end() ? -1 : it->second;
+    auto it = order.find(f.source_node);
+    f.layer_rank = it == order.end() ? -1 : it->second;
   }
   sort_findings(r.findings);
-  timer.mark("activation analysis");
+  timer.mark("local replay");
   return {};
 }
+
+namespace {
+
+int replay_rank(const LocalReplay& replay, const std::string& source_node) {
+  const LayerReplay* l = source_node.empty() ? nullptr : replay.find(source_node);
+  return l ? l->rank : -1;
+}
+
+int activation_rank(const ActivationAnalysis& activation, const std::string& source_node) {
+  for (const auto& l : activation.ranked)
+    if (!source_node.empty() && l.source_node == source_node) return l.rank;
+  return -1;
+}
+
+// The first `count` ranked layers whose replay error is not zero (the suspects named when no
+// check explains the disagreement).
+std::vector<const LayerReplay*> largest_replay_errors(const LocalReplay& replay, size_t count) {
+  std::vector<const LayerReplay*> out;
+  for (const auto& l : replay.ranked)
+    if (out.size() < count && l.rank >= 0 && l.error.severity() > 0) out.push_back(&l);
+  return out;
+}
+
+std::string replay_error_text(const RegionError& e) {
+  if (e.status != ReplayStatus::kMeasured) return std::string(replay_status_name(e.status));
+  if (e.nan_mismatches > 0) return fmt::format("NaN on one side at {} elements", e.nan_mismatches);
+  if (std::isinf(e.relative_l2)) return "relative L2 error inf (Source all zero)";
+  return fmt::format("relative L2 error {:.3g}, max |diff| {:.3g}", e.relative_l2, e.max_abs_error);
+}
+
+std::string format_replay(const LocalReplay& replay, size_t max_listed) {
+  if (!replay.skipped_reason.empty()) return fmt::format("Local replay skipped: {}\n", replay.skipped_reason);
+  const auto exceeding = replay.exceeding();
+  std::string out = fmt::format(
+      "Layer ranking by local replay (the error each layer adds by itself, on {} disagreeing images; "
+      "{} of {} layers above {:g}):\n",
+      replay.images, exceeding.size(), replay.ranked.size(), replay.tolerance);
+  for (size_t i = 0; i < std::min(max_listed, exceeding.size()); ++i)
+    out += fmt::format("  {:>2}. {} <-> {}  {}\n", exceeding[i]->rank + 1, exceeding[i]->source_node,
+                       exceeding[i]->target_node, replay_error_text(exceeding[i]->error));
+  if (exceeding.size() > max_listed) out += fmt::format("      ({} more above the tolerance)\n", exceeding.size() - max_listed);
+  return out;
+}
+
+std::string format_unexplained(const LocalizeResult& r) {
+  std::string out = fmt::format("Disagreement not explained by any check: {} image(s) disagree, no finding is a fault.\n",
+                                r.disagreeing);
+  const auto suspects = largest_replay_errors(r.replay, 3);
+  if (suspects.empty()) {
+    out += r.replay.skipped_reason.empty() ? "  Local replay found no layer that adds error by itself.\n"
+                                           : fmt::format("  Local replay skipped: {}\n", r.replay.skipped_reason);
+    return out;
+  }
+  out += "  Layers with the largest local replay error:\n";
+  for (const LayerReplay* l : suspects)
+    out += fmt::format("    {} <-> {}  {}{}\n", l->source_node, l->target_node, replay_error_text(l->error),
+                       l->error.exceeds_tolerance ? "" : " (within the tolerance)");
+  return out;
+}
+
+}  // namespace
 
 nlohmann::json to_json(const LocalizeResult& r) {
   using nlohmann::json;
@@ -265,8 +351,17 @@ nlohmann::json to_json(const LocalizeResult& r) {
                         {"equivalence", equivalence_name(f.equivalence)},
                         {"is_fault", f.equivalence != Equivalence::kEquivalent},
                         {"layer_rank", f.layer_rank},
+                        {"replay_rank", replay_rank(r.replay, f.source_node)},
+                        {"activation_rank", activation_rank(r.activation, f.source_node)},
                         {"evidence", evidence_json(f)}});
   }
+  json suspects = json::array();
+  for (const LayerReplay* l : largest_replay_errors(r.replay, 3))
+    suspects.push_back({{"source_node", l->source_node},
+                        {"target_node", l->target_node},
+                        {"status", replay_status_name(l->error.status)},
+                        {"relative_l2", std::isfinite(l->error.relative_l2) ? json(l->error.relative_l2) : json()},
+                        {"exceeds_tolerance", l->error.exceeds_tolerance}});
   json pairs = json::array();
   for (const auto& p : r.matching.pairs) {
     pairs.push_back({{"source_node", p.source_node},
@@ -301,7 +396,11 @@ nlohmann::json to_json(const LocalizeResult& r) {
                 {"images_skipped", s.images_skipped},
                 {"disagreeing", s.disagreeing},
                 {"label_discrepancy", s.discrepancy}}},
-              {"summary", {{"faults", r.fault_count()}, {"equivalent_differences", r.findings.size() - r.fault_count()}}},
+              {"summary",
+               {{"faults", r.fault_count()},
+                {"equivalent_differences", r.findings.size() - r.fault_count()},
+                {"unexplained_disagreement", r.unexplained_disagreement()},
+                {"largest_replay_errors", std::move(suspects)}}},
               {"findings", std::move(findings)},
               {"matching",
                {{"source_core_nodes", r.matching.source_core},
@@ -311,6 +410,7 @@ nlohmann::json to_json(const LocalizeResult& r) {
                 {"unmatched_target", r.matching.unmatched_target}}},
               {"preprocessing_trials", std::move(pp)},
               {"activation_analysis", to_json(r.activation)},
+              {"local_replay", to_json(r.replay)},
               {"notes", r.notes},
               {"timings_seconds", std::move(timings)}};
 }
@@ -325,10 +425,12 @@ std::string format_report(const LocalizeResult& r, size_t max_ranked_listed) {
   out += fmt::format("Core layers matched: {} pairs ({} Source, {} Target core nodes; {} + {} unmatched)\n",
                      r.matching.pairs.size(), r.matching.source_core, r.matching.target_core,
                      r.matching.unmatched_source.size(), r.matching.unmatched_target.size());
+  out += format_replay(r.replay, max_ranked_listed);
   const auto& a = r.activation;
   if (a.skipped_reason.empty()) {
-    out += fmt::format("Layer ranking ({} dissimilar vs {} similar images, {} repeats):\n", a.dissimilar_used,
-                       a.similar_used, a.repeats);
+    out += fmt::format("Layer ranking by activation analysis (the paper's; {} dissimilar vs {} similar images, {} "
+                       "repeats):\n",
+                       a.dissimilar_used, a.similar_used, a.repeats);
     size_t listed = 0;
     for (const auto& l : a.ranked) {
       if (l.rank < 0 || listed++ >= max_ranked_listed) continue;
@@ -339,7 +441,9 @@ std::string format_report(const LocalizeResult& r, size_t max_ranked_listed) {
     }
   }
   const size_t faults = r.fault_count();
-  out += faults ? fmt::format("Faults ({}):\n", faults) : std::string("No faults found.\n");
+  out += faults                         ? fmt::format("Faults ({}):\n", faults)
+         : r.unexplained_disagreement() ? format_unexplained(r)
+                                        : std::string("No faults found.\n");
   FaultType last = FaultType::kCG;
   bool first = true, benign_header = false;
   for (const auto& f : r.findings) {

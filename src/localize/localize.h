@@ -1,7 +1,9 @@
 // `fetafix localize`: the whole fault localization of paper §4.1 in one call. It measures
 // disagreement on the detection images, runs the input-based checks (PP, ID, TSS), aligns
-// the core layers, ranks them by activation analysis, runs the layer-based checks (WB, LH,
-// CG) in rank order, and marks LH/CG findings equivalent or divergent on real activations.
+// the core layers, runs the layer-based checks (WB, LH, CG), marks LH/CG findings equivalent
+// or divergent on real activations, and ranks the layers twice: by activation analysis (the
+// paper's method) and by layer-local replay (the error each layer adds by itself,
+// docs/local-replay.md); findings are listed in the replay's order.
 #pragma once
 
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include "localize/finding.h"
 #include "localize/input_checks.h"
 #include "localize/layer_checks.h"
+#include "localize/local_replay.h"
 #include "match/match.h"
 
 namespace fetafix::localize {
@@ -27,6 +30,8 @@ struct LocalizeOptions {
   ActivationAnalysisOptions activation;
   LayerCheckOptions layer_checks;
   EquivalenceOptions equivalence;
+  ReplayOptions replay;     // layer-local replay (docs/local-replay.md)
+  size_t replay_images = 32;  // disagreeing images replay runs on (a seeded sample); 0 = no replay
   size_t probe_images = 4;  // images the equivalence filter runs the subgraphs on
   // PP check on a seeded sample: up to this many disagreeing images and as many agreeing ones
   // (0 = every image). Repair screens presets this way and verifies the winner on every image.
@@ -49,7 +54,7 @@ struct DetectionView {
 // few probe images) always run.
 struct LocalizeStages {
   bool preprocessing = true;        // PP: the Target run under every preset
-  bool activation_analysis = true;  // the layer ranking
+  bool activation_analysis = true;  // the layer rankings (activation analysis and local replay)
 };
 
 struct PhaseTime {
@@ -63,6 +68,8 @@ struct LocalizeResult {
   PreprocessingReport preprocessing;       // empty when nothing disagreed
   match::MatchResult matching;
   ActivationAnalysis activation;
+  LocalReplay replay;                      // the error each matched layer adds by itself
+  size_t disagreeing = 0;                  // detection images whose top-1 differs
   // Faults first (PP, ID, TSS, WB, LH, CG; layer findings in rank order), then the
   // differences the equivalence filter found harmless.
   std::vector<Finding> findings;
@@ -70,6 +77,9 @@ struct LocalizeResult {
   std::vector<std::string> notes;          // what was skipped and why
 
   size_t fault_count() const;              // findings not marked equivalent
+  // Some image disagrees and no finding is a fault: nothing the checks know explains it
+  // (`fetafix localize` says so, names the layers with the largest replay error, exits 1).
+  bool unexplained_disagreement() const { return disagreeing > 0 && fault_count() == 0; }
 };
 
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
@@ -80,9 +90,11 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
                                          const DetectionView& detection, const LocalizeOptions& options,
                                          const LocalizeStages& stages = {});
 
-// The layer ranking alone (for callers that ran the static stage first): activation analysis
-// on a bounded, seeded subset of the detection images. Fills result.activation and the
-// layer_rank of its findings, and re-sorts them.
+// The layer rankings alone (for callers that ran the static stage first): activation analysis
+// on a bounded, seeded subset of the detection images, and layer-local replay on up to
+// options.replay_images disagreeing ones. Fills result.activation and result.replay, sets the
+// layer_rank of its findings to their layer's position in layer_order (local_replay.h), and
+// re-sorts them.
 Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& target, const DetectionView& detection,
                    const LocalizeOptions& options, LocalizeResult& result);
 

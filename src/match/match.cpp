@@ -9,6 +9,7 @@
 
 #include "match/assignment.h"
 #include "match/core_nodes.h"
+#include "match/structure_match.h"
 #include "match/weight_compare.h"
 #include "model/layout.h"
 
@@ -18,13 +19,13 @@ namespace {
 // Score weights (see docs/matching.md): weight content dominates because it is the one feature
 // that tells equal-shaped layers apart; structure decides when content is unknown.
 constexpr double kContentWeight = 0.6, kStructureWeight = 0.4;
-constexpr double kShapeWeight = 0.35, kAttributeWeight = 0.25, kPositionWeight = 0.40;
 constexpr double kUnknownContent = 0.3;      // neither for nor against: a weightless side
-constexpr double kPositionTolerance = 0.25;  // mean relative-position gap at which position scores 0
 constexpr double kFoldGain = 1e-5;           // folding must beat the plain comparison by this
 constexpr double kChannelwiseDiscount = 0.95;
 constexpr double kPairFloor = 0.45;          // below this a pair is worse than no pair
 constexpr double kMarginScale = 0.05;
+constexpr double kStructureConfidence = 0.8;  // a structure pair's confidence: this times its score,
+constexpr double kAmbiguousDiscount = 0.75;   // times this when another candidate scored as well
 
 // The per-node weight forms compared: as stored, with the following BN folded in, and with
 // each output channel normalised (invariant to any per-channel scale, e.g. a BN folded by a
@@ -78,21 +79,6 @@ ContentMatch compare_content(const CoreNode& s, const WeightForms& sf, const Cor
   return m;
 }
 
-double attribute_agreement(const CoreNode& s, const CoreNode& t) {
-  double agree = 0;
-  agree += s.kernel_shape == t.kernel_shape;
-  agree += s.strides == t.strides;
-  agree += s.dilations == t.dilations;
-  agree += s.group == t.group;
-  return agree / 4.0;
-}
-
-double position_agreement(const CoreNode& s, const CoreNode& t) {
-  const double gap =
-      (std::abs(s.depth - t.depth) + std::abs(s.ancestors - t.ancestors) + std::abs(s.descendants - t.descendants)) / 3.0;
-  return std::max(0.0, 1.0 - gap / kPositionTolerance);
-}
-
 struct PairScore {
   double total = -1;  // -1: not allowed (another op family)
   double shape = 0, attributes = 0, position = 0;
@@ -103,13 +89,11 @@ PairScore score_pair(const CoreNode& s, const WeightForms& sf, const CoreNode& t
   PairScore p;
   if (s.family != t.family) return p;
   p.content = compare_content(s, sf, t, tf);
-  if (s.weight && t.weight)
-    p.shape = shape_signature(s.weight->effective.shape) == shape_signature(t.weight->effective.shape) ? 1.0 : 0.0;
-  else
-    p.shape = 0.5;
-  p.attributes = attribute_agreement(s, t);
-  p.position = position_agreement(s, t);
-  const double structure = kShapeWeight * p.shape + kAttributeWeight * p.attributes + kPositionWeight * p.position;
+  const StructureScore st = structure_score(s, t);
+  p.shape = st.shape;
+  p.attributes = st.attributes;
+  p.position = st.position;
+  const double structure = st.total;
   const double content = p.content.known ? std::max(0.0, p.content.similarity) : kUnknownContent;
   p.total = kContentWeight * content + kStructureWeight * structure;
   return p;
@@ -144,21 +128,28 @@ std::string describe(const PairScore& p, const NodeMatch& m, double margin) {
                      p.total, margin);
 }
 
-}  // namespace
+struct IndexedMatch {
+  size_t source = 0, target = 0;  // core-node indices
+  NodeMatch match;
+};
 
-Result<MatchResult> match_models(const onnx::ModelProto& source, const onnx::ModelProto& target,
-                                 const MatchOptions& options) {
-  auto source_cores = collect_core_nodes(source, options.core_ops);
-  if (!source_cores.ok()) return make_error("matching: Source model: {}", source_cores.error().message);
-  auto target_cores = collect_core_nodes(target, options.core_ops);
-  if (!target_cores.ok()) return make_error("matching: Target model: {}", target_cores.error().message);
-  const auto& sc = *source_cores;
-  const auto& tc = *target_cores;
+// A Conv reads its weight as OIHW whatever the storage: only the Transposes between the stored
+// tensor and the node are a layout change. A kernel that matches only after permuting what the
+// Conv itself reads (e.g. H and W swapped) is a weight fault for WB to report, so a permutation
+// found by the content search is not passed on for Convs.
+std::vector<int64_t> layout_change(const CoreNode& s, const CoreNode& t, std::vector<int64_t> effective) {
+  const bool reads_fixed_layout = s.family == "Conv" || s.family == "ConvTranspose";
+  if (reads_fixed_layout && !effective.empty())
+    for (size_t d = 0; d < effective.size(); ++d) effective[d] = static_cast<int64_t>(d);
+  return stored_permutation(s, t, effective);
+}
 
+// The one-to-one assignment on weight content and structure together.
+std::vector<IndexedMatch> match_by_content(const std::vector<CoreNode>& sc, const std::vector<CoreNode>& tc,
+                                           const MatchOptions& options) {
   std::vector<WeightForms> sforms, tforms;
   for (const auto& c : sc) sforms.push_back(weight_forms(c));
   for (const auto& c : tc) tforms.push_back(weight_forms(c));
-
   std::vector<std::vector<PairScore>> pairs(sc.size(), std::vector<PairScore>(tc.size()));
   std::vector<std::vector<double>> totals(sc.size(), std::vector<double>(tc.size(), -1));
   for (size_t i = 0; i < sc.size(); ++i)
@@ -166,12 +157,8 @@ Result<MatchResult> match_models(const onnx::ModelProto& source, const onnx::Mod
       pairs[i][j] = score_pair(sc[i], sforms[i], tc[j], tforms[j]);
       totals[i][j] = pairs[i][j].total;
     }
-
   const std::vector<int> assigned = assign_max_score(totals, kPairFloor);
-  MatchResult result;
-  result.source_core = sc.size();
-  result.target_core = tc.size();
-  std::vector<bool> target_taken(tc.size(), false);
+  std::vector<IndexedMatch> out;
   for (size_t i = 0; i < sc.size(); ++i) {
     const int j = assigned[i];
     if (j < 0) continue;
@@ -192,26 +179,81 @@ Result<MatchResult> match_models(const onnx::ModelProto& source, const onnx::Mod
     m.source_node = sc[i].name;
     m.target_node = tc[col].name;
     m.confidence = confidence;
-    // A Conv reads its weight as OIHW whatever the storage: only the Transposes between the
-    // stored tensor and the node are a layout change. A kernel that matches only after
-    // permuting what the Conv itself reads (e.g. H and W swapped) is a weight fault for WB to
-    // report, so the permutation found by the content search is not passed on for Convs.
-    const bool reads_fixed_layout = sc[i].family == "Conv" || sc[i].family == "ConvTranspose";
-    std::vector<int64_t> effective = p.content.effective_permutation;
-    if (reads_fixed_layout && !effective.empty())
-      for (size_t d = 0; d < effective.size(); ++d) effective[d] = static_cast<int64_t>(d);
-    m.weight_permutation = stored_permutation(sc[i], tc[col], effective);
+    m.weight_permutation = layout_change(sc[i], tc[col], p.content.effective_permutation);
     m.bn_folded_in_target = p.content.folded_in_target;
     m.bn_folded_in_source = p.content.folded_in_source;
     if (m.bn_folded_in_target) m.folded_bn_node = sc[i].bn_node;
     if (m.bn_folded_in_source) m.folded_bn_node = tc[col].bn_node;
     m.evidence = describe(p, m, margin);
-    result.pairs.push_back(std::move(m));
-    target_taken[col] = true;
+    m.method = MatchMethod::kContent;
+    out.push_back({i, col, std::move(m)});
   }
-  std::vector<bool> source_taken(sc.size(), false);
-  for (size_t i = 0, k = 0; i < sc.size() && k < result.pairs.size(); ++i)
-    if (result.pairs[k].source_node == sc[i].name) { source_taken[i] = true; ++k; }
+  return out;
+}
+
+// The fallback: what content left unpaired, aligned by structure in topological order.
+std::vector<IndexedMatch> match_by_structure(const std::vector<CoreNode>& sc, const std::vector<CoreNode>& tc,
+                                             const std::vector<IndexedMatch>& content, const MatchOptions& options) {
+  std::vector<std::pair<size_t, size_t>> anchors;
+  for (const auto& c : content) anchors.emplace_back(c.source, c.target);
+  std::vector<IndexedMatch> out;
+  for (const auto& p : align_by_structure(sc, tc, anchors, options.min_structure_score)) {
+    const double confidence = kStructureConfidence * p.score.total * (p.alternatives ? kAmbiguousDiscount : 1.0);
+    if (confidence < options.min_confidence) continue;
+    NodeMatch m;
+    m.source_node = sc[p.source].name;
+    m.target_node = tc[p.target].name;
+    m.confidence = confidence;
+    m.method = MatchMethod::kStructure;
+    if (sc[p.source].weight && tc[p.target].weight) {
+      const auto fits = fitting_permutations(sc[p.source].weight->effective.shape, tc[p.target].weight->effective.shape);
+      if (!fits.empty()) m.weight_permutation = layout_change(sc[p.source], tc[p.target], fits.front());
+    }
+    m.evidence = fmt::format(
+        "structure (weights not compared: content paired {} of {} core layers): {} in topological order, weight shape "
+        "{}, attributes {:.2f}, position {:.2f}; score {:.3f}{}",
+        content.size(), std::min(sc.size(), tc.size()), sc[p.source].family,
+        p.score.shape >= 1 ? "agrees" : "unknown", p.score.attributes, p.score.position, p.score.total,
+        p.alternatives ? fmt::format(", {} other candidate(s) as good", p.alternatives) : "");
+    out.push_back({p.source, p.target, std::move(m)});
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* match_method_name(MatchMethod method) {
+  return method == MatchMethod::kStructure ? "structure" : "content";
+}
+
+Result<MatchResult> match_models(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                 const MatchOptions& options) {
+  auto source_cores = collect_core_nodes(source, options.core_ops);
+  if (!source_cores.ok()) return make_error("matching: Source model: {}", source_cores.error().message);
+  auto target_cores = collect_core_nodes(target, options.core_ops);
+  if (!target_cores.ok()) return make_error("matching: Target model: {}", target_cores.error().message);
+  const auto& sc = *source_cores;
+  const auto& tc = *target_cores;
+
+  std::vector<IndexedMatch> matches = match_by_content(sc, tc, options);
+  MatchResult result;
+  result.source_core = sc.size();
+  result.target_core = tc.size();
+  result.content_pairs = matches.size();
+  const double smaller = static_cast<double>(std::min(sc.size(), tc.size()));
+  if (smaller > 0 && static_cast<double>(matches.size()) < options.structure_fallback_below * smaller) {
+    auto by_structure = match_by_structure(sc, tc, matches, options);
+    result.structure_fallback = true;
+    result.structure_pairs = by_structure.size();
+    for (auto& m : by_structure) matches.push_back(std::move(m));
+  }
+  std::sort(matches.begin(), matches.end(),
+            [](const IndexedMatch& a, const IndexedMatch& b) { return a.source < b.source; });
+  std::vector<bool> source_taken(sc.size(), false), target_taken(tc.size(), false);
+  for (auto& m : matches) {
+    source_taken[m.source] = target_taken[m.target] = true;
+    result.pairs.push_back(std::move(m.match));
+  }
   for (size_t i = 0; i < sc.size(); ++i)
     if (!source_taken[i]) result.unmatched_source.push_back(sc[i].name);
   for (size_t j = 0; j < tc.size(); ++j)

@@ -28,7 +28,18 @@ struct MatchOptions {
   std::set<std::string> core_ops = default_core_ops();
   // Pairs whose confidence is below this are left unmatched.
   double min_confidence = 0.5;
+  // Structure fallback: when weight content pairs fewer than this share of the smaller model's
+  // core nodes (different weights: a re-initialized or retrained Target, zeroed weights), the
+  // nodes left unpaired are aligned by structure (op family, weight shape, attributes, position,
+  // topological order). 0 turns it off.
+  double structure_fallback_below = 0.5;
+  // A structure pair needs at least this structure score (0..1, docs/matching.md).
+  double min_structure_score = 0.7;
 };
+
+// Which evidence made a pair.
+enum class MatchMethod { kContent, kStructure };
+const char* match_method_name(MatchMethod method);  // "content", "structure"
 
 struct NodeMatch {
   std::string source_node;  // node names (synthesized "<op>_<index>" names for unnamed nodes)
@@ -43,6 +54,7 @@ struct NodeMatch {
   bool bn_folded_in_source = false;
   std::string folded_bn_node;
   std::string evidence;     // one line: what decided the pair
+  MatchMethod method = MatchMethod::kContent;
 };
 
 struct MatchResult {
@@ -50,6 +62,8 @@ struct MatchResult {
   std::vector<std::string> unmatched_source;    // core nodes without a partner
   std::vector<std::string> unmatched_target;
   size_t source_core = 0, target_core = 0;      // core-node counts
+  size_t content_pairs = 0, structure_pairs = 0;  // pairs by method
+  bool structure_fallback = false;              // content paired too few; structure filled the gaps
 };
 
 Result<MatchResult> match_models(const onnx::ModelProto& source, const onnx::ModelProto& target,

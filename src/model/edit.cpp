@@ -419,7 +419,8 @@ std::vector<const char*> keys_of(EditKind kind) {
 }
 
 Result<Edit> parse_edit(const json& j, EditKind kind) {
-  for (const auto& [k, v] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& k = item.key();  // not a structured binding: clang < 16 cannot capture those
     if (k == "kind") continue;
     auto keys = keys_of(kind);
     if (std::none_of(keys.begin(), keys.end(), [&](const char* allowed) { return k == allowed; }))

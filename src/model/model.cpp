@@ -159,6 +159,7 @@ Result<Model> parse_model(std::string_view bytes, const std::string& label) {
       return make_error("{}: {} uses external data, which can only be read from a model file", label, tensor_label(t));
     return {};
   }));
+  FETAFIX_TRY_STATUS(check_model_structure(model.proto, label));
   return model;
 }
 
@@ -168,6 +169,7 @@ Result<Model> load_model(const fs::path& path) {
   const auto status = fs::status(path, ec);
   if (!fs::exists(status)) return make_error("{}: file not found", label);
   if (fs::is_directory(status)) return make_error("{}: is a folder, not an ONNX file", label);
+  if (!fs::is_regular_file(status)) return make_error("{}: is a device, FIFO or socket, not an ONNX file", label);
   const uint64_t size = fs::file_size(path, ec);
   if (ec) return make_error("{}: cannot read: {}", label, ec.message());
   if (size == 0) return make_error("{}: empty file", label);
@@ -190,6 +192,7 @@ Result<Model> load_model(const fs::path& path) {
   FETAFIX_TRY_STATUS(for_each_tensor(*model.proto.mutable_graph(), [&](onnx::TensorProto& t) -> Status {
     return is_external(t) ? load_external_tensor(t, path, dir) : Status{};
   }));
+  FETAFIX_TRY_STATUS(check_model_structure(model.proto, label));
   return model;
 }
 

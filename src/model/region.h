@@ -6,6 +6,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -58,5 +59,40 @@ struct FrontierValue {
 // initializers they read, with the frontier as graph inputs of the given types and shapes.
 Result<onnx::ModelProto> extract_region(const onnx::ModelProto& candidate, const ChangedRegion& region,
                                         const std::map<std::string, FrontierValue>& frontier);
+
+// ---------------------------------------------------------------------------------------------
+// Replaying pieces of a model on values supplied from outside (layer-local replay: a Target
+// region fed the Source's activations). A piece is found by walking back from its outputs.
+
+// The nodes that compute `outputs` from `entries`: walking back from each output through
+// producers, stopping at entries, graph inputs and initializers. Nodes computed from weights
+// alone (Constant, a weight's DequantizeLinear) are part of the piece. Fails when an output is
+// no value of the graph, or a node of the piece has a subgraph (If/Loop bodies read outer values
+// by name, which a renamed copy cannot follow).
+struct Subgraph {
+  std::vector<int> nodes;                       // node indices, in graph order
+  std::vector<std::string> entries_read;        // entries some node reads, sorted
+  std::vector<std::string> graph_inputs_read;   // graph inputs (not initializers, not entries) read, sorted
+};
+Result<Subgraph> subgraph_between(const onnx::GraphProto& graph, const std::set<std::string>& entries,
+                                  const std::vector<std::string>& outputs);
+
+// One piece to copy into a combined model: its nodes and every value they produce are renamed
+// `prefix + name`; an entry it reads is read from the combined model's input
+// `entry_inputs.at(entry)` (several pieces may share one); graph inputs and initializers keep
+// their names (one copy of each, shared).
+struct SubgraphCopy {
+  Subgraph piece;
+  std::string prefix;
+  std::vector<std::string> outputs;                    // become graph outputs `prefix + name`
+  std::map<std::string, std::string> entry_inputs;     // entry value -> combined input name
+};
+
+// A model running every piece side by side in one session (one pass over a batch serves many
+// regions). Inputs: the entry inputs with the types in `entry_types` (keyed by combined input
+// name), then the original graph inputs read, as the model declares them. Opsets, IR version and
+// functions are the model's. Fails when a renamed value would collide with an existing name.
+Result<onnx::ModelProto> combine_subgraphs(const onnx::ModelProto& model, const std::vector<SubgraphCopy>& copies,
+                                           const std::map<std::string, FrontierValue>& entry_types);
 
 }  // namespace fetafix::model

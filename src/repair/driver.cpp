@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "compare/compare.h"
 #include "compare/evaluator.h"
 #include "localize/input_checks.h"
 #include "repair/loop.h"
@@ -98,7 +99,9 @@ Status Loop::repair_round() {
   localize::LocalizeOptions lo = o_.localize;
   lo.compare.progress = ProgressMode::kQuiet;
   lo.preprocessing_sample = o_.preprocessing_sample;
-  lo.activation.deadline = deadline();
+  // One process stops the ranking at the deadline; ranks could stop it at different layers, so
+  // they check the time limit between steps only (docs/scaling.md).
+  if (compare::ranks_of(o_.localize.compare).size() == 1) lo.activation.deadline = deadline();
   lo.activation.max_similar = std::min(lo.activation.max_similar, o_.ranking_max_similar);
   lo.activation.max_dissimilar = std::min(lo.activation.max_dissimilar, o_.ranking_max_dissimilar);
   FETAFIX_ASSIGN_OR_RETURN(auto loc, localize_round(lo));
@@ -184,12 +187,13 @@ void Loop::try_input_findings(const std::vector<RepairCandidate>& candidates, st
 Status Loop::rank_candidates(const localize::LocalizeOptions& lo, localize::LocalizeResult& loc,
                              std::vector<RepairCandidate>& candidates) {
   const auto t0 = Clock::now();
-  say(fmt::format("round {}: ranking layers by activation analysis", round_));
+  say(fmt::format("round {}: ranking layers by activation analysis and local replay", round_));
   localize::LocalizeResult ranked;
   ranked.matching = loc.matching;
   for (const auto& c : candidates) ranked.findings.push_back(c.finding);
   FETAFIX_TRY_STATUS(localize::rank_layers(source_, target_side_, detection_view(), lo, ranked));
   loc.activation = ranked.activation;
+  loc.replay = std::move(ranked.replay);
   std::map<std::string, int> rank;  // by finding id
   for (const auto& f : ranked.findings) rank[f.id] = f.layer_rank;
   for (auto& c : candidates)
@@ -365,8 +369,13 @@ void Loop::say(const std::string& line) const {
   if (o_.log) o_.log(line);
 }
 
+// Under mpirun every rank must stop at the same point (each call is then collective): the ranks
+// agree that time is up when any rank's clock says so.
 bool Loop::out_of_time() {
-  if (seconds_since(start_) < o_.time_limit_seconds) return false;
+  if (r_.time_limit_reached) return true;
+  const Communicator& comm = compare::ranks_of(o_.localize.compare);
+  const bool mine = seconds_since(start_) >= o_.time_limit_seconds;
+  if (comm.size() > 1 ? comm.all_true(!mine) : !mine) return false;
   r_.time_limit_reached = true;
   r_.stop_reason = fmt::format("time limit ({:.0f} s) reached", o_.time_limit_seconds);
   return true;

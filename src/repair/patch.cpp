@@ -1,9 +1,7 @@
 #include "repair/patch.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "common/fs.h"
+#include "common/json_text.h"
 
 namespace fetafix::repair {
 
@@ -41,17 +39,15 @@ Result<Patch> patch_from_json(const json& j, const std::string& label) {
 }
 
 Result<Patch> load_patch(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("patch '{}': cannot be read", path.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  // A patch is a few KB to a few MB (weights as base64): 1 GiB is a generous ceiling.
+  FETAFIX_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, "patch", uint64_t{1} << 30));
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return make_error("patch '{}': not valid JSON", path.string());
   return patch_from_json(j, "patch '" + path.string() + "'");
 }
 
 Status save_patch(const Patch& patch, const std::filesystem::path& path) {
-  return write_file_atomic(path, patch_to_json(patch).dump(2) + "\n");
+  return write_file_atomic(path, json_text(patch_to_json(patch)));
 }
 
 Status apply_patch(const Patch& patch, onnx::ModelProto& model) {

@@ -209,8 +209,10 @@ struct Session::Impl {
   mutable bool observed_recorded = false;
   mutable std::map<std::string, std::vector<int64_t>> observed;
 
-  Result<std::vector<Tensor>> run_chunk(const std::vector<Tensor>& inputs, int64_t row_begin, int64_t rows,
-                                        bool slice) const;
+  // Fills `out` (one tensor per output), reusing the storage of tensors already there when
+  // their dtype matches and their capacity suffices.
+  Status run_chunk(const std::vector<Tensor>& inputs, int64_t row_begin, int64_t rows, bool slice,
+                   std::vector<Tensor>& out) const;
 };
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -304,8 +306,38 @@ Result<std::unique_ptr<Session>> Session::create(const onnx::ModelProto& model, 
   return std::unique_ptr<Session>(new Session(std::move(impl)));
 }
 
-Result<std::vector<Tensor>> Session::Impl::run_chunk(const std::vector<Tensor>& in, int64_t row_begin,
-                                                     int64_t rows, bool slice) const {
+Status check_loadable(const onnx::ModelProto& model, const std::string& model_label) {
+  FETAFIX_ASSIGN_OR_RETURN(std::string bytes, serialize_deterministic(model, model_label));
+  try {
+    Ort::SessionOptions ort_options;
+    ort_options.SetIntraOpNumThreads(1);
+    ort_options.SetInterOpNumThreads(1);
+    ort_options.SetGraphOptimizationLevel(ORT_DISABLE_ALL);  // check the model as written, not a rewrite
+    Ort::Session session(shared_env(), bytes.data(), bytes.size(), ort_options);
+  } catch (const std::exception& e) {
+    return make_error("{}: ONNX Runtime cannot load the model: {}", model_label, first_line(e.what()));
+  }
+  return {};
+}
+
+namespace {
+
+// `t` holding `shape` of `dtype`: its own storage when large enough (no allocation, no zeroing:
+// the caller overwrites every byte), else a fresh tensor.
+void reshape_for_output(Tensor& t, DType dtype, std::vector<int64_t> shape) {
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  if (t.dtype == dtype && t.bytes.capacity() >= bytes) {
+    t.shape = std::move(shape);
+    t.bytes.resize(bytes);
+  } else {
+    t = Tensor(dtype, std::move(shape));
+  }
+}
+
+}  // namespace
+
+Status Session::Impl::run_chunk(const std::vector<Tensor>& in, int64_t row_begin, int64_t rows, bool slice,
+                                std::vector<Tensor>& out) const {
   try {
     const auto memory = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeCPU);
     std::vector<Ort::Value> values;
@@ -326,8 +358,7 @@ Result<std::vector<Tensor>> Session::Impl::run_chunk(const std::vector<Tensor>& 
     }
     auto results = session.Run(Ort::RunOptions{nullptr}, input_names.data(), values.data(), values.size(),
                                output_names.data(), output_names.size());
-    std::vector<Tensor> out;
-    out.reserve(results.size());
+    out.resize(results.size());
     for (size_t i = 0; i < results.size(); ++i) {
       if (!results[i].IsTensor())
         return make_error("{}: output '{}' came back empty or not as a tensor", label, outputs[i].name);
@@ -335,17 +366,23 @@ Result<std::vector<Tensor>> Session::Impl::run_chunk(const std::vector<Tensor>& 
       const int32_t elem = static_cast<int32_t>(info.GetElementType());
       if (!is_supported_dtype(elem))
         return make_error("{}: output '{}' has unsupported element type {}", label, outputs[i].name, elem);
-      Tensor t(static_cast<DType>(elem), info.GetShape());
+      Tensor& t = out[i];
+      reshape_for_output(t, static_cast<DType>(elem), info.GetShape());
       if (!t.bytes.empty()) std::memcpy(t.bytes.data(), results[i].GetTensorRawData(), t.bytes.size());
-      out.push_back(std::move(t));
     }
-    return out;
+    return {};
   } catch (const std::exception& e) {
     return make_error("{}: ONNX Runtime failed to run the model: {}", label, first_line(e.what()));
   }
 }
 
 Result<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) const {
+  std::vector<Tensor> result;
+  FETAFIX_TRY_STATUS(run_into(inputs, result));
+  return result;
+}
+
+Status Session::run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>& result) const {
   const Impl& m = *impl_;
   if (inputs.size() != m.inputs.size())
     return make_error("{}: the model takes {} input(s), got {}", m.label, m.inputs.size(), inputs.size());
@@ -384,14 +421,14 @@ Result<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) cons
                         t.bytes.size(), shape_to_string(t.shape), expected_bytes);
   }
 
-  std::vector<Tensor> result;
   if (!chunked) {
-    FETAFIX_ASSIGN_OR_RETURN(result, m.run_chunk(inputs, 0, 0, false));
+    FETAFIX_TRY_STATUS(m.run_chunk(inputs, 0, 0, false, result));
   } else {
     const int64_t b = m.fixed_batch, chunks = n / b;
     std::vector<bool> batched;
     for (int64_t c = 0; c < chunks; ++c) {
-      FETAFIX_ASSIGN_OR_RETURN(std::vector<Tensor> part, m.run_chunk(inputs, c * b, b, true));
+      std::vector<Tensor> part;
+      FETAFIX_TRY_STATUS(m.run_chunk(inputs, c * b, b, true, part));
       if (c == 0) {
         result = std::move(part);
         // A value whose dim 0 is the chunk size is per-image; anything else (shapes,
@@ -422,7 +459,7 @@ Result<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) cons
     for (size_t i = 0; i < result.size(); ++i) m.observed[m.outputs[i].name] = result[i].shape;
     m.observed_recorded = true;
   }
-  return result;
+  return {};
 }
 
 std::map<std::string, std::vector<int64_t>> Session::observed_shapes() const {

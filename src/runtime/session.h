@@ -60,6 +60,11 @@ class Session {
   // dim 0 across chunks; a captured value whose dim 0 is not the batch is taken from the
   // first chunk. Safe to call from several threads.
   Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs) const;
+  // The same, into `outputs`: a tensor already there whose dtype matches and whose storage is
+  // large enough is reused (no allocation, no zeroing), so a caller running batch after batch
+  // keeps its buffers. Worth it for large captures: a fresh block of many megabytes comes from
+  // the kernel page by page on every call, which costs more than the copy itself.
+  Status run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
 
   // Shape of every output (captured ones included) as seen by the first run().
   std::map<std::string, std::vector<int64_t>> observed_shapes() const;
@@ -81,6 +86,10 @@ Result<std::map<std::string, ValueInfo>> observe_value_shapes(const onnx::ModelP
 Result<std::map<std::string, ValueInfo>> observe_value_shapes(const onnx::ModelProto& model,
                                                                const std::vector<Tensor>& sample_inputs,
                                                                int threads, const std::string& model_label);
+
+// Whether ONNX Runtime can load `model` (graph resolution, type and shape inference, kernel
+// creation; nothing is run). The error names `model_label` and says what ORT refused.
+Status check_loadable(const onnx::ModelProto& model, const std::string& model_label);
 
 // ONNX Runtime's version string, for reports.
 std::string runtime_version();

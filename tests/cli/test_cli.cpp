@@ -39,6 +39,12 @@ class Cli : public ::testing::Test {
 
   RunResult run(const std::string& args) { return testing::run_fetafix(args, dir_); }
 
+  // `fetafix localize` of cnn.onnx against `target` (files in dir_) on the test images.
+  RunResult localize_cnn(const std::string& target, const std::string& extra = "") {
+    return run("localize '" + (dir_ / "cnn.onnx").string() + "' '" + (dir_ / target).string() + "' --images '" +
+               images_.string() + "' --source-preprocess raw --target-preprocess raw --quiet" + extra);
+  }
+
   std::string models(const std::string& target = "target.onnx") {
     return "compare '" + (dir_ / "source.onnx").string() + "' '" + (dir_ / target).string() + "' --images '" +
            images_.string() + "' --source-preprocess raw --target-preprocess raw";
@@ -142,26 +148,45 @@ TEST_F(Cli, HelpAndVersionExitZero) {
 TEST_F(Cli, LocalizeExitCodes) {
   ASSERT_TRUE(model::save_model(testing::build_cnn(), dir_ / "cnn.onnx").ok());
   ASSERT_TRUE(model::save_model(testing::build_cnn([] { testing::CnnOptions o; o.scaled_layer = 2; return o; }()), dir_ / "cnn_fault.onnx").ok());
-  auto localize = [&](const std::string& target, const std::string& extra = "") {
-    return run("localize '" + (dir_ / "cnn.onnx").string() + "' '" + (dir_ / target).string() + "' --images '" +
-               images_.string() + "' --source-preprocess raw --target-preprocess raw --quiet" + extra);
-  };
-  RunResult same = localize("cnn.onnx");
+  RunResult same = localize_cnn("cnn.onnx");
   EXPECT_EQ(same.exit_code, 0) << same.out << same.err;
   EXPECT_NE(same.out.find("No faults found."), std::string::npos) << same.out;
 
   const fs::path json = dir_ / "localize.json";
-  RunResult fault = localize("cnn_fault.onnx", " --json '" + json.string() + "'");
+  RunResult fault = localize_cnn("cnn_fault.onnx", " --json '" + json.string() + "'");
   EXPECT_EQ(fault.exit_code, 1) << fault.out << fault.err;
   EXPECT_NE(fault.out.find("conv3 <-> conv3"), std::string::npos) << fault.out;
   auto j = nlohmann::json::parse(slurp(json));
   EXPECT_EQ(j["schema"], "fetafix.localize/1");
   EXPECT_EQ(j["findings"][0]["type"], "WB");
 
-  RunResult bad = localize("missing.onnx");
+  RunResult bad = localize_cnn("missing.onnx");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(lines(bad.err), 1) << bad.err;
-  EXPECT_EQ(localize("cnn.onnx", " --alpha 2").exit_code, 2);
+  EXPECT_EQ(localize_cnn("cnn.onnx", " --alpha 2").exit_code, 2);
+}
+
+// Never "No faults found" with exit 0 while images disagree: a Target with every weight zeroed
+// gets findings; one layer's weights replaced (left unmatched, so no check compares it) gets
+// "not explained by any check" naming the layers local replay blames; both exit 1.
+TEST_F(Cli, LocalizeExitsOneWhileImagesDisagree) {
+  const auto source = testing::build_cnn();
+  ASSERT_TRUE(model::save_model(source, dir_ / "cnn.onnx").ok());
+  ASSERT_TRUE(model::save_model(testing::with_weights_changed(source, {}, true), dir_ / "zeroed.onnx").ok());
+  ASSERT_TRUE(model::save_model(testing::with_weights_changed(source, {"conv3_w"}), dir_ / "conv3_replaced.onnx").ok());
+  RunResult zeroed = localize_cnn("zeroed.onnx");
+  EXPECT_EQ(zeroed.exit_code, 1) << zeroed.out << zeroed.err;
+  EXPECT_EQ(zeroed.out.find("No faults found."), std::string::npos) << zeroed.out;
+
+  const fs::path json = dir_ / "unexplained.json";
+  RunResult replaced = localize_cnn("conv3_replaced.onnx", " --json '" + json.string() + "'");
+  EXPECT_EQ(replaced.exit_code, 1) << replaced.out << replaced.err;
+  EXPECT_NE(replaced.out.find("Disagreement not explained by any check"), std::string::npos) << replaced.out;
+  EXPECT_NE(replaced.out.find("Layers with the largest local replay error"), std::string::npos) << replaced.out;
+  const auto j = nlohmann::json::parse(slurp(json));
+  EXPECT_EQ(j["summary"]["faults"], 0);
+  EXPECT_EQ(j["summary"]["unexplained_disagreement"], true);
+  EXPECT_FALSE(j["summary"]["largest_replay_errors"].empty());
 }
 
 TEST_F(Cli, RepairWritesModelPatchAndLogAndRefusesToOverwriteInputs) {

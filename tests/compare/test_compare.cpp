@@ -161,3 +161,53 @@ TEST(Compare, EmptyFolderIsAnError) {
 }
 
 }  // namespace fetafix::compare
+
+namespace fetafix::compare {
+namespace {
+
+// --label-offset and --top-k are checked against the class counts the models turn out to have.
+TEST(Compare, LabelOffsetAndTopKBeyondTheClassCountAreErrors) {
+  fs::path dir = make_colour_folder("compare_label_options");
+  auto m = dominant_channel_model(false);  // 3 classes
+  auto preset = data::preset_by_name("raw").value();
+  for (int64_t offset : {5, 1, -1}) {
+    CompareOptions o = quiet_options();
+    o.label_offset = offset;
+    auto r = compare_models({&m, "s", preset}, {&m, "t", preset}, dir, o);
+    ASSERT_FALSE(r.ok()) << offset;
+    EXPECT_NE(r.error().message.find("--label-offset"), std::string::npos) << r.error().message;
+  }
+  CompareOptions o = quiet_options();
+  o.top_k = CompareOptions{}.top_k;  // 5, not asked for
+  auto clamped = compare_models({&m, "s", preset}, {&m, "t", preset}, dir, o);  // the default k: lowered to 3
+  ASSERT_TRUE(clamped.ok()) << clamped.error().message;
+  EXPECT_EQ(clamped->summary.top_k, 3);
+  EXPECT_DOUBLE_EQ(clamped->summary.top_k_agreement, 1.0);
+  o.top_k = 50;
+  auto refused = compare_models({&m, "s", preset}, {&m, "t", preset}, dir, o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("--top-k 50"), std::string::npos) << refused.error().message;
+}
+
+TEST(Compare, NaNScoresAreWarnedAboutAndRankedDeterministically) {
+  fs::path dir = make_colour_folder("compare_nan");
+  auto src = dominant_channel_model(false);
+  GraphBuilder g("nan_scores", 13);
+  std::string x = g.input("image", DType::kFloat32, {-1, 3, 32, 32});
+  x = g.node("GlobalAveragePool", "pool", {x});
+  x = g.node("Flatten", "flatten", {x}, {Attr::i("axis", 1)});
+  x = g.node("Neg", "negate", {x});
+  g.node("Log", "log_of_negative", {x}, {}, "scores");  // NaN for every pixel value > 0
+  g.output("scores", DType::kFloat32, {-1, 3});
+  auto tgt = g.build();
+  auto preset = data::preset_by_name("raw").value();
+  auto r = compare_models({&src, "s", preset}, {&tgt, "t", preset}, dir, quiet_options());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("Target output holds NaN"), std::string::npos) << r->warnings[0];
+  for (const auto& rec : r->records) EXPECT_EQ(rec.target.ids, (std::vector<int64_t>{0, 1})) << rec.file;  // top-2
+  EXPECT_EQ(format_report(*r).find("-nan"), std::string::npos) << format_report(*r);
+}
+
+}  // namespace
+}  // namespace fetafix::compare

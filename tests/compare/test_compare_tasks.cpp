@@ -31,13 +31,7 @@ CompareOptions options(const std::string& task = "") {
   return o;
 }
 
-// 0..255 floats, stretched (no crop): the test images are already the models' size, so every
-// pixel reaches the model as it was written.
-const data::Preset kRaw = [] {
-  data::Preset p = data::preset_by_name("raw").value();
-  p.crop = data::CropPolicy::kStretch;
-  return p;
-}();
+const data::Preset kRaw = testing::stretched_raw_preset();
 
 // Red, green, blue, grey-on-red, blue-on-green: the detector finds a box in every coloured cell.
 fs::path colour_images(const std::string& name, int size) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "compare/labels.h"
@@ -46,6 +47,31 @@ TEST(LabelOffset, MapsBackgroundClassModels) {
 TEST(TopKOverlap, CountsCommonLabels) {
   EXPECT_DOUBLE_EQ(top_k_overlap({1, 2, 3}, {3, 2, 9}, 3), 2.0 / 3);
   EXPECT_DOUBLE_EQ(top_k_overlap({1, -1}, {-1, 4}, 2), 0.0);  // unmapped labels never match
+}
+
+}  // namespace fetafix::compare
+
+namespace fetafix::compare {
+
+// Several NaN scores used to come back in whatever order std::partial_sort left them.
+TEST(TopK, NaNsAreOrderedByClassIdOnEveryRun) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> s{nan, 0.5f, nan, nan, -0.5f, nan, nan};
+  for (int round = 0; round < 3; ++round) {
+    TopK t = top_k(s, 7);
+    EXPECT_EQ(t.ids, (std::vector<int64_t>{1, 4, 0, 2, 3, 5, 6}));
+  }
+  std::vector<float> all_nan(40, -nan);
+  EXPECT_EQ(top_k(all_nan, 3).ids, (std::vector<int64_t>{0, 1, 2}));
+  for (float p : top_k(all_nan, 3).scores) EXPECT_FALSE(std::signbit(p));  // printed "nan", never "-nan"
+}
+
+TEST(Probabilities, InfinitiesTakeTheLimitOfSoftmax) {
+  const float inf = std::numeric_limits<float>::infinity();
+  auto p = probabilities(std::vector<float>{1.0f, inf, -inf, inf});
+  EXPECT_EQ(p, (std::vector<float>{0.0f, 0.5f, 0.0f, 0.5f}));
+  auto q = probabilities(std::vector<float>{0.0f, -inf, 0.0f});
+  EXPECT_EQ(q, (std::vector<float>{0.5f, 0.0f, 0.5f}));
 }
 
 }  // namespace fetafix::compare

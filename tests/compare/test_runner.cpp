@@ -2,6 +2,7 @@
 // carry the batch first.
 #include <gtest/gtest.h>
 
+#include "common/limits.h"
 #include "compare/runner.h"
 #include "model/builder.h"
 
@@ -84,6 +85,20 @@ TEST(BatchRunner, DifferentShapesDoNotStackAndLargeInputsRunAlone) {
   const BatchRunner runner(*session, "double", 8);
   EXPECT_EQ(runner.batch_for(224 * 224 * 3 * 4), 8u);
   EXPECT_EQ(runner.batch_for(640 * 640 * 3 * 4), 1u);
+}
+
+TEST(BatchRunner, BatchesStayUnderTheTensorLimit) {
+  auto m = double_model();
+  auto session = runtime::Session::create(m, {}, "double").value();
+  const BatchRunner runner(*session, "double", 4096);
+  const ResourceLimits saved = resource_limits();
+  ResourceLimits low = saved;
+  low.max_tensor_bytes = 1000;
+  set_resource_limits(low);
+  EXPECT_EQ(runner.batch_for(100), 10u);   // 10 samples of 100 bytes: 1000 bytes
+  EXPECT_EQ(runner.batch_for(5000), 1u);   // one sample always runs (its size is the reader's to check)
+  set_resource_limits(saved);
+  EXPECT_EQ(runner.batch_for(100), 4096u);
 }
 
 }  // namespace fetafix::compare

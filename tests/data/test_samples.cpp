@@ -10,6 +10,7 @@
 #include "data/samples.h"
 #include "support/assets.h"
 #include "support/images.h"
+#include "support/special_files.h"
 
 namespace fetafix::data {
 namespace fs = std::filesystem;
@@ -63,6 +64,53 @@ TEST(Samples, ListsEveryKindSortedAndIgnoresOtherFiles) {
   const fs::path empty = ::fetafix::testing::temp_dir("samples_empty");
   EXPECT_NE(message(list_samples(empty)).find("holds no sample"), std::string::npos);
   EXPECT_NE(message(list_samples(empty / "nope")).find("does not exist"), std::string::npos);
+}
+
+// Entries named like samples that are not regular files are listed (so they are counted, or
+// fail under --strict) and every reader refuses them at once: a FIFO never blocks a reader.
+TEST(Samples, SpecialFilesAreListedAndRefusedByEveryReader) {
+  const fs::path dir = ::fetafix::testing::temp_dir("samples_special");
+  { std::ofstream(dir / "a.npy", std::ios::binary) << encode_npy(filled(DType::kFloat32, {2})); }
+  fs::create_symlink(dir / "gone.npy", dir / "b_dangling.npy");
+  for (const char* name : {"c.npy", "d.npz", "e.wav"}) ASSERT_TRUE(::fetafix::testing::make_fifo(dir / name));
+  auto all = list_samples(dir);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), 5u);
+  auto set = SampleSet::open(dir, {});
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_TRUE(set->decode(0).ok());
+  EXPECT_NE(message(set->decode(1)).find("b_dangling.npy: dangling symbolic link"), std::string::npos);
+  for (size_t i = 2; i < 5; ++i) EXPECT_NE(message(set->decode(i)).find(": is a FIFO"), std::string::npos) << i;
+}
+
+TEST(Samples, UnreadableSubfolderIsNamed) {
+  const fs::path dir = ::fetafix::testing::temp_dir("samples_unreadable");
+  fs::create_directories(dir / "private");
+  { std::ofstream(dir / "private" / "x.npy", std::ios::binary) << encode_npy(filled(DType::kFloat32, {2})); }
+  fs::permissions(dir / "private", fs::perms::none);
+  const int code = ::fetafix::testing::run_unprivileged([&] {
+    const std::string m = message(list_samples(dir));
+    return m.find("cannot list sample folder '" + (dir / "private").string() + "'") != std::string::npos ? 0 : 1;
+  });
+  fs::permissions(dir / "private", fs::perms::owner_all);
+  EXPECT_EQ(code, 0);
+}
+
+TEST(Samples, ArraysOverTheTensorLimitAreRefusedNamingTheFlag) {
+  ResourceLimits r;
+  r.max_tensor_bytes = 1000;
+  const ArrayLimits limits = array_limits(r);
+  EXPECT_EQ(limits.max_array_bytes, 1000u);
+  EXPECT_EQ(limits.max_sample_bytes, 2000u);
+  const fs::path dir = ::fetafix::testing::temp_dir("samples_limits");
+  { std::ofstream(dir / "big.npy", std::ios::binary) << encode_npy(filled(DType::kFloat32, {1, 300})); }
+  EXPECT_NE(message(read_npy(dir / "big.npy", limits)).find("over the tensor limit of 1000 bytes (--max-tensor-bytes)"),
+            std::string::npos);
+  // Resampling is checked before it allocates: 1 s at 8 kHz to 10 MHz is 40 MB of floats.
+  const std::vector<float> second(8000, 0.1f);
+  EXPECT_NE(message(resample_audio(second, 8000, 10000000, limits)).find("10000000 samples, over the tensor limit"),
+            std::string::npos);
+  EXPECT_TRUE(resample_audio(second, 8000, 16000).ok());
 }
 
 TEST(Samples, NpzFeedsEveryInputByNameWithTheBatchDimOptional) {

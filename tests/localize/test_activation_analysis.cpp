@@ -269,19 +269,47 @@ TEST(ActivationAnalysis, SameSeedSameResultAndRepeatsDrawDifferentSimilarSamples
   for (const auto& s : d.similar_samples) EXPECT_EQ(std::set<size_t>(s.begin(), s.end()).size(), 30u);
 }
 
+// The conv3 fault analysed with every layer in one pass: what any split into passes must give.
+struct OnePass {
+  onnx::ModelProto source = small_cnn({}), target = small_cnn({.conv3_weight_scale = 1.5f});
+  Images im = make_images(80);
+  ActivationAnalysis single;
+  OnePass() {
+    auto one = test_options();
+    one.layers_per_pass = 5;
+    single = analyze(source, target, im, one);
+  }
+};
+
 TEST(ActivationAnalysis, TightMemoryBudgetSplitsPassesWithoutChangingResults) {
-  const auto source = small_cnn({});
-  const auto target = small_cnn({.conv3_weight_scale = 1.5f});
-  const Images im = make_images(80);
-  auto one = test_options();
-  one.layers_per_pass = 5;
-  const auto single = analyze(source, target, im, one);
+  const OnePass f;
+  const auto& [source, target, im, single] = f;
   EXPECT_EQ(single.passes, 1u);
   auto tight = test_options();
   tight.memory_budget_bytes = 400 * 1024;  // 80 images x 2048 elements x (4 + 128) B = 1 MiB per layer
   const auto sliced = analyze(source, target, im, tight);
   EXPECT_GE(sliced.passes, 10u);
   EXPECT_EQ(without_passes(single).dump(), without_passes(sliced).dump());
+}
+
+// One layer per pass: each pass starts from the values the previous one kept, so the passes
+// together run each model about once; without room to keep them, every pass starts at the input.
+TEST(ActivationAnalysis, PassesContinueFromKeptValuesWithoutChangingResults) {
+  const OnePass f;
+  const auto& [source, target, im, single] = f;
+  auto chained = test_options();
+  chained.layers_per_pass = 1;
+  const auto a = analyze(source, target, im, chained);
+  EXPECT_EQ(a.passes, 5u);
+  EXPECT_EQ(without_passes(single).dump(), without_passes(a).dump());
+  auto no_room = chained;
+  no_room.memory_budget_bytes = 64 * 1024;  // too small to keep an 80-image activation
+  const auto b = analyze(source, target, im, no_room);
+  EXPECT_EQ(without_passes(single).dump(), without_passes(b).dump());
+  // Up to conv5 each model has 9 nodes (5 Conv, 4 Relu): the chained passes run each once.
+  EXPECT_EQ(single.nodes_run, 18u);
+  EXPECT_EQ(a.nodes_run, 18u);
+  EXPECT_EQ(b.nodes_run, 2u * (1 + 3 + 5 + 7 + 9));  // every pass from the input
 }
 
 TEST(ActivationAnalysis, AggregationsOrderByTheirScore) {

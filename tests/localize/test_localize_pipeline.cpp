@@ -3,6 +3,7 @@
 // identical models and semantically equal rewrites must give no fault.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -217,6 +218,75 @@ TEST(LocalizePipeline, JsonAndReportCarryTheFindings) {
   EXPECT_EQ(j["findings"][0]["type"], "WB");
   EXPECT_EQ(j["findings"][0]["target_node"], "conv2");
   EXPECT_NE(format_report(*r).find("conv2 <-> conv2"), std::string::npos);
+}
+
+// --- layer-local replay and disagreement no check explains ----------------------------------
+
+TEST(LocalizePipeline, LocalReplayRanksTheFaultyLayerFirstAndOrdersItsFinding) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 2; }));  // conv3
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->replay.skipped_reason.empty()) << r->replay.skipped_reason;
+  ASSERT_FALSE(r->replay.ranked.empty());
+  EXPECT_EQ(r->replay.ranked[0].source_node, "conv3") << describe(*r);
+  EXPECT_EQ(r->replay.exceeding().size(), 1u) << describe(*r);  // nothing downstream adds error by itself
+  const Finding* f = find(*r, FaultType::kWB, "conv3");
+  ASSERT_NE(f, nullptr) << describe(*r);
+  EXPECT_EQ(f->layer_rank, 0);
+  const auto j = to_json(*r);
+  EXPECT_EQ(j["local_replay"]["layers"][0]["source_node"], "conv3");
+  EXPECT_GT(j["local_replay"]["layers"][0]["relative_l2"].get<double>(), 1e-5);
+  EXPECT_EQ(j["findings"][0]["replay_rank"], 0);
+  EXPECT_TRUE(j["findings"][0].contains("activation_rank"));
+  EXPECT_EQ(j["summary"]["unexplained_disagreement"], false);
+  const std::string report = format_report(*r);
+  EXPECT_NE(report.find("Layer ranking by local replay"), std::string::npos) << report;
+  EXPECT_NE(report.find(" 1. conv3 <-> conv3"), std::string::npos) << report;
+  EXPECT_NE(report.find("Layer ranking by activation analysis"), std::string::npos) << report;
+}
+
+TEST(LocalizePipeline, IdenticalModelsSkipReplayAndExplainNothingMissing) {
+  auto m = testing::build_cnn();
+  auto r = run(m, m);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->replay.skipped_reason, "no image disagrees");
+  EXPECT_FALSE(r->unexplained_disagreement());
+  EXPECT_NE(format_report(*r).find("No faults found."), std::string::npos);
+}
+
+// A re-initialized Target (every weight zeroed): structure pairs the layers, so the weights are
+// compared and reported; localization never ends with "No faults found" while images disagree.
+TEST(LocalizePipeline, ZeroedWeightsAreFaults) {
+  auto source = testing::build_cnn();
+  auto r = run(source, testing::with_weights_changed(source, {}, true));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->disagreeing, 0u);
+  EXPECT_GT(r->fault_count(), 0u) << describe(*r);
+  EXPECT_EQ(format_report(*r).find("No faults found."), std::string::npos) << describe(*r);
+}
+
+// One layer's weights replaced by unrelated values while the rest pair by content: that layer
+// stays unmatched, so no check compares it. The disagreement is then unexplained, and the
+// layer whose replayed region holds it (the matched layer after it) is named.
+TEST(LocalizePipeline, DisagreementNoCheckExplainsIsSaidAndNamesTheReplayLayers) {
+  auto source = testing::build_cnn();
+  auto r = run(source, testing::with_weights_changed(source, {"conv3_w"}, false));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->disagreeing, 0u);
+  EXPECT_EQ(r->fault_count(), 0u) << describe(*r);
+  ASSERT_TRUE(r->unexplained_disagreement());
+  const std::string report = format_report(*r);
+  EXPECT_EQ(report.find("No faults found."), std::string::npos) << report;
+  EXPECT_NE(report.find("Disagreement not explained by any check"), std::string::npos) << report;
+  ASSERT_FALSE(r->replay.exceeding().empty()) << report;
+  const auto& suspect = *r->replay.exceeding()[0];
+  EXPECT_NE(std::find(suspect.error.target_nodes.begin(), suspect.error.target_nodes.end(), "conv3"),
+            suspect.error.target_nodes.end()) << report;
+  EXPECT_NE(report.find(suspect.source_node + " <-> " + suspect.target_node), std::string::npos) << report;
+  const auto j = to_json(*r);
+  EXPECT_EQ(j["summary"]["unexplained_disagreement"], true);
+  EXPECT_EQ(j["summary"]["largest_replay_errors"][0]["source_node"], suspect.source_node);
 }
 
 }  // namespace fetafix::localize

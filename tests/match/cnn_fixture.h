@@ -3,6 +3,7 @@
 // true pairing is known: Source "conv3" <-> Target "<prefix>conv3".
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -228,6 +229,20 @@ CnnOptions cnn_options(F change) {
   CnnOptions o;
   change(o);
   return o;
+}
+
+// The model with every layer weight ("..._w"), or only those in `only`, changed in place: zeroed,
+// or replaced by unrelated values of the same shape (the bytes reversed scramble the floats) — a
+// re-initialized or broken Target.
+inline onnx::ModelProto with_weights_changed(onnx::ModelProto model, const std::set<std::string>& only = {},
+                                             bool zero = false) {
+  for (auto& init : *model.mutable_graph()->mutable_initializer()) {
+    if (init.name().find("_w") == std::string::npos || (!only.empty() && !only.count(init.name()))) continue;
+    std::string& raw = *init.mutable_raw_data();
+    if (zero) std::fill(raw.begin(), raw.end(), '\0');
+    else std::reverse(raw.begin(), raw.end());
+  }
+  return model;
 }
 
 }  // namespace fetafix::testing

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -162,19 +163,57 @@ TEST(MatchModels, ExtraAndMissingConvsAreReportedUnmatched) {
   EXPECT_EQ(r.unmatched_target, (std::vector<std::string>{"T_extra"}));
 }
 
-TEST(MatchModels, UnrelatedWeightsAreNotForcedIntoPairs) {
+using testing::with_weights_changed;
+
+TEST(MatchModels, UnrelatedWeightsAreNotForcedIntoPairsByContent) {
   // Same architecture, every weight different: weight content contradicts every pairing, so
-  // structure alone does not make a confident match.
-  auto target = build_cnn({.prefix = "T_", .scaled_layer = -1});
-  for (auto& init : *target.mutable_graph()->mutable_initializer()) {
-    if (init.name().find("_w") == std::string::npos) continue;
-    std::string& raw = *init.mutable_raw_data();
-    std::reverse(raw.begin(), raw.end());  // other values, same shape (reversing bytes scrambles floats)
-  }
-  const MatchResult r = run_match(build_cnn(), target);
+  // content matching makes no pair; without the structure fallback nothing is paired.
+  const auto target = with_weights_changed(build_cnn({.prefix = "T_"}));
+  MatchOptions content_only;
+  content_only.structure_fallback_below = 0;
+  const MatchResult r = run_match(build_cnn(), target, content_only);
   EXPECT_TRUE(r.pairs.empty()) << r.pairs.size() << " pairs, first: " << (r.pairs.empty() ? "" : r.pairs[0].evidence);
   EXPECT_EQ(r.unmatched_source.size(), 9u);
   EXPECT_EQ(r.unmatched_target.size(), 9u);
+  EXPECT_FALSE(r.structure_fallback);
+}
+
+TEST(MatchModels, StructureFallbackPairsAReinitializedTargetAndSaysSo) {
+  for (const bool zero : {false, true}) {
+    const auto target = with_weights_changed(build_cnn({.prefix = "T_"}), {}, zero);
+    const MatchResult r = run_match(build_cnn(), target);
+    EXPECT_TRUE(r.structure_fallback);
+    EXPECT_EQ(r.content_pairs, 0u);
+    EXPECT_EQ(r.structure_pairs, 9u);
+    ASSERT_EQ(r.pairs.size(), 9u) << (zero ? "zeroed" : "scrambled");
+    for (const auto& p : r.pairs) {
+      EXPECT_EQ(p.target_node, "T_" + p.source_node) << p.evidence;
+      EXPECT_EQ(p.method, match::MatchMethod::kStructure);
+      EXPECT_GE(p.confidence, 0.5) << p.evidence;
+      EXPECT_NE(p.evidence.find("structure"), std::string::npos) << p.evidence;
+    }
+  }
+}
+
+TEST(MatchModels, StructureFallbackKeepsContentPairsAndFillsTheGapsInOrder) {
+  // Six of nine layers re-initialized: content pairs three (fewer than half), structure the rest.
+  const auto target = with_weights_changed(build_cnn({.prefix = "T_", .extra_conv = true}),
+                                           {"T_conv1_w", "T_conv2_w", "T_conv4_w", "T_conv5_w", "T_conv6_w", "T_fc_w"});
+  const MatchResult r = run_match(build_cnn(), target);
+  EXPECT_TRUE(r.structure_fallback);
+  EXPECT_EQ(r.content_pairs, 3u);
+  ASSERT_EQ(r.pairs.size(), 9u);
+  for (const auto& p : r.pairs) {
+    EXPECT_EQ(p.target_node, "T_" + p.source_node) << p.evidence;
+    const bool changed = p.source_node != "conv3" && p.source_node != "conv7" && p.source_node != "conv8";
+    EXPECT_EQ(p.method, changed ? match::MatchMethod::kStructure : match::MatchMethod::kContent) << p.source_node;
+  }
+  EXPECT_EQ(r.unmatched_target, (std::vector<std::string>{"T_extra"}));
+  // One layer re-initialized among nine: content pairs eight, no fallback, the odd one stays unmatched.
+  const MatchResult one = run_match(build_cnn(), with_weights_changed(build_cnn({.prefix = "T_"}), {"T_conv5_w"}));
+  EXPECT_FALSE(one.structure_fallback);
+  EXPECT_EQ(one.pairs.size(), 8u);
+  EXPECT_EQ(one.unmatched_source, (std::vector<std::string>{"conv5"}));
 }
 
 TEST(MatchModels, CoreOpsAreConfigurable) {

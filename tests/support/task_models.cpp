@@ -9,6 +9,12 @@
 
 namespace fetafix::testing {
 
+data::Preset stretched_raw_preset() {
+  data::Preset p = data::preset_by_name("raw").value();
+  p.crop = data::CropPolicy::kStretch;
+  return p;
+}
+
 onnx::ModelProto detector_model(float box_scale) {
   GraphBuilder g("detector", 13);
   std::string x = g.input("image", DType::kFloat32, {-1, 3, 32, 32});

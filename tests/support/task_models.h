@@ -8,7 +8,13 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "data/preprocess.h"
+
 namespace fetafix::testing {
+
+// 0..255 floats, stretched (no crop): the test images are already the models' size, so every
+// pixel reaches the model as it was written.
+data::Preset stretched_raw_preset();
 
 // Detector head on [N,3,32,32] float (0..255): a 4x4 grid of 8x8 cells, one anchor per cell.
 // scores [N,16,3] = softmax over the cell's mean colour (class = dominant channel, R/G/B);
