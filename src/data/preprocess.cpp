@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -73,18 +74,28 @@ Result<double> parse_number(const std::string& key, const json& value) {
   return value.get<double>();
 }
 
+// scale, mean and std are stored as float: a finite double beyond float's range (1e39) would
+// become infinite there (and a preset that no longer round-trips through to_json, which fuzz_preset
+// found), so it is refused here.
+Result<float> parse_float(const std::string& key, const json& value) {
+  FETAFIX_ASSIGN_OR_RETURN(const double v, parse_number(key, value));
+  if (std::abs(v) > static_cast<double>(std::numeric_limits<float>::max()))
+    return make_error("preset key '{}' must be a number within float32 range (|x| <= 3.4e38), got {}", key,
+                      value.dump());
+  return static_cast<float>(v);
+}
+
 Result<std::array<float, 3>> parse_triple(const std::string& key, const json& value) {
   if (value.is_number()) {  // one value for all three channels
-    FETAFIX_ASSIGN_OR_RETURN(const double v, parse_number(key, value));
-    return std::array<float, 3>{static_cast<float>(v), static_cast<float>(v), static_cast<float>(v)};
+    FETAFIX_ASSIGN_OR_RETURN(const float v, parse_float(key, value));
+    return std::array<float, 3>{v, v, v};
   }
   if (!value.is_array() || value.size() != 3)
     return make_error("preset key '{}' must be a list of 3 numbers (in output channel order), got {}", key,
                       value.dump());
   std::array<float, 3> out{};
   for (int c = 0; c < 3; ++c) {
-    FETAFIX_ASSIGN_OR_RETURN(const double v, parse_number(key, value[c]));
-    out[c] = static_cast<float>(v);
+    FETAFIX_ASSIGN_OR_RETURN(out[c], parse_float(key, value[c]));
   }
   return out;
 }
@@ -269,8 +280,7 @@ Status apply_overrides(Preset& preset, const nlohmann::json& overrides) {
     } else if (key == "channels") {
       FETAFIX_ASSIGN_OR_RETURN(p.channels, parse_named(kChannelOrders, key, value));
     } else if (key == "scale") {
-      FETAFIX_ASSIGN_OR_RETURN(const double scale, parse_number(key, value));
-      p.scale = static_cast<float>(scale);
+      FETAFIX_ASSIGN_OR_RETURN(p.scale, parse_float(key, value));
     } else if (key == "mean") {
       FETAFIX_ASSIGN_OR_RETURN(p.mean, parse_triple(key, value));
     } else if (key == "std") {

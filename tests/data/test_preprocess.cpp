@@ -168,6 +168,11 @@ TEST(PresetOverrides, BadKeysAndValuesAreErrorsAndChangeNothing) {
       {{{"dtype", "float16"}}, "'dtype'"},
       {{{"antialias", 1}}, "'antialias'"},
       {{{"scale", -2}}, "scale"},
+      // Finite, but not as a float (fuzz_preset: a mean of 7.7e101 became inf and the preset no
+      // longer round-tripped through to_json).
+      {{{"mean", {0.5, 7.7e101, 0.125}}}, "'mean' must be a number within float32 range"},
+      {{{"std", 1e39}}, "'std' must be a number within float32 range"},
+      {{{"scale", 3.5e38}}, "'scale' must be a number within float32 range"},
       {json::array({1, 2}), "JSON object"},
   };
   for (const auto& c : cases) {
