@@ -147,9 +147,10 @@ TEST_F(CliTasks, LocalizeAndRepairTakeEveryTask) {
   const fs::path out = dir_ / "repaired.onnx";
   auto rep = run("repair " + pair + " --task mask -o " + shell_quoted(out));
   EXPECT_EQ(rep.exit_code, 0) << rep.err << rep.out;
-  auto after = run("compare " + shell_quoted(dir_ / "seg.onnx") + " " + shell_quoted(out) + " --data " +
-                   shell_quoted(dir_ / "seg") + " --quiet --source-preprocess raw --target-preprocess raw --task tensor");
-  EXPECT_EQ(after.exit_code, 0) << after.err << after.out;
+  EXPECT_TRUE(fs::exists(out));
+  // (Swapped red/blue class weights are also undone by feeding BGR: the repair may keep that
+  // preset instead of the weights, so the outputs are compared as tensors in the task matrix,
+  // tests/matrix/test_task_matrix.cpp, not here.)
 }
 
 }  // namespace fetafix
