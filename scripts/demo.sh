@@ -2,11 +2,17 @@
 # The main job on the bundled demo: builds fetafix, makes the demo model pair (a small CNN
 # and a "converted" copy with three planted faults), compares them on real photos from
 # Debian's mate-backgrounds package, localizes the faults and repairs the Target. Exit code
-# is the repair's (0: fully repaired).
+# is the repair's (0: fully repaired). `scripts/demo.sh ocr` runs the second demo instead
+# (scripts/demo-ocr.sh: PP-OCRv4's recognizer with a planted fault, task text).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
 bash "$root/scripts/build.sh"
+# `scripts/demo.sh ocr`: the second demo, on PaddleOCR's text recognizer (scripts/demo-ocr.sh).
+if [ "${1:-}" = ocr ]; then
+  shift
+  exec bash "$root/scripts/demo-ocr.sh" "$@"
+fi
 demo="$build/demo"
 photos=/usr/share/backgrounds/mate/nature
 # BatchNorm statistics of the demo CNN are calibrated on the same photos.

@@ -70,7 +70,7 @@ void add_compare_command(CLI::App& app, CommandRunner& runner) {
       "Run Source and Target on every sample of a folder and report where their outputs disagree: top-1 labels by\n"
       "default, or detections, masks, CTC text or raw tensors with --task (docs/cli.md).\n"
       "Exit code: 0 no sample disagrees, 1 some disagree, 2 bad usage or bad input.");
-  add_pair_options(cmd, args->pair, PairScope::kAnyModel);
+  add_pair_options(cmd, args->pair);
   cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)")
       ->check(non_empty_path());
   cmd->callback([&runner, args] { runner.action = [args] { return run_compare(*args); }; });

@@ -37,7 +37,7 @@ int run_localize(LocalizeCommandArgs& args) {
   auto& p = **pair;
   finish_localize_options(a, p);
   const auto& o = a.options;
-  auto result = localize::localize_faults(p.source_side, p.target_side, a.pair.images, o);
+  auto result = localize::localize_faults(p.source_side, p.target_side, a.pair.samples_dir(), o);
   if (!result.ok()) return fail(result.error());
   // Disagreement that no finding explains is no success either (docs/cli.md).
   const int exit_code = result->fault_count() == 0 && !result->unexplained_disagreement() ? kExitOk : kExitDifferent;
@@ -56,7 +56,7 @@ int run_localize(LocalizeCommandArgs& args) {
     in.command = "localize";
     in.source = p.source_side;
     in.target = p.target_side;
-    in.image_dir = a.pair.images;
+    in.image_dir = a.pair.samples_dir();
     in.localization = &*result;
     in.exit_code = exit_code;
     in.seconds = clock.seconds();

@@ -61,19 +61,16 @@ void add_any_model_options(CLI::App* cmd, PairArgs& a, CLI::Option* images) {
 
 }  // namespace
 
-void add_pair_options(CLI::App* cmd, PairArgs& a, PairScope scope) {
-  a.any_model = scope == PairScope::kAnyModel;
+void add_pair_options(CLI::App* cmd, PairArgs& a) {
   cmd->add_option("SOURCE", a.source_path, "Source model (.onnx)")->required();
   cmd->add_option("TARGET", a.target_path, "Target (converted) model (.onnx)")->required();
   auto* images = cmd->add_option("--images", a.images, "Folder of .jpg/.jpeg/.png images (searched recursively)");
-  if (a.any_model) add_any_model_options(cmd, a, images);
-  else images->required();
+  add_any_model_options(cmd, a, images);
   std::string kinds;
   for (const auto& k : compare::ComparatorRegistry::instance().names()) kinds += (kinds.empty() ? "" : ", ") + k;
   cmd->add_option("--task", a.task,
-                  a.any_model ? "What to compare: KIND[:key=value,...], KIND one of " + kinds +
-                                    " (docs/cli.md). Default: label, when each model has one [batch, classes] output"
-                              : "label[:top_k=K,offset=O] (this command works on class labels)");
+                  "What to compare: KIND[:key=value,...], KIND one of " + kinds +
+                      " (docs/cli.md). Default: label, when each model has one [batch, classes] output");
   cmd->add_option("--source-preprocess", a.source_preprocess,
                   "Preset for the Source: torch, tf (inception), caffe, raw, uint8, auto, or a JSON preset file. "
                   "auto = uint8 for a uint8 input, torch otherwise")
@@ -105,15 +102,11 @@ Result<std::pair<std::string, std::string>> split_input_spec(const std::string& 
   return std::pair{spec.substr(0, eq), spec.substr(eq + 1)};
 }
 
-// The task and sample options into CompareOptions; the image-classifier commands take a label
-// task on images only (localize and repair on other tasks come later).
+// The task and sample options into CompareOptions.
 Status load_task_and_samples(const PairArgs& a, compare::CompareOptions& o) {
   if (a.samples_dir().empty()) return make_error("give the samples with --data DIR (or --images DIR)");
   if (!a.task.empty()) {
     FETAFIX_ASSIGN_OR_RETURN(o.task, compare::ComparatorRegistry::instance().parse(a.task));
-    if (!a.any_model && (o.task.kind != "label" || o.task.has("output")))
-      return make_error("--task {}: this command works on class labels (label[:top_k=K,offset=O]) in this version; "
-                        "fetafix compare takes every task", a.task);
   }
   o.samples.images_only = !a.images.empty();
   o.samples.sample_rate = a.sample_rate;

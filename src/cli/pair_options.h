@@ -19,11 +19,10 @@ namespace fetafix::cli {
 
 struct PairArgs {
   std::string source_path, target_path, images;
-  std::string data;                  // --data DIR: samples of any kind (compare)
+  std::string data;                  // --data DIR: samples of any kind
   std::string task;                  // --task KIND[:key=value,...]
-  std::vector<std::string> inputs;   // --input NAME=FILE.npy, repeatable (compare)
-  int sample_rate = 0;               // --sample-rate HZ for .wav samples (compare)
-  bool any_model = false;            // the command takes every task and sample kind (compare)
+  std::vector<std::string> inputs;   // --input NAME=FILE.npy, repeatable
+  int sample_rate = 0;               // --sample-rate HZ for .wav samples
   std::string source_preprocess = "auto", target_preprocess = "auto";
   std::string source_override, target_override;
   int top_k = 5;
@@ -38,11 +37,8 @@ struct PairArgs {
   const std::string& samples_dir() const { return data.empty() ? images : data; }
 };
 
-// Which samples and tasks a command takes. localize and repair work on image classifiers in
-// this version (a label task on images); compare takes every task and sample kind.
-enum class PairScope { kImageClassifiers, kAnyModel };
-
-void add_pair_options(CLI::App* cmd, PairArgs& args, PairScope scope = PairScope::kImageClassifiers);
+// The options of every pair command (compare, localize, repair): any task, any sample kind.
+void add_pair_options(CLI::App* cmd, PairArgs& args);
 
 struct LoadedPair {
   model::Model source, target;

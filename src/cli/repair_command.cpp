@@ -26,7 +26,7 @@ namespace {
 struct RepairArgs {
   LocalizeArgs localize;
   repair::RepairOptions options;
-  std::string output, patch, validate_images, report, model_explorer;
+  std::string output, patch, validate_images, validate_data, report, model_explorer;
   bool strict_regressions = false;
   bool no_cleanup = false;
 };
@@ -40,14 +40,14 @@ Status add_report(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair
   co.progress = ProgressMode::kQuiet;
   co.comm = nullptr;  // rank 0 alone: the other ranks have finished
   if (o.log) o.log("comparing the Target before and after the repair for the report's top-k lists");
-  FETAFIX_ASSIGN_OR_RETURN(auto before, compare::compare_models(p.source_side, p.target_side, pair_args.images, co));
+  FETAFIX_ASSIGN_OR_RETURN(auto before, compare::compare_models(p.source_side, p.target_side, pair_args.samples_dir(), co));
   compare::ModelSide repaired{&r.repaired, a.output, r.patch.preprocess ? *r.patch.preprocess : p.target_side.preset};
-  FETAFIX_ASSIGN_OR_RETURN(auto after, compare::compare_models(p.source_side, repaired, pair_args.images, co));
+  FETAFIX_ASSIGN_OR_RETURN(auto after, compare::compare_models(p.source_side, repaired, pair_args.samples_dir(), co));
   report::ReportInput in;
   in.command = "repair";
   in.source = p.source_side;
   in.target = p.target_side;
-  in.image_dir = pair_args.images;
+  in.image_dir = pair_args.samples_dir();
   in.before = &before;
   in.after = &after;
   in.repair = &r;
@@ -113,6 +113,7 @@ int run_repair(RepairArgs& a) {
   PairArgs& pair_args = a.localize.pair;
   RunFiles files = pair_run_files(pair_args);
   files.sample_folder("--validate-images", a.validate_images, true);
+  files.sample_folder("--validate-data", a.validate_data, false);
   files.output("-o", a.output);
   files.output("--patch", a.patch);
   files.output("--report", a.report);
@@ -126,8 +127,9 @@ int run_repair(RepairArgs& a) {
   o.localize = a.localize.options;
   o.regression = a.strict_regressions ? repair::RegressionPolicy::kStrict : repair::RegressionPolicy::kAllowIfTotalDrops;
   if (!a.validate_images.empty()) o.validation_images = a.validate_images;
+  if (!a.validate_data.empty()) o.validation_images = a.validate_data;
   if (!pair_args.quiet) o.log = [](const std::string& line) { std::fprintf(stderr, "repair: %s\n", line.c_str()); };
-  auto result = repair::repair_target(p.source_side, p.target_side, pair_args.images, o);
+  auto result = repair::repair_target(p.source_side, p.target_side, pair_args.samples_dir(), o);
   if (!result.ok()) return fail(result.error());
   const auto& r = *result;
   const int exit_code = r.final_disagreeing == 0                      ? kExitOk
@@ -147,15 +149,20 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
   auto args = std::make_shared<RepairArgs>();
   CLI::App* cmd = app.add_subcommand(
       "repair",
-      "Localize the faults of Target and repair it greedily: an edit is kept only when label disagreement\n"
-      "with Source on the images drops. Writes the repaired model, and optionally a replayable patch.\n"
+      "Localize the faults of Target and repair it greedily: an edit is kept only when disagreement with\n"
+      "Source on the samples drops (the task's comparator decides, --task).\n"
+      "Writes the repaired model, and optionally a replayable patch.\n"
       "Exit code: 0 fully repaired, 1 improved but not to 0, 3 no improvement, 2 bad usage or bad input.");
   add_localize_options(cmd, args->localize);
   cmd->add_option("-o,--output", args->output, "Repaired model (.onnx); never one of the inputs")
       ->required()->check(non_empty_path());
   cmd->add_option("--patch", args->patch, "Also write the kept edits as a patch (JSON)")->check(non_empty_path());
-  cmd->add_option("--validate-images", args->validate_images,
-                  "Independent images: disagreement before and after, and images that newly disagree");
+  auto* validate_images = cmd->add_option("--validate-images", args->validate_images,
+                                          "Independent images: disagreement before and after, and images that "
+                                          "newly disagree");
+  cmd->add_option("--validate-data", args->validate_data,
+                  "Independent samples of any kind (as --data): disagreement before and after")
+      ->excludes(validate_images);
   cmd->add_option("--report", args->report,
                   "Also write a self-contained HTML report here (docs/report.md); compares the Target and the "
                   "repaired model on the images for its top-k lists")
@@ -172,7 +179,7 @@ void add_repair_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--max-rounds", args->options.max_rounds, "Localize-and-repair rounds")
       ->capture_default_str()->check(CLI::Range(1, 100));
   cmd->add_flag("--allow-equal", args->options.allow_equal,
-                "Also keep edits that leave disagreement equal but bring the probabilities closer");
+                "Also keep edits that leave disagreement equal but bring the outputs closer");
   cmd->add_flag("--strict-regressions", args->strict_regressions,
                 "Reject an edit that makes any agreeing image disagree, even if the total drops");
   cmd->add_flag("--no-cleanup", args->no_cleanup,

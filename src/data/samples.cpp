@@ -124,6 +124,21 @@ Status SampleSet::add_constant(const std::string& name, Tensor value) {
   return {};
 }
 
+SampleSet SampleSet::subset(const std::vector<size_t>& indices) const {
+  SampleSet set;
+  set.dir_ = dir_;
+  set.options_ = options_;
+  set.constants_ = constants_;
+  std::shared_ptr<std::vector<DecodedSample>> held;
+  if (held_) held = std::make_shared<std::vector<DecodedSample>>();
+  for (size_t i : indices) {
+    set.files_.push_back(files_.at(i));
+    if (held) held->push_back(held_->at(i));
+  }
+  set.held_ = std::move(held);
+  return set;
+}
+
 bool SampleSet::has(SampleKind kind) const {
   return std::any_of(files_.begin(), files_.end(), [&](const SampleFile& f) { return f.kind == kind; });
 }

@@ -97,6 +97,10 @@ class SampleSet {
 
   Result<DecodedSample> decode(size_t index) const;
 
+  // The samples at `indices` (ascending, each < size()), with the same constants and options:
+  // what a check runs on a seeded sample of the set.
+  SampleSet subset(const std::vector<size_t>& indices) const;
+
  private:
   std::filesystem::path dir_;
   std::vector<SampleFile> files_;

@@ -173,13 +173,41 @@ struct Probe {
   int64_t batch = 0;
 };
 
-Result<Probe> probe_model(const onnx::ModelProto& model, const Tensor& inputs, const Rows& rows,
+// A model's inputs by graph input name: the i-th real (non-initializer) input is inputs[i].
+using GraphInputs = std::map<std::string, const Tensor*>;
+
+Result<GraphInputs> name_inputs(const onnx::ModelProto& model, const std::vector<const Tensor*>& inputs,
+                                const char* label) {
+  std::unordered_set<std::string> initializers;
+  for (const auto& t : model.graph().initializer()) initializers.insert(t.name());
+  GraphInputs named;
+  size_t declared = 0;
+  for (const auto& in : model.graph().input()) {
+    if (initializers.count(in.name())) continue;
+    if (declared < inputs.size()) named[in.name()] = inputs[declared];
+    ++declared;
+  }
+  if (declared != inputs.size())
+    return make_error("activation analysis: {} inputs given for the {} model's {} inputs", inputs.size(), label,
+                      declared);
+  return named;
+}
+
+// The session's graph inputs for rows `rows` (a kept value is found by the caller first).
+std::vector<Tensor> gather_inputs(const runtime::Session& session, const GraphInputs& inputs,
+                                  std::span<const size_t> rows, int64_t fixed_batch) {
+  std::vector<Tensor> feeds;
+  for (const auto& in : session.inputs())
+    if (auto it = inputs.find(in.name); it != inputs.end()) feeds.push_back(gather_rows(*it->second, rows, fixed_batch));
+  return feeds;
+}
+
+Result<Probe> probe_model(const onnx::ModelProto& model, const GraphInputs& inputs, const Rows& rows,
                           const std::vector<std::string>& layer_values, int threads, const char* label) {
   const std::vector<size_t> first(rows.images.begin(), rows.images.begin() + std::min<size_t>(2, rows.size()));
   const int64_t fixed_batch = model_fixed_batch(model);
-  const Tensor batch = gather_rows(inputs, first, fixed_batch);
   Probe p;
-  p.batch = batch.shape[0];
+  p.batch = gather_rows(*inputs.begin()->second, first, fixed_batch).shape[0];
   runtime::SessionOptions so;
   so.threads = threads;
   if (fixed_batch == 0) {
@@ -197,7 +225,7 @@ Result<Probe> probe_model(const onnx::ModelProto& model, const Tensor& inputs, c
   so.capture_all = false;
   so.capture = layer_values;
   FETAFIX_ASSIGN_OR_RETURN(auto session, runtime::Session::create(model_computing(model, layer_values), so, label));
-  FETAFIX_ASSIGN_OR_RETURN(auto outputs, session->run({batch}));
+  FETAFIX_ASSIGN_OR_RETURN(auto outputs, session->run(gather_inputs(*session, inputs, first, fixed_batch)));
   for (size_t i = 0; i < outputs.size(); ++i)
     p.values[session->outputs()[i].name] = runtime::ValueInfo{session->outputs()[i].name, outputs[i].dtype,
                                                               outputs[i].shape};
@@ -242,7 +270,7 @@ struct BatchValue {
 
 class SideRunner {
  public:
-  SideRunner(const onnx::ModelProto& model, const Tensor& inputs, const Rows& rows, const Probe& probe,
+  SideRunner(const onnx::ModelProto& model, const GraphInputs& inputs, const Rows& rows, const Probe& probe,
              std::vector<SegmentPlan> plans, int threads, const char* label)
       : model_(model), inputs_(inputs), rows_(rows), probe_(probe), plans_(std::move(plans)), threads_(threads),
         label_(label), fixed_batch_(model_fixed_batch(model)) {}
@@ -277,8 +305,12 @@ class SideRunner {
     std::vector<Tensor> feeds;
     for (const auto& in : session_->inputs()) {
       auto kept = cache_.find(in.name);
+      auto fed = inputs_.find(in.name);
+      if (kept == cache_.end() && fed == inputs_.end())
+        return make_error("activation analysis: {}: the segment reads '{}', neither a graph input nor a kept value",
+                          label_, in.name);
       feeds.push_back(kept != cache_.end() ? gather_rows(kept->second, cache_rows, fixed_batch_)
-                                           : gather_rows(inputs_, images, fixed_batch_));
+                                           : gather_rows(*fed->second, images, fixed_batch_));
     }
     FETAFIX_TRY_STATUS(session_->run_into(feeds, outputs_));  // batch after batch in the same buffers
     for (auto& [name, tensor] : fresh_) {
@@ -312,7 +344,7 @@ class SideRunner {
 
  private:
   const onnx::ModelProto& model_;
-  const Tensor& inputs_;
+  const GraphInputs& inputs_;
   const Rows& rows_;
   const Probe& probe_;
   std::vector<SegmentPlan> plans_;
@@ -604,16 +636,23 @@ Status check_options(const ActivationAnalysisOptions& o) {
   return Status::Ok();
 }
 
-Status check_inputs(const Tensor& source_inputs, const Tensor& target_inputs, size_t n_images) {
-  for (const auto* side : {&source_inputs, &target_inputs}) {
-    const char* which = side == &source_inputs ? "Source" : "Target";
-    if (side->shape.empty() || side->shape[0] != static_cast<int64_t>(n_images))
-      return make_error("activation analysis: {} inputs are {} but {} agreement flags were given", which,
-                        shape_to_string(side->shape), n_images);
-    if (side->bytes.size() != static_cast<size_t>(side->numel()) * dtype_size(side->dtype))
-      return make_error("activation analysis: {} inputs hold {} bytes, not what {} of {} needs", which,
-                        side->bytes.size(), shape_to_string(side->shape), dtype_name(side->dtype));
-  }
+Status check_side_input(const Tensor& side, const char* which, size_t n_images) {
+  if (side.shape.empty() || side.shape[0] != static_cast<int64_t>(n_images))
+    return make_error("activation analysis: {} inputs are {} but {} agreement flags were given", which,
+                      shape_to_string(side.shape), n_images);
+  if (side.bytes.size() != static_cast<size_t>(side.numel()) * dtype_size(side.dtype))
+    return make_error("activation analysis: {} inputs hold {} bytes, not what {} of {} needs", which,
+                      side.bytes.size(), shape_to_string(side.shape), dtype_name(side.dtype));
+  return {};
+}
+
+Status check_inputs(const std::vector<const Tensor*>& source_inputs, const std::vector<const Tensor*>& target_inputs,
+                    size_t n_images) {
+  if (source_inputs.empty() || target_inputs.empty()) return make_error("activation analysis: no inputs given");
+  for (const Tensor* side : source_inputs)
+    FETAFIX_TRY_STATUS(check_side_input(*side, "Source", n_images));
+  for (const Tensor* side : target_inputs)
+    FETAFIX_TRY_STATUS(check_side_input(*side, "Target", n_images));
   return {};
 }
 
@@ -657,6 +696,12 @@ size_t pass_batch(const std::vector<Unit>& pass, const std::vector<Layer>& layer
   return std::clamp<size_t>(kBatchValueBytes / largest, 1, batch_size);
 }
 
+Result<ActivationAnalysis> analyze_activations(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                               const std::vector<match::NodeMatch>& pairs,
+                                               const std::vector<const Tensor*>& source_list,
+                                               const std::vector<const Tensor*>& target_list,
+                                               const std::vector<bool>& agree, const ActivationAnalysisOptions& options);
+
 }  // namespace
 
 Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& source, const onnx::ModelProto& target,
@@ -664,8 +709,32 @@ Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& sou
                                                      const Tensor& source_inputs, const Tensor& target_inputs,
                                                      const std::vector<bool>& agree,
                                                      const ActivationAnalysisOptions& options) {
+  return analyze_activations(source, target, pairs, {&source_inputs}, {&target_inputs}, agree, options);
+}
+
+Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                                     const std::vector<match::NodeMatch>& pairs,
+                                                     const std::vector<Tensor>& source_inputs,
+                                                     const std::vector<Tensor>& target_inputs,
+                                                     const std::vector<bool>& agree,
+                                                     const ActivationAnalysisOptions& options) {
+  std::vector<const Tensor*> s, t;
+  for (const auto& in : source_inputs) s.push_back(&in);
+  for (const auto& in : target_inputs) t.push_back(&in);
+  return analyze_activations(source, target, pairs, s, t, agree, options);
+}
+
+namespace {
+
+Result<ActivationAnalysis> analyze_activations(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                               const std::vector<match::NodeMatch>& pairs,
+                                               const std::vector<const Tensor*>& source_list,
+                                               const std::vector<const Tensor*>& target_list,
+                                               const std::vector<bool>& agree, const ActivationAnalysisOptions& options) {
   FETAFIX_TRY_STATUS(check_options(options));
-  FETAFIX_TRY_STATUS(check_inputs(source_inputs, target_inputs, agree.size()));
+  FETAFIX_TRY_STATUS(check_inputs(source_list, target_list, agree.size()));
+  FETAFIX_ASSIGN_OR_RETURN(const GraphInputs source_inputs, name_inputs(source, source_list, "Source"));
+  FETAFIX_ASSIGN_OR_RETURN(const GraphInputs target_inputs, name_inputs(target, target_list, "Target"));
   std::vector<LayerScore> scores;
   FETAFIX_ASSIGN_OR_RETURN(auto layers, collect_layers(source, target, pairs, options.repeats, scores));
   ActivationAnalysis result;
@@ -746,6 +815,8 @@ Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& sou
   result.ranked = std::move(scores);
   return result;
 }
+
+}  // namespace
 
 std::string aggregation_name(Aggregation aggregation) {
   switch (aggregation) {

@@ -97,6 +97,15 @@ Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& sou
                                                      const Tensor& source_inputs, const Tensor& target_inputs,
                                                      const std::vector<bool>& agree,
                                                      const ActivationAnalysisOptions& options = {});
+// The same for models with several inputs (any sample data, issue 11): one [N, ...] tensor per
+// model input, in the order of the graph's inputs that are not initializers, row i of each from
+// sample i.
+Result<ActivationAnalysis> analyze_layer_activations(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                                     const std::vector<match::NodeMatch>& pairs,
+                                                     const std::vector<Tensor>& source_inputs,
+                                                     const std::vector<Tensor>& target_inputs,
+                                                     const std::vector<bool>& agree,
+                                                     const ActivationAnalysisOptions& options = {});
 
 nlohmann::json to_json(const ActivationAnalysis& analysis);
 std::string aggregation_name(ActivationAnalysisOptions::Aggregation aggregation);

@@ -80,7 +80,8 @@ struct PresetTrial {
   std::string same_as;         // an earlier trial with identical preprocessing whose numbers were reused
   size_t disagreeing = 0;
   double disagreement = 0;     // share of compared images whose top-1 differs from the Source's
-  double top_k_agreement = 0;  // mean |top-k(S) ∩ top-k(T)| / k
+  double top_k_agreement = 0;  // mean |top-k(S) ∩ top-k(T)| / k (label tasks)
+  std::optional<double> distance;  // other tasks: the comparator's mean distance (ties between presets)
   data::Preset bound;          // the preset as bound to the Target's input (when measured)
 };
 

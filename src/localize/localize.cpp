@@ -11,6 +11,7 @@
 #include <tbb/parallel_for.h>
 
 #include "localize/checks/check.h"
+#include "localize/sample_feeds.h"
 #include "model/builder.h"
 #include "runtime/session.h"  // Rng: the seeded sampler every run reproduces
 
@@ -37,26 +38,6 @@ class PhaseTimer {
   std::vector<PhaseTime>& out_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
-
-// Preprocesses the chosen images for one side into a [n, ...] tensor.
-Result<Tensor> preprocess_images(const std::vector<fs::path>& files, const std::vector<size_t>& chosen,
-                                 const data::Preset& preset) {
-  const bool nchw = preset.layout == data::Layout::kNCHW;
-  std::vector<int64_t> shape{static_cast<int64_t>(chosen.size())};
-  if (nchw) shape.insert(shape.end(), {3, preset.height, preset.width});
-  else shape.insert(shape.end(), {preset.height, preset.width, 3});
-  Tensor t(preset.dtype, shape);
-  const size_t image_bytes = chosen.empty() ? 0 : t.bytes.size() / chosen.size();
-  std::vector<std::string> errors(chosen.size());
-  tbb::parallel_for(size_t{0}, chosen.size(), [&](size_t j) {
-    auto image = data::decode_image(files[chosen[j]]);
-    if (!image.ok()) { errors[j] = image.error().message; return; }
-    data::preprocess_into(*image, preset, t.bytes.data() + j * image_bytes);
-  });
-  for (const auto& e : errors)
-    if (!e.empty()) return make_error("{}", e);
-  return t;
-}
 
 int type_order(FaultType t) { return static_cast<int>(t); }
 
@@ -114,11 +95,13 @@ LayerCheckOptions layer_check_options(const compare::ModelSide& source, const co
                                       std::vector<std::string>& notes) {
   LayerCheckOptions lo = options.layer_checks;
   if (!lo.source_shapes.empty() && !lo.target_shapes.empty()) return lo;
-  auto src_one = preprocess_images(view.files, {first_ok}, view.source_preset);
-  auto tgt_one = preprocess_images(view.files, {first_ok}, view.target_preset);
-  if (!src_one.ok() || !tgt_one.ok()) return lo;
-  auto s = runtime::observe_value_shapes(*source.model, {*src_one}, options.compare.threads, source.label);
-  auto t = runtime::observe_value_shapes(*target.model, {*tgt_one}, options.compare.threads, target.label);
+  auto one = feed_samples(source, target, view, {first_ok});
+  if (!one.ok()) {
+    notes.push_back("value shapes unavailable: " + one.error().message);
+    return lo;
+  }
+  auto s = runtime::observe_value_shapes(*source.model, one->source, options.compare.threads, source.label);
+  auto t = runtime::observe_value_shapes(*target.model, one->target, options.compare.threads, target.label);
   if (s.ok() && t.ok()) {
     for (const auto& [name, info] : *s) lo.source_shapes[name] = info.shape;
     for (const auto& [name, info] : *t) lo.target_shapes[name] = info.shape;
@@ -138,13 +121,18 @@ LocalReplay replay_layers(const compare::ModelSide& source, const compare::Model
   else if (dissimilar.empty()) replay.skipped_reason = "no image disagrees";
   else if (r.matching.pairs.empty()) replay.skipped_reason = "no core layer was matched";
   if (!replay.skipped_reason.empty()) return replay;
+  if (declared_inputs(*source.model).size() != 1 || declared_inputs(*target.model).size() != 1) {
+    replay.skipped_reason = "it feeds models with one input; these have several";
+    r.notes.push_back("local replay skipped: " + replay.skipped_reason);
+    return replay;
+  }
   const auto chosen = seeded_subset(dissimilar, options.replay_images, options.activation.seed + 2);
-  auto src_in = preprocess_images(view.files, chosen, view.source_preset);
-  auto tgt_in = src_in.ok() ? preprocess_images(view.files, chosen, view.target_preset) : src_in;
+  auto in = feed_samples(source, target, view, chosen);
   ReplayOptions ro = options.replay;
   if (ro.threads == 0) ro.threads = options.compare.threads;
-  auto run = tgt_in.ok() ? replay_matched_layers(*source.model, *target.model, r.matching.pairs, *src_in, *tgt_in, ro)
-                         : Result<LocalReplay>(tgt_in.error());
+  auto run = in.ok() ? replay_matched_layers(*source.model, *target.model, r.matching.pairs, in->source.at(0),
+                                             in->target.at(0), ro)
+                     : Result<LocalReplay>(in.error());
   if (run.ok()) return std::move(run).value();
   replay.skipped_reason = "failed: " + run.error().message;
   r.notes.push_back("local replay " + replay.skipped_reason);
@@ -156,14 +144,15 @@ LocalReplay replay_layers(const compare::ModelSide& source, const compare::Model
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
                                        const fs::path& image_dir, const LocalizeOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  FETAFIX_ASSIGN_OR_RETURN(auto detection, compare::compare_models(source, target, image_dir, options.compare));
-  const double detection_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   DetectionView view;
   view.image_dir = image_dir;
-  FETAFIX_ASSIGN_OR_RETURN(view.files, data::list_images(image_dir));
+  FETAFIX_ASSIGN_OR_RETURN(view.samples, data::SampleSet::open(image_dir, options.compare.samples));
+  FETAFIX_ASSIGN_OR_RETURN(auto detection, compare::compare_models(source, target, view.samples, options.compare));
+  const double detection_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto& f : view.samples.files()) view.files.push_back(f.path);
   if (view.files.size() != detection.records.size())
-    return make_error("{}: the folder changed during the run ({} images, then {})", image_dir.string(),
-                      detection.records.size(), view.files.size());
+    return make_error("{}: {} samples listed but {} compared", image_dir.string(), view.files.size(),
+                      detection.records.size());
   for (const auto& rec : detection.records) {
     view.usable.push_back(rec.error.empty());
     view.agree.push_back(rec.agree);
@@ -199,9 +188,12 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   // One decoded photo for the checks that run the models.
   size_t first_ok = 0;
   while (first_ok < files.size() && !view.usable[first_ok]) ++first_ok;
-  if (first_ok == files.size()) return make_error("no image could be decoded");
-  FETAFIX_ASSIGN_OR_RETURN(const auto sample_image, data::decode_image(files[first_ok]));
-  context.sample_image = &sample_image;
+  if (first_ok == files.size()) return make_error("no sample could be decoded");
+  std::optional<data::Image> sample_image;
+  if (single_image_input(view, *source.model, *target.model)) {
+    FETAFIX_ASSIGN_OR_RETURN(sample_image, data::decode_image(files[first_ok]));
+    context.sample_image = &*sample_image;
+  }
   FETAFIX_TRY_STATUS(run_checks(CheckStage::kStructure, context, findings));
   timer.mark("structure check");
 
@@ -216,11 +208,10 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   std::vector<size_t> probes;
   for (size_t i = 0; i < files.size() && probes.size() < options.probe_images; ++i)
     if (view.usable[i]) probes.push_back(i);
-  FETAFIX_ASSIGN_OR_RETURN(auto src_probe, preprocess_images(files, probes, view.source_preset));
-  FETAFIX_ASSIGN_OR_RETURN(auto tgt_probe, preprocess_images(files, probes, view.target_preset));
+  FETAFIX_ASSIGN_OR_RETURN(auto probe, feed_samples(source, target, view, probes));
   EquivalenceOptions eo = options.equivalence;
   if (options.compare.threads > 0) eo.threads = options.compare.threads;
-  FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, {src_probe}, {tgt_probe}, eo));
+  FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, probe.source, probe.target, eo));
   for (auto& f : layer_findings) findings.push_back(std::move(f));
   timer.mark("equivalence filter");
 
@@ -237,7 +228,6 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
 Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& target, const DetectionView& view,
                    const LocalizeOptions& options, LocalizeResult& r) {
   PhaseTimer timer(r.timings);
-  const auto& files = view.files;
   const auto [similar, dissimilar] = split_by_agreement(view);
   // Activation analysis on a bounded, seeded subset: every dissimilar image up to the
   // option's count, and enough similar ones for every repeat to draw a fresh sample.
@@ -252,12 +242,15 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
   for (size_t i : chosen) agree.push_back(view.agree[i]);
   r.activation = {};
   if (!chosen_dissimilar.empty() && chosen_similar.size() >= 2 && !r.matching.pairs.empty()) {
-    FETAFIX_ASSIGN_OR_RETURN(auto src_in, preprocess_images(files, chosen, view.source_preset));
-    FETAFIX_ASSIGN_OR_RETURN(auto tgt_in, preprocess_images(files, chosen, view.target_preset));
+    FETAFIX_ASSIGN_OR_RETURN(auto in, feed_samples(source, target, view, chosen));
     ActivationAnalysisOptions ao2 = ao;
     if (ao2.threads == 0) ao2.threads = options.compare.threads;
-    FETAFIX_ASSIGN_OR_RETURN(r.activation, analyze_layer_activations(*source.model, *target.model, r.matching.pairs,
-                                                                     src_in, tgt_in, agree, ao2));
+    auto analysis = analyze_layer_activations(*source.model, *target.model, r.matching.pairs, in.source, in.target,
+                                              agree, ao2);
+    if (!analysis.ok() && single_image_input(view, *source.model, *target.model)) return analysis.error();
+    if (analysis.ok()) r.activation = std::move(analysis).value();
+    else r.activation.skipped_reason = "failed: " + analysis.error().message;
+    if (!analysis.ok()) r.notes.push_back("activation analysis " + r.activation.skipped_reason);
     if (r.activation.timed_out) r.notes.push_back("activation analysis stopped: " + r.activation.skipped_reason);
   } else {
     r.activation.skipped_reason = dissimilar.empty() ? "no image disagrees"
@@ -379,7 +372,8 @@ nlohmann::json to_json(const LocalizeResult& r) {
     if (t.measured) {
       j["disagreement"] = t.disagreement;
       j["disagreeing"] = t.disagreeing;
-      j["top_k_agreement"] = t.top_k_agreement;
+      if (t.distance) j["distance"] = *t.distance;  // tasks other than label
+      else j["top_k_agreement"] = t.top_k_agreement;
     } else {
       j["skipped_reason"] = t.skipped_reason;
     }
@@ -420,8 +414,12 @@ std::string format_report(const LocalizeResult& r, size_t max_ranked_listed) {
   const auto& s = r.detection.summary;
   out += fmt::format("Source: {}  (preprocess {})\n", r.source_label, r.detection.source_preset.name);
   out += fmt::format("Target: {}  (preprocess {})\n", r.target_label, r.detection.target_preset.name);
-  out += fmt::format("Label discrepancy on {} images: {:.2f}% ({} disagree)\n", s.images_compared,
-                     100 * s.discrepancy, s.disagreeing);
+  if (s.task.empty() || s.task == "label")
+    out += fmt::format("Label discrepancy on {} images: {:.2f}% ({} disagree)\n", s.images_compared,
+                       100 * s.discrepancy, s.disagreeing);
+  else
+    out += fmt::format("Disagreement ({}) on {} samples: {:.2f}% ({} disagree)\n", s.task, s.images_compared,
+                       100 * s.discrepancy, s.disagreeing);
   out += fmt::format("Core layers matched: {} pairs ({} Source, {} Target core nodes; {} + {} unmatched)\n",
                      r.matching.pairs.size(), r.matching.source_core, r.matching.target_core,
                      r.matching.unmatched_source.size(), r.matching.unmatched_target.size());

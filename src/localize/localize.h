@@ -39,15 +39,17 @@ struct LocalizeOptions {
   double preprocessing_min_gain = kDefaultPresetMinGain;  // see preprocessing_findings
 };
 
-// What the detection run told localization: which images agree, with the presets bound to
+// What the detection run told localization: which samples agree, with the presets bound to
 // each model's input. localize_faults gets it from compare_models; repair gets it from its
-// evaluator, so the images are not run through both models again.
+// evaluator, so the samples are not run through both models again. Samples of any kind (images,
+// .npz, .npy, .wav; data/samples.h): every model run of localization feeds them as compare does.
 struct DetectionView {
-  std::filesystem::path image_dir;
-  std::vector<std::filesystem::path> files;    // the image folder's files, sorted
+  std::filesystem::path image_dir;             // the sample folder
+  data::SampleSet samples;                     // the samples, with the constant inputs
+  std::vector<std::filesystem::path> files;    // samples.files()' paths, sorted
   std::vector<bool> usable;                    // decoded and compared
-  std::vector<bool> agree;                     // top-1 equal (where usable)
-  data::Preset source_preset, target_preset;   // bound to the models' inputs
+  std::vector<bool> agree;                     // the task's comparator says they agree (where usable)
+  data::Preset source_preset, target_preset;   // bound to the models' image inputs (when the samples are images)
 };
 
 // The data-driven stages; the static checks (ID, TSS, matching, WB, LH, CG, equivalence on a

@@ -236,6 +236,7 @@ Status Loop::finish_round(Clock::time_point t1) {
 localize::DetectionView Loop::detection_view() const {
   localize::DetectionView v;
   v.image_dir = images_;
+  v.samples = eval_.samples();
   v.files = eval_.files();
   v.usable.assign(v.files.size(), true);
   v.agree = acceptance_.current().agree;

@@ -21,12 +21,14 @@ constexpr int64_t kSide = 16;
 struct CnnVariant {
   float conv3_weight_scale = 1.0f;  // != 1: the planted fault
   bool conv2_exposed_nhwc = false;  // Target-style: a Transpose to NHWC after conv2 (and back)
+  bool gain_input = false;          // a second input g [N,3,16,16], multiplied into x first
 };
 
 // x[N,3,16,16] -> 5 x (Conv 3x3 pad 1 [+ Relu]) -> GlobalAveragePool -> Flatten -> [N,4].
 onnx::ModelProto small_cnn(const CnnVariant& v) {
   GraphBuilder b("cnn");
   std::string h = b.input("x", DType::kFloat32, {-1, 3, kSide, kSide});
+  if (v.gain_input) h = b.node("Mul", "gain", {h, b.input("g", DType::kFloat32, {-1, 3, kSide, kSide})});
   int64_t in_channels = 3;
   for (int i = 1; i <= 5; ++i) {
     const int64_t out_channels = i == 5 ? 4 : 8;
@@ -361,6 +363,29 @@ TEST(ActivationAnalysis, BadArgumentsAreErrorsThatNameTheProblem) {
   r = analyze_layer_activations(model, model, identity_pairs(), im.inputs, im.inputs, im.agree, o);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("alpha"), std::string::npos);
+}
+
+// Several inputs (any sample data, issue 11): each is fed row by row from its own tensor. A
+// second input of ones changes nothing, so the ranking is the one-input ranking.
+TEST(ActivationAnalysis, SeveralInputsAreFedByName) {
+  const Images im = make_images(24);
+  const auto one = analyze(small_cnn({}), small_cnn({.conv3_weight_scale = 3.0f}), im, test_options());
+  const CnnVariant two_s{.gain_input = true}, two_t{.conv3_weight_scale = 3.0f, .gain_input = true};
+  Tensor ones(DType::kFloat32, im.inputs.shape);
+  std::fill(ones.span<float>().begin(), ones.span<float>().end(), 1.0f);
+  const std::vector<Tensor> inputs{im.inputs, ones};
+  auto two = analyze_layer_activations(small_cnn(two_s), small_cnn(two_t), identity_pairs(), inputs, inputs, im.agree,
+                                       test_options());
+  ASSERT_TRUE(two.ok()) << two.error().message;
+  ASSERT_FALSE(one.ranked.empty());
+  ASSERT_EQ(two->ranked.size(), one.ranked.size());
+  for (size_t i = 0; i < one.ranked.size(); ++i) {
+    EXPECT_EQ(two->ranked[i].source_node, one.ranked[i].source_node);
+    EXPECT_EQ(two->ranked[i].problematic_fraction, one.ranked[i].problematic_fraction);
+  }
+  auto missing = analyze_layer_activations(small_cnn(two_s), small_cnn(two_t), identity_pairs(), {im.inputs},
+                                           {im.inputs}, im.agree, test_options());
+  EXPECT_FALSE(missing.ok());
 }
 
 }  // namespace

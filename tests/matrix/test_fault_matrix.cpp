@@ -21,6 +21,7 @@
 #include "inject/normalising_model.h"
 #include "localize/localize.h"
 #include "match/cnn_fixture.h"
+#include "matrix/matrix_support.h"
 #include "model/model.h"
 #include "repair/driver.h"
 #include "repair/patch.h"
@@ -103,43 +104,17 @@ onnx::ModelProto fixture(Fixture f) {
 }
 
 inject::InjectionResult plant(const onnx::ModelProto& source, const Row& row) {
-  std::vector<inject::FaultSpec> specs;
-  for (const auto& text : row.specs) {
-    auto spec = inject::parse_fault_spec(text);
-    EXPECT_TRUE(spec.ok()) << text << ": " << spec.error().message;
-    if (spec.ok()) specs.push_back(*spec);
-  }
-  auto injected = inject::inject(source, specs);
-  EXPECT_TRUE(injected.ok()) << row.name << ": " << injected.error().message;
-  return injected.ok() ? std::move(injected).value() : inject::InjectionResult{source, {}};
+  return testing::plant_specs(source, row.specs, row.name);
 }
 
 // The Target nodes a finding may name for this row.
 std::set<std::string> expected_nodes(const Row& row, const nlohmann::json& truth) {
   if (row.node != kTruth) return {row.node};
-  std::set<std::string> nodes;
-  for (const auto& injection : truth["injections"])
-    for (const auto& n : injection["nodes"]) nodes.insert(n.get<std::string>());
-  return nodes;
+  return testing::truth_nodes(truth);
 }
 
-std::string findings_of(const localize::LocalizeResult& loc) {
-  std::string out;
-  for (const auto& f : loc.findings)
-    out += fmt::format("  {} {} <-> {}: {} [{}]\n", localize::fault_type_name(f.type()), f.source_node, f.target_node,
-                       f.summary, localize::equivalence_name(f.equivalence));
-  for (const auto& t : loc.preprocessing.trials)
-    out += fmt::format("  preset {} ({}): {} disagreeing{}\n", t.preset, t.role, t.disagreeing,
-                       t.measured ? "" : " (skipped: " + t.skipped_reason + ")");
-  for (const auto& note : loc.notes) out += "  note: " + note + "\n";
-  return out;
-}
-
-std::string steps_of(const repair::RepairResult& r) {
-  std::string out = repair::format_report(r);
-  for (const auto& s : r.steps) out += "  step: " + s.type_label() + " " + s.description + " -> " + s.reason + "\n";
-  return out;
-}
+using testing::findings_of;
+using testing::steps_of;
 
 class FaultMatrix : public ::testing::TestWithParam<Row> {};
 

@@ -37,6 +37,21 @@ onnx::ModelProto gru_model(float weight_scale = 1.0f);
 // Target's frames before the DFT (a preprocessing-like fault that shifts the log spectrum).
 onnx::ModelProto audio_model(float frame_gain = 1.0f);
 
+// Conv nets with a task head, for localize and repair on any task (issue 11): the faults
+// `fetafix inject` plants (LH pads/epsilon/clip, WB quantization, ...) have layers to act on.
+// Backbone: Conv 3x3 (pads 1) -> BatchNormalization (small variances) -> Clip(0, 6) -> Conv 3x3
+// (pads 1) -> Relu; seeded weights; input raw 0..255 floats (stretched_raw_preset()).
+// image [N,3,16,16] -> logits [N,3,16,16] (task mask).
+onnx::ModelProto conv_segmenter_model();
+// image [N,3,16,16] -> a 4x4 grid of cells (Conv 4x4, stride 4): boxes [N,16,4] (xyxy, pixels:
+// the cell's centre +- 1..3) and scores [N,16,3] (softmax) (task boxes).
+onnx::ModelProto conv_detector_model();
+// image [N,3,8,32] -> probs [N,32,5]: per column a softmax over 5 symbols, 0 the CTC blank (task
+// text:blank=0).
+onnx::ModelProto conv_recognizer_model();
+// Images of `width` x `height` made of 4x4 blocks of seeded random colours, 00.png, 01.png, ...
+void write_block_images(const std::filesystem::path& dir, int width, int height, int count, uint64_t seed);
+
 // Two-colour images for the segmenter and the detector: the left `split` columns one colour,
 // the rest another; written as PNGs into `dir`, named 00.png, 01.png, ...
 struct TwoTone {

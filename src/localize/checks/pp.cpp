@@ -10,7 +10,9 @@
 
 #include "compare/labels.h"
 #include "localize/checks/check.h"
+#include "compare/evaluator.h"
 #include "localize/input_checks.h"
+#include "localize/sample_feeds.h"
 #include "runtime/session.h"
 
 namespace fetafix::localize {
@@ -86,6 +88,132 @@ Result<std::vector<compare::TopK>> infer_top_k(const runtime::Session& session, 
   return result;
 }
 
+// The trials of the PP check, planned on the Target's image input: its own preset, the Source's,
+// then the standard ones; a trial whose bound preprocessing equals an earlier one's is measured
+// by it (measured_by[t]).
+struct TrialPlan {
+  PreprocessingReport report;
+  std::vector<size_t> measured_by;
+};
+
+void add_trial(TrialPlan& plan, const data::InputSlot& in, data::Preset preset, const std::string& role) {
+  PreprocessingReport& report = plan.report;
+  plan.measured_by.push_back(report.trials.size());
+  PresetTrial t;
+  t.preset = preset.name;
+  t.role = role;
+  auto bound = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
+  if (!bound.ok() && (preset.width > 0 || preset.height > 0 || preset.layout)) {
+    // Size and layout describe the other model's input, not the preprocessing: let the
+    // Target's input decide them (a size mismatch is the ID check's business).
+    preset.width = preset.height = 0;
+    preset.layout.reset();
+    auto retry = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
+    if (retry.ok()) bound = std::move(retry);
+  }
+  if (!bound.ok()) {
+    t.skipped_reason = bound.error().message;
+  } else {
+    t.measured = true;
+    t.bound = std::move(bound).value();
+    for (size_t e = 0; e < report.trials.size(); ++e) {
+      const PresetTrial& earlier = report.trials[e];
+      if (earlier.measured && earlier.same_as.empty() && same_preprocessing(earlier.bound, t.bound)) {
+        t.same_as = earlier.preset;
+        plan.measured_by.back() = e;
+        break;
+      }
+    }
+  }
+  report.trials.push_back(std::move(t));
+}
+
+Result<TrialPlan> plan_trials(const data::InputSlot& in, const compare::ModelSide& source,
+                              const compare::ModelSide& target, const std::vector<std::string>& presets) {
+  auto own = data::bind_preset_to_input(target.preset, in.shape, in.dtype, in.name);
+  if (!own.ok()) return make_error("{}: {}", target.label, own.error().message);
+  TrialPlan plan;
+  add_trial(plan, in, target.preset, "target");
+  add_trial(plan, in, source.preset, "source");
+  for (const auto& spec : presets) {
+    FETAFIX_ASSIGN_OR_RETURN(auto preset, data::resolve_preset(spec));
+    add_trial(plan, in, std::move(preset), "standard");
+  }
+  return plan;
+}
+
+// The trial that disagrees least; ties: the higher top-k agreement (label tasks) or the smaller
+// distance (other tasks), then the earlier trial.
+void choose_best(PreprocessingReport& report) {
+  for (size_t t = 0; t < report.trials.size(); ++t) {
+    const PresetTrial& trial = report.trials[t];
+    if (!trial.measured) continue;
+    if (!report.best) {
+      report.best = t;
+      continue;
+    }
+    const PresetTrial& best = report.trials[*report.best];
+    const bool closer = trial.distance ? *trial.distance < best.distance.value_or(0)
+                                       : trial.top_k_agreement > best.top_k_agreement;
+    if (trial.disagreeing < best.disagreeing || (trial.disagreeing == best.disagreeing && closer)) report.best = t;
+  }
+}
+
+// Tasks other than label, and models with several inputs: each trial preset feeds the Target's
+// image input through the evaluator (the Source runs once), and the task's comparator decides.
+Result<PreprocessingReport> measure_by_comparator(const compare::ModelSide& source, const compare::ModelSide& target,
+                                                  const data::SampleSet& samples,
+                                                  const PreprocessingCheckOptions& options) {
+  compare::CompareOptions co = options.compare;
+  co.progress = ProgressMode::kQuiet;
+  FETAFIX_ASSIGN_OR_RETURN(auto feeds, data::plan_feeds(samples, declared_inputs(*source.model),
+                                                        declared_inputs(*target.model), source.preset, target.preset,
+                                                        source.label, target.label));
+  if (!feeds.target.image_input())
+    return make_error("{}: no input takes the images, so no preset applies", target.label);
+  const data::InputSlot in = feeds.target.inputs().at(*feeds.target.image_input());
+  FETAFIX_ASSIGN_OR_RETURN(TrialPlan plan, plan_trials(in, source, target, options.presets));
+  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::Evaluator::create(source, target, samples, co));
+  PreprocessingReport& report = plan.report;
+  report.images_compared = eval->images();
+  for (size_t t = 0; t < report.trials.size(); ++t) {
+    PresetTrial& trial = report.trials[t];
+    if (!trial.measured) continue;
+    if (plan.measured_by[t] != t) {
+      const PresetTrial& by = report.trials[plan.measured_by[t]];
+      trial.disagreeing = by.disagreeing;
+      trial.disagreement = by.disagreement;
+      trial.distance = by.distance;
+      continue;
+    }
+    auto score = eval->score_with_preset(*target.model, trial.bound);
+    if (!score.ok()) {
+      trial.measured = false;
+      trial.skipped_reason = score.error().message;
+      continue;
+    }
+    trial.disagreeing = score->disagreeing;
+    trial.disagreement = score->discrepancy;
+    trial.distance = score->distance;
+  }
+  if (!report.trials[0].measured)
+    return make_error("{}: the Target does not run with its own preset: {}", target.label,
+                      report.trials[0].skipped_reason);
+  choose_best(report);
+  return report;
+}
+
+// The samples of `files` (paths in the folder), in the set's order.
+data::SampleSet samples_of(const data::SampleSet& all, const std::vector<fs::path>& files) {
+  if (files.empty()) return all;
+  std::vector<size_t> chosen;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (std::find(files.begin(), files.end(), all.files()[i].path) != files.end()) chosen.push_back(i);
+  return all.subset(chosen);
+}
+
+bool label_task(const compare::CompareOptions& o) { return o.task.kind.empty() || o.task.kind == "label"; }
+
 struct TrialTally {
   size_t disagreeing = 0;
   double overlap_sum = 0;
@@ -99,7 +227,8 @@ json trial_json(const PresetTrial& t) {
   }
   j["disagreement"] = t.disagreement;
   j["disagreeing"] = t.disagreeing;
-  j["top_k_agreement"] = t.top_k_agreement;
+  if (t.distance) j["distance"] = *t.distance;
+  else j["top_k_agreement"] = t.top_k_agreement;
   if (!t.same_as.empty()) j["same_as"] = t.same_as;
   j["preset_json"] = t.bound.to_json();
   return j;
@@ -111,6 +240,11 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
   const auto& co = options.compare;
   if (co.top_k < 1) return make_error("top-k must be at least 1 (got {})", co.top_k);
   if (co.batch_size < 1) return make_error("batch size must be at least 1 (got {})", co.batch_size);
+  if (!label_task(co) || declared_inputs(*source.model).size() != 1 || declared_inputs(*target.model).size() != 1) {
+    FETAFIX_ASSIGN_OR_RETURN(auto all, data::SampleSet::open(image_dir, co.samples));
+    if (!all.images_only()) return make_error("{}: the samples are not all images, so no preset applies", image_dir.string());
+    return measure_by_comparator(source, target, samples_of(all, options.files), options);
+  }
   std::vector<fs::path> files = options.files;
   if (files.empty()) {
     FETAFIX_ASSIGN_OR_RETURN(files, data::list_images(image_dir));
@@ -119,51 +253,10 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
   FETAFIX_ASSIGN_OR_RETURN(auto tgt_session, open_image_model(target, co.threads));
   FETAFIX_ASSIGN_OR_RETURN(const data::Preset src_bound, bind_to(source.preset, *src_session, source.label));
 
-  PreprocessingReport report;
-  std::vector<size_t> measured_by;  // per trial: the trial whose run gives its numbers
-  auto add_trial = [&](data::Preset preset, const std::string& role) {
-    measured_by.push_back(report.trials.size());
-    PresetTrial t;
-    t.preset = preset.name;
-    t.role = role;
-    const auto& in = tgt_session->inputs()[0];
-    auto bound = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
-    if (!bound.ok() && (preset.width > 0 || preset.height > 0 || preset.layout)) {
-      // Size and layout describe the other model's input, not the preprocessing: let the
-      // Target's input decide them (a size mismatch is the ID check's business).
-      preset.width = preset.height = 0;
-      preset.layout.reset();
-      auto retry = data::bind_preset_to_input(preset, in.shape, in.dtype, in.name);
-      if (retry.ok()) bound = std::move(retry);
-    }
-    if (!bound.ok()) {
-      t.skipped_reason = bound.error().message;
-    } else {
-      t.measured = true;
-      t.bound = std::move(bound).value();
-      for (size_t e = 0; e < report.trials.size(); ++e) {
-        const PresetTrial& earlier = report.trials[e];
-        if (earlier.measured && earlier.same_as.empty() && same_preprocessing(earlier.bound, t.bound)) {
-          t.same_as = earlier.preset;
-          measured_by.back() = e;
-          break;
-        }
-      }
-    }
-    report.trials.push_back(std::move(t));
-  };
-  {
-    const auto& in = tgt_session->inputs()[0];
-    auto bound = data::bind_preset_to_input(target.preset, in.shape, in.dtype, in.name);
-    if (!bound.ok()) return make_error("{}: {}", target.label, bound.error().message);
-  }
-  add_trial(target.preset, "target");
-  add_trial(source.preset, "source");
-  for (const auto& spec : options.presets) {
-    FETAFIX_ASSIGN_OR_RETURN(auto preset, data::resolve_preset(spec));
-    add_trial(std::move(preset), "standard");
-  }
-
+  const auto& in = tgt_session->inputs()[0];
+  FETAFIX_ASSIGN_OR_RETURN(TrialPlan plan, plan_trials({in.name, in.dtype, in.shape}, source, target, options.presets));
+  PreprocessingReport& report = plan.report;
+  const std::vector<size_t>& measured_by = plan.measured_by;
   std::vector<TrialTally> tallies(report.trials.size());
   const int k = co.top_k;
   const int64_t offset = co.label_offset.value_or(0);
@@ -209,19 +302,8 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
     trial.disagreement = tallies[from].disagreeing / n;
     trial.top_k_agreement = tallies[from].overlap_sum / n;
   }
-  for (size_t t = 0; t < report.trials.size(); ++t) {
-    const PresetTrial& trial = report.trials[t];
-    if (!trial.measured) continue;
-    if (!report.best) {
-      report.best = t;
-      continue;
-    }
-    const PresetTrial& best = report.trials[*report.best];
-    if (trial.disagreeing < best.disagreeing ||
-        (trial.disagreeing == best.disagreeing && trial.top_k_agreement > best.top_k_agreement))
-      report.best = t;
-  }
-  return report;
+  choose_best(report);
+  return std::move(plan.report);
 }
 
 std::vector<Finding> preprocessing_findings(const PreprocessingReport& report, double min_relative_gain) {
@@ -279,6 +361,10 @@ Result<std::vector<Finding>> PreprocessingEvidence::run(const CheckContext& c) {
   const auto [similar, dissimilar] = split_by_agreement(c.detection);
   if (dissimilar.empty()) {
     c.notes->push_back("preprocessing check skipped: no image disagrees, so no preset can do better");
+    return std::vector<Finding>{};
+  }
+  if (!c.detection.samples.images_only()) {
+    c.notes->push_back("preprocessing check skipped: the samples are not images (presets apply to an image input)");
     return std::vector<Finding>{};
   }
   const LocalizeOptions& o = c.options;

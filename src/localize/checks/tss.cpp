@@ -835,8 +835,14 @@ Result<std::vector<Finding>> InputStructureEvidence::run(const CheckContext& c) 
                                {c.detection.source_preset.layout, c.detection.target_preset.layout});
 }
 
-// Each model run once on the first usable photo, with the detection's presets.
+// Each model run once on the first usable photo, with the detection's presets. Samples that are
+// not photos fed to one image input: skipped, with a note.
 Result<std::vector<Finding>> FlattenStructureEvidence::run(const CheckContext& c) {
+  if (c.sample_image == nullptr) {
+    c.notes->push_back("flatten structure check skipped: it runs the models on one photo, and these samples are not "
+                       "images fed to a single input");
+    return std::vector<Finding>{};
+  }
   compare::ModelSide source = c.source, target = c.target;
   source.preset = c.detection.source_preset;
   target.preset = c.detection.target_preset;
