@@ -42,16 +42,17 @@ Equivalence verdict_of(const RegionError& e, const EquivalenceOptions& options) 
   return Equivalence::kEquivalent;
 }
 
+// Whether the region's own entries could not all be fed from the Source (shapes that do not
+// align, entries paired wrongly) or the walk went past them to the model input: then the
+// matched layers' boundaries bound the region instead.
+bool needs_boundaries(const RegionError& e) {
+  return e.status == ReplayStatus::kInputUnavailable || (e.status != ReplayStatus::kFailed && !e.graph_inputs_read.empty());
+}
+
 void judge(const RegionError& e, const EquivalenceOptions& options, Finding& f) {
   if (e.status == ReplayStatus::kInputUnavailable || e.status == ReplayStatus::kFailed) {
     f.equivalence = Equivalence::kNotChecked;
     f.regions()->equivalence_error = e.reason;
-    return;
-  }
-  if (!e.graph_inputs_read.empty()) {  // it walked past its entries: upstream would be judged too
-    f.equivalence = Equivalence::kNotChecked;
-    f.regions()->equivalence_error =
-        fmt::format("the Target region reads model input '{}' that is not a region entry", e.graph_inputs_read[0]);
     return;
   }
   f.equivalence = verdict_of(e, options);
@@ -61,11 +62,21 @@ void judge(const RegionError& e, const EquivalenceOptions& options, Finding& f) 
   }
 }
 
+// The region bounded by the matched layers instead of its own entries: its Target output
+// computed from every other matched boundary (the Source's values), as layer-local replay does.
+ReplayRegion bounded_by_layers(const ReplayRegion& region, const std::vector<LayerReplay>& layers) {
+  ReplayRegion r{region.id, region.source_output, region.target_output, {}};
+  for (const auto& l : layers)
+    if (l.target_value != region.target_output && l.source_value != region.source_output)
+      r.entries.emplace_back(l.target_value, l.source_value);
+  return r;
+}
+
 }  // namespace
 
 Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto& target,
                          std::vector<Finding>& findings, const Tensor& source_inputs, const Tensor& target_inputs,
-                         const EquivalenceOptions& options) {
+                         const EquivalenceOptions& options, const std::vector<match::NodeMatch>& pairs) {
   std::vector<Finding*> judged;
   std::vector<ReplayRegion> regions;
   for (auto& f : findings) {
@@ -83,7 +94,18 @@ Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto&
   ReplayOptions ro;
   ro.threads = options.threads;
   FETAFIX_ASSIGN_OR_RETURN(auto run, replay_regions(source, target, regions, source_inputs, target_inputs, ro));
-  for (size_t i = 0; i < judged.size(); ++i) judge(run.regions[i], options, *judged[i]);
+  // Second pass, for the regions whose own entries could not be fed: bounded by the matched layers.
+  std::vector<size_t> again;
+  for (size_t i = 0; i < judged.size(); ++i) {
+    if (needs_boundaries(run.regions[i]) && !pairs.empty()) again.push_back(i);
+    else judge(run.regions[i], options, *judged[i]);
+  }
+  if (again.empty()) return {};
+  FETAFIX_ASSIGN_OR_RETURN(const auto layers, matched_boundaries(source, target, pairs));
+  std::vector<ReplayRegion> bounded;
+  for (size_t i : again) bounded.push_back(bounded_by_layers(regions[i], layers));
+  FETAFIX_ASSIGN_OR_RETURN(auto rerun, replay_regions(source, target, bounded, source_inputs, target_inputs, ro));
+  for (size_t k = 0; k < again.size(); ++k) judge(rerun.regions[k], options, *judged[again[k]]);
   return {};
 }
 

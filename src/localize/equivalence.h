@@ -12,6 +12,7 @@
 #include "common/result.h"
 #include "common/tensor.h"
 #include "localize/finding.h"
+#include "match/match.h"
 
 namespace fetafix::localize {
 
@@ -36,10 +37,13 @@ struct EquivalenceOptions {
 // (relative_l2, max_abs_diff). A finding whose regions cannot be replayed stays kNotChecked,
 // with the reason in evidence["equivalence_error"]. Inputs: [N, ...] preprocessed probe images
 // for each model's single input, image i the same photo on both sides. Fails only when a full
-// model cannot be run on them.
+// model cannot be run on them. A region whose own entries cannot be fed from the Source (they
+// do not align, or the Target region walks past them to the model input) is replayed once more
+// bounded by the matched layers `pairs` instead (each other pair's boundary fed the Source's
+// value, as replay_matched_layers does); without pairs it stays kNotChecked.
 Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto& target,
                          std::vector<Finding>& findings, const Tensor& source_inputs, const Tensor& target_inputs,
-                         const EquivalenceOptions& options = {});
+                         const EquivalenceOptions& options = {}, const std::vector<match::NodeMatch>& pairs = {});
 
 // One finding; fails where filter_equivalent would leave it kNotChecked.
 Result<Equivalence> check_equivalence(const onnx::ModelProto& source, const onnx::ModelProto& target,

@@ -241,7 +241,8 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   FETAFIX_ASSIGN_OR_RETURN(auto tgt_probe, preprocess_images(files, probes, view.target_preset));
   EquivalenceOptions eo = options.equivalence;
   if (options.compare.threads > 0) eo.threads = options.compare.threads;
-  FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, src_probe, tgt_probe, eo));
+  FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, src_probe, tgt_probe, eo,
+                                        r.matching.pairs));
   for (auto& f : layer_findings) findings.push_back(std::move(f));
   timer.mark("equivalence filter");
   const size_t compared = static_cast<size_t>(std::count(view.usable.begin(), view.usable.end(), true));

@@ -166,6 +166,28 @@ TEST_F(Cli, LocalizeExitCodes) {
   EXPECT_EQ(localize_cnn("cnn.onnx", " --alpha 2").exit_code, 2);
 }
 
+// Differences that change no outcome do not fail a correct conversion: weights rounded to
+// float16 differ on every layer, no image disagrees, so localize lists them as harmless on these
+// samples (verdict and impact per finding in the JSON) and exits 0.
+TEST_F(Cli, LocalizeExitsZeroWhenNoSampleDisagrees) {
+  ASSERT_TRUE(model::save_model(testing::build_cnn(), dir_ / "cnn.onnx").ok());
+  ASSERT_TRUE(model::save_model(testing::build_cnn([] { testing::CnnOptions o; o.fp16_rounded_weights = true; return o; }()),
+                                dir_ / "cnn_fp16.onnx").ok());
+  const fs::path json = dir_ / "harmless.json";
+  RunResult r = localize_cnn("cnn_fp16.onnx", " --json '" + json.string() + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("No faults found."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("harmless on these samples"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(slurp(json));
+  EXPECT_EQ(j["detection"]["disagreeing"], 0);
+  EXPECT_EQ(j["summary"]["faults"], 0);
+  ASSERT_FALSE(j["findings"].empty());
+  for (const auto& f : j["findings"]) {
+    EXPECT_NE(f["verdict"], "fault") << f.dump();
+    EXPECT_EQ(f["impact"]["outcome_changes"], 0) << f.dump();
+  }
+}
+
 // Never "No faults found" with exit 0 while images disagree: a Target with every weight zeroed
 // gets findings; one layer's weights replaced (left unmatched, so no check compares it) gets
 // "not explained by any check" naming the layers local replay blames; both exit 1.

@@ -151,6 +151,24 @@ TEST(Equivalence, BrokenRegionEvidenceStaysNotChecked) {
       << localize::evidence_json(findings[0]).dump();
 }
 
+// Regions whose entries do not pair (the Target region's entry is another value than the
+// Source's): replayed again bounded by the matched layers, and judged.
+TEST(Equivalence, EntriesThatDoNotPairAreBoundedByTheMatchedLayers) {
+  CnnSpec mul_add;
+  mul_add.bn = CnnSpec::Bn::kMulAdd;
+  auto cg = check_graph(small_cnn(), small_cnn(mul_add), cnn_pairs());
+  ASSERT_TRUE(cg.ok());
+  ASSERT_EQ(cg->size(), 1u);
+  auto findings = *cg;
+  ASSERT_EQ(findings[0].regions()->target.inputs.size(), 1u);
+  findings[0].regions()->target.inputs = {"x"};  // the model input: no Source entry aligns with it
+  auto alone = findings;
+  ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), alone, probe(), probe()).ok());
+  ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), findings, probe(), probe(), {}, cnn_pairs()).ok());
+  EXPECT_EQ(findings[0].equivalence, Equivalence::kEquivalent) << describe(findings);
+  EXPECT_NE(alone[0].equivalence, Equivalence::kEquivalent) << describe(alone);  // the first pass alone cannot
+}
+
 TEST(Equivalence, WrongProbeInputCountIsAnError) {
   CnnSpec mul_add;
   mul_add.bn = CnnSpec::Bn::kMulAdd;

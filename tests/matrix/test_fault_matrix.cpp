@@ -7,7 +7,9 @@
 //                input-level faults); the repair leaves no image disagreeing; its patch, written
 //                as JSON and read back, replays on the Target to the repaired model byte for byte;
 //   same-output rows (benign rewrites, and faults such as cg:transpose-pair that compute the
-//                same): the Target agrees with the Source on every image and the repair keeps nothing.
+//                same): the Target agrees with the Source on every image, localize reports no
+//                fault (what it lists is harmless on these samples, equivalent or a note) and the
+//                repair keeps nothing.
 // Adding a fault = one row here (the last test fails until every supported fault has one).
 #include <gtest/gtest.h>
 
@@ -126,8 +128,9 @@ std::set<std::string> expected_nodes(const Row& row, const nlohmann::json& truth
 std::string findings_of(const localize::LocalizeResult& loc) {
   std::string out;
   for (const auto& f : loc.findings)
-    out += fmt::format("  {} {} <-> {}: {} [{}]\n", localize::fault_type_name(f.type()), f.source_node, f.target_node,
-                       f.summary, localize::equivalence_name(f.equivalence));
+    out += fmt::format("  {} {} <-> {}: {} [{}, {}]\n", localize::fault_type_name(f.type()), f.source_node,
+                       f.target_node, f.summary, localize::equivalence_name(f.equivalence),
+                       localize::verdict_name(f.verdict));
   for (const auto& t : loc.preprocessing.trials)
     out += fmt::format("  preset {} ({}): {} disagreeing{}\n", t.preset, t.role, t.disagreeing,
                        t.measured ? "" : " (skipped: " + t.skipped_reason + ")");
@@ -161,6 +164,7 @@ TEST_P(FaultMatrix, LocalizedRepairedAndReplayed) {
 
   if (row.outcome == Outcome::kSameOutputs) {  // nothing to find that matters, nothing to repair
     EXPECT_EQ(loc->detection.summary.disagreeing, 0u) << findings_of(*loc);
+    EXPECT_EQ(loc->fault_count(), 0u) << findings_of(*loc);
     EXPECT_EQ(r->initial_disagreeing, 0u);
     EXPECT_TRUE(std::none_of(r->steps.begin(), r->steps.end(), [](const auto& s) { return s.kept; })) << steps_of(*r);
     EXPECT_TRUE(r->patch.edits.empty());
@@ -171,9 +175,9 @@ TEST_P(FaultMatrix, LocalizedRepairedAndReplayed) {
   // Localized: a finding of the row's type at the planted node.
   const auto nodes = expected_nodes(row, injected.ground_truth);
   const bool found = std::any_of(loc->findings.begin(), loc->findings.end(), [&](const Finding& f) {
-    return f.type() == *row.type && nodes.count(f.target_node) > 0;
+    return f.type() == *row.type && nodes.count(f.target_node) > 0 && f.is_fault();
   });
-  EXPECT_TRUE(found) << "no " << localize::fault_type_name(*row.type) << " finding at "
+  EXPECT_TRUE(found) << "no " << localize::fault_type_name(*row.type) << " fault at "
                      << nlohmann::json(nodes).dump() << ":\n" << findings_of(*loc);
 
   // Repaired: no image disagrees any more.
