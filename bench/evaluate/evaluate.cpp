@@ -212,7 +212,8 @@ json evaluate_case(const Options& o, const Split& split, const fs::path& case_di
     const Run r = run_program(argv, out / "localize.out.txt", out / "localize.err.txt", o.time_limit);
     json findings = json::object();
     if (auto j = read_json(out / "localize.json"))
-      for (const auto& f : (*j)["findings"]) findings[f["type"].get<std::string>()] = findings.value(f["type"].get<std::string>(), 0) + 1;
+      for (const auto& f : (*j)["findings"])  // faults only: harmless, equivalent and notes are not localized faults
+        if (f.value("is_fault", true)) findings[f["type"].get<std::string>()] = findings.value(f["type"].get<std::string>(), 0) + 1;
     result["localize"] = {{"exit_code", r.exit_code}, {"seconds", r.seconds}, {"timed_out", r.timed_out},
                           {"findings", findings}};
     if (r.exit_code > 1) result["localize"]["error"] = last_line(out / "localize.err.txt");

@@ -347,6 +347,7 @@ int main(int argc, char** argv) {
         std::move(e), block + ".conv1", block + ".conv1",
         fmt::format("Target computes [Cast, Conv] where Source computes [Conv] before '{}'", block + ".conv1"));
     f.equivalence = Equivalence::kEquivalent;
+    f.verdict = localize::Verdict::kEquivalent;
     loc.findings.push_back(f);
   }
   loc.timings = {{"detection", 41.0}, {"input checks", 63.5}, {"matching", 0.4}, {"activation analysis", 212.0},
@@ -372,7 +373,7 @@ int main(int argc, char** argv) {
     const auto* wb = std::get_if<localize::WeightsEvidence>(&f.evidence);
     st.description = wb ? fmt::format("WB: Source values into '{}'", wb->target.tensor) : f.summary;
     st.disagreeing_before = current;
-    st.kept = f.equivalence != Equivalence::kEquivalent && current > rep.final_disagreeing && rng.uniform() < 0.5;
+    st.kept = f.is_fault() && current > rep.final_disagreeing && rng.uniform() < 0.5;
     const size_t drop = st.kept ? std::max<size_t>(1, (current - rep.final_disagreeing) / 12) : 0;
     st.disagreeing_after = st.kept ? current - drop : current + (rng.uniform() < 0.5 ? 0 : 1);
     st.screened_out = !st.kept && rng.uniform() < 0.6;

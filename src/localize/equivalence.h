@@ -12,6 +12,7 @@
 #include "common/result.h"
 #include "common/tensor.h"
 #include "localize/finding.h"
+#include "match/match.h"
 
 namespace fetafix::localize {
 
@@ -25,22 +26,28 @@ struct EquivalenceOptions {
   int threads = 1;  // ONNX Runtime intra-op threads for the captures and subgraph runs
 };
 
-// Marks every LH and CG finding that carries regions (evidence "source_region" and
-// "target_region") kEquivalent or kDivergent; other findings are left as they are. Each model
-// is run once on its probe inputs (a batch of preprocessed images, one tensor per model
-// input) capturing the region entry values; then each finding's two regions are extracted as
-// standalone models and run on those activations. When the entries themselves already differ
-// between the models (an upstream fault), both regions get the Source's entry (layout-aligned)
-// so only the region is judged. A finding whose regions cannot be extracted or run stays
-// kNotChecked, with the reason in evidence["equivalence_error"]. Fails only when a full model
-// cannot be run on its probe inputs.
+// Marks every LH and CG finding that carries regions kEquivalent or kDivergent; other findings
+// are left as they are. The verdict is the region's alone: layer-local replay (local_replay.h)
+// feeds the Target region the Source's own activations at the Source region's entries
+// (layout-aligned) and compares its output with the Source's at the Source region's output, per
+// probe image. So an upstream difference never reaches the region, and the same pattern gets
+// the same verdict wherever it sits. Exact rewrites (Pad + Conv(pads 0) vs Conv(pads), a folded
+// or split BatchNormalization, a Clip bound beyond the range the activations reach) give equal
+// outputs on the data and so are equivalent. The region's measured size goes to finding.impact
+// (relative_l2, max_abs_diff). A finding whose regions cannot be replayed stays kNotChecked,
+// with the reason in evidence["equivalence_error"]. Inputs: [N, ...] preprocessed probe images
+// for each model's single input, image i the same photo on both sides. Fails only when a full
+// model cannot be run on them. A region whose own entries cannot be fed from the Source (they
+// do not align, or the Target region walks past them to the model input) is replayed once more
+// bounded by the matched layers `pairs` instead (each other pair's boundary fed the Source's
+// value, as replay_matched_layers does); without pairs it stays kNotChecked.
 Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto& target,
-                         std::vector<Finding>& findings, const std::vector<Tensor>& source_inputs,
-                         const std::vector<Tensor>& target_inputs, const EquivalenceOptions& options = {});
+                         std::vector<Finding>& findings, const Tensor& source_inputs, const Tensor& target_inputs,
+                         const EquivalenceOptions& options = {}, const std::vector<match::NodeMatch>& pairs = {});
 
 // One finding; fails where filter_equivalent would leave it kNotChecked.
 Result<Equivalence> check_equivalence(const onnx::ModelProto& source, const onnx::ModelProto& target,
-                                      const Finding& finding, const std::vector<Tensor>& source_inputs,
-                                      const std::vector<Tensor>& target_inputs, const EquivalenceOptions& options = {});
+                                      const Finding& finding, const Tensor& source_inputs, const Tensor& target_inputs,
+                                      const EquivalenceOptions& options = {});
 
 }  // namespace fetafix::localize

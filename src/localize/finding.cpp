@@ -75,7 +75,12 @@ void JudgedRegions::add_to(nlohmann::json& evidence) const {
   evidence["source_region"] = source.to_json();
   evidence["target_region"] = target.to_json();
   if (!equivalence_error.empty()) evidence["equivalence_error"] = equivalence_error;
-  if (entry_substituted) evidence["equivalence_entry_substituted"] = *entry_substituted;
+}
+
+nlohmann::json Impact::to_json() const {
+  auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  return {{"outcome_changes", opt(outcome_changes)}, {"samples", samples},      {"basis", basis},
+          {"relative_l2", opt(relative_l2)},         {"max_abs_diff", opt(max_abs_diff)}};
 }
 
 }  // namespace fetafix::localize

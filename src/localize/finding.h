@@ -57,6 +57,38 @@ constexpr std::string_view equivalence_name(Equivalence e) {
   return "?";
 }
 
+// ---- verdict and impact: what a difference means on these samples (docs/localize-json.md) ----
+// kFault: samples disagree and the difference is not shown harmless; kHarmless: no sample
+// disagrees, so it changes no outcome ("harmless on these samples"); kEquivalent: its region
+// computes the Source region's function on the Source's own activations; kNote: not a fault by
+// its nature (a dynamic input dim where the data fits both). Only kFault counts as a fault, is
+// repaired, and makes `fetafix localize` exit 1.
+enum class Verdict { kFault, kHarmless, kEquivalent, kNote };
+
+constexpr std::string_view verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::kFault: return "fault";
+    case Verdict::kHarmless: return "harmless";
+    case Verdict::kEquivalent: return "equivalent";
+    case Verdict::kNote: return "note";
+  }
+  return "?";
+}
+
+// The effect of one difference on the data, and its numeric size.
+struct Impact {
+  // Samples whose outcome changes when this difference alone is reverted: 0 when no sample
+  // disagrees (nothing to change); nullopt when not measured (samples disagree: repair's steps
+  // measure it, one finding at a time).
+  std::optional<size_t> outcome_changes;
+  size_t samples = 0;     // samples the outcome count is over
+  std::string basis;      // "no_sample_disagrees" or "not_measured"
+  // Numeric size: for LH/CG the Target region's output on the Source's activations against the
+  // Source's (relative L2, max |diff|); for WB the stored values' max |diff|. nullopt: none.
+  std::optional<double> relative_l2, max_abs_diff;
+  nlohmann::json to_json() const;
+};
+
 // ---- evidence: one struct per check ------------------------------------------------------
 // Each names its fault type (kType), its check (kCheck, the JSON "check" key) and the stage of
 // localize's pipeline it runs in (kStage). Beside the check, in src/localize/checks/<type>.cpp,
@@ -219,8 +251,7 @@ struct RegionNames {
 };
 struct JudgedRegions {
   RegionNames source, target;
-  std::string equivalence_error;           // why the filter could not judge them ("" if it could)
-  std::optional<bool> entry_substituted;   // the Source's entry fed to both (an upstream fault)
+  std::string equivalence_error;  // why the filter could not judge them ("" if it could)
   void add_to(nlohmann::json& evidence) const;
 };
 
@@ -281,7 +312,11 @@ struct Finding {
   std::string target_node;   //   (PP, or an input-level ID finding)
   std::string summary;       // one line a person reads, e.g. "pads [1,1,1,1] in Source, missing in Target"
   Equivalence equivalence = Equivalence::kNotChecked;
+  Verdict verdict = Verdict::kFault;  // set by localize once the data is judged
+  Impact impact;
   int layer_rank = -1;       // 0-based position of the layer in layer_order (local_replay.h); -1 if none
+
+  bool is_fault() const { return verdict == Verdict::kFault; }
 
   FaultType type() const;
   std::string_view check() const;

@@ -561,9 +561,8 @@ std::string layer_boundary(const model::GraphView& view, size_t node) {
   return value;
 }
 
-Result<LocalReplay> replay_matched_layers(const onnx::ModelProto& source, const onnx::ModelProto& target,
-                                          const std::vector<match::NodeMatch>& pairs, const Tensor& source_inputs,
-                                          const Tensor& target_inputs, const ReplayOptions& options) {
+Result<std::vector<LayerReplay>> matched_boundaries(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                                    const std::vector<match::NodeMatch>& pairs) {
   auto sv = model::GraphView::build(source.graph());
   if (!sv.ok()) return make_error("local replay: Source: {}", sv.error().message);
   auto tv = model::GraphView::build(target.graph());
@@ -585,6 +584,13 @@ Result<LocalReplay> replay_matched_layers(const onnx::ModelProto& source, const 
                         layer.target_node);
     layers.push_back(std::move(layer));
   }
+  return layers;
+}
+
+Result<LocalReplay> replay_matched_layers(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                          const std::vector<match::NodeMatch>& pairs, const Tensor& source_inputs,
+                                          const Tensor& target_inputs, const ReplayOptions& options) {
+  FETAFIX_ASSIGN_OR_RETURN(auto layers, matched_boundaries(source, target, pairs));
   // Region k: its boundary computed from every other pair's boundary (the Source's values).
   std::vector<ReplayRegion> regions;
   for (size_t k = 0; k < layers.size(); ++k) {

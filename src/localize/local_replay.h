@@ -125,6 +125,11 @@ struct LocalReplay {
   std::vector<const LayerReplay*> exceeding() const;
 };
 
+// The boundary (layer_boundary) of every matched pair on both sides, in pair order; error and
+// rank left unset. Fails when a pair names a node a model lacks.
+Result<std::vector<LayerReplay>> matched_boundaries(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                                    const std::vector<match::NodeMatch>& pairs);
+
 // Layer-local replay of every matched pair: pair k's Target region computes its boundary from
 // the other pairs' boundaries (fed the Source's values) and the Target's input.
 Result<LocalReplay> replay_matched_layers(const onnx::ModelProto& source, const onnx::ModelProto& target,

@@ -18,9 +18,11 @@
 namespace fetafix::localize {
 namespace fs = std::filesystem;
 
-size_t LocalizeResult::fault_count() const {
-  return static_cast<size_t>(std::count_if(findings.begin(), findings.end(),
-                                           [](const Finding& f) { return f.equivalence != Equivalence::kEquivalent; }));
+size_t LocalizeResult::fault_count() const { return verdict_count(Verdict::kFault); }
+
+size_t LocalizeResult::verdict_count(Verdict v) const {
+  return static_cast<size_t>(
+      std::count_if(findings.begin(), findings.end(), [v](const Finding& f) { return f.verdict == v; }));
 }
 
 namespace {
@@ -41,10 +43,10 @@ class PhaseTimer {
 
 int type_order(FaultType t) { return static_cast<int>(t); }
 
+// Faults first, then harmless differences, equivalent ones and notes (Verdict's order).
 void sort_findings(std::vector<Finding>& findings) {
   std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
-    const bool ea = a.equivalence == Equivalence::kEquivalent, eb = b.equivalence == Equivalence::kEquivalent;
-    if (ea != eb) return !ea;
+    if (a.verdict != b.verdict) return static_cast<int>(a.verdict) < static_cast<int>(b.verdict);
     if (a.type() != b.type()) return type_order(a.type()) < type_order(b.type());
     const int ra = a.layer_rank < 0 ? INT32_MAX : a.layer_rank, rb = b.layer_rank < 0 ? INT32_MAX : b.layer_rank;
     return ra < rb;
@@ -52,6 +54,25 @@ void sort_findings(std::vector<Finding>& findings) {
 }
 
 }  // namespace
+
+void assign_verdicts(std::vector<Finding>& findings, size_t disagreeing, size_t compared) {
+  for (auto& f : findings) {
+    if (const auto* wb = std::get_if<WeightsEvidence>(&f.evidence)) f.impact.max_abs_diff = wb->max_abs_diff;
+    if (disagreeing == 0) {
+      f.impact.outcome_changes = 0;
+      f.impact.samples = compared;
+      f.impact.basis = "no_sample_disagrees";
+    } else {
+      f.impact.outcome_changes.reset();
+      f.impact.samples = 0;
+      f.impact.basis = "not_measured";
+    }
+    if (f.verdict == Verdict::kNote) continue;  // set by its check: not a fault whatever the data says
+    f.verdict = f.equivalence == Equivalence::kEquivalent ? Verdict::kEquivalent
+                : disagreeing == 0                        ? Verdict::kHarmless
+                                                          : Verdict::kFault;
+  }
+}
 
 std::vector<size_t> seeded_subset(std::vector<size_t> indices, size_t keep, uint64_t seed) {
   if (indices.size() > keep) {
@@ -211,9 +232,17 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   FETAFIX_ASSIGN_OR_RETURN(auto probe, feed_samples(source, target, view, probes));
   EquivalenceOptions eo = options.equivalence;
   if (options.compare.threads > 0) eo.threads = options.compare.threads;
-  FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, probe.source, probe.target, eo));
+  if (probe.source.size() == 1 && probe.target.size() == 1) {
+    FETAFIX_TRY_STATUS(filter_equivalent(*source.model, *target.model, layer_findings, probe.source[0],
+                                         probe.target[0], eo, r.matching.pairs));
+  } else if (!layer_findings.empty()) {
+    // The equivalence replay feeds models with one input (local_replay.h); findings stay unchecked.
+    r.notes.push_back("equivalence check skipped: it feeds models with one input; these have several");
+  }
   for (auto& f : layer_findings) findings.push_back(std::move(f));
   timer.mark("equivalence filter");
+  const size_t compared = static_cast<size_t>(std::count(view.usable.begin(), view.usable.end(), true));
+  assign_verdicts(findings, r.disagreeing, compared);
 
   r.findings = std::move(findings);
   if (stages.activation_analysis) {
@@ -330,6 +359,59 @@ std::string format_unexplained(const LocalizeResult& r) {
   return out;
 }
 
+// What a section of non-faults is, as its header says it.
+std::string verdict_header(Verdict v, size_t count) {
+  switch (v) {
+    case Verdict::kFault: return "";
+    case Verdict::kHarmless:
+      return fmt::format("Differences harmless on these samples (no sample disagrees; not faults) ({}):\n", count);
+    case Verdict::kEquivalent:
+      return fmt::format("Differences that compute the same function (equivalent on the Source's activations, not "
+                         "faults) ({}):\n",
+                         count);
+    case Verdict::kNote: return fmt::format("Notes (not faults) ({}):\n", count);
+  }
+  return "";
+}
+
+std::string impact_text(const Finding& f) {
+  const Impact& i = f.impact;
+  std::string out;
+  if (i.relative_l2 && std::isfinite(*i.relative_l2) && i.max_abs_diff)
+    out = fmt::format(" [relative L2 {:.3g}, max |diff| {:.3g}]", *i.relative_l2, *i.max_abs_diff);
+  else if (i.max_abs_diff)
+    out = fmt::format(" [max |diff| {:.3g}]", *i.max_abs_diff);
+  return out;
+}
+
+// The findings, sorted by verdict (faults first), grouped by type under each verdict's header.
+std::string format_findings(const std::vector<Finding>& findings) {
+  std::string out;
+  std::optional<Verdict> section;
+  std::optional<FaultType> last;
+  for (const auto& f : findings) {
+    if (f.verdict != section) {
+      const auto count = std::count_if(findings.begin(), findings.end(),
+                                       [&](const Finding& g) { return g.verdict == f.verdict; });
+      out += verdict_header(f.verdict, static_cast<size_t>(count));
+      section = f.verdict;
+      last.reset();
+    }
+    if (f.type() != last) out += fmt::format("  {}\n", fault_type_name(f.type()));
+    last = f.type();
+    std::string where = f.source_node.empty() && f.target_node.empty()
+                            ? std::string("input")
+                            : fmt::format("{} <-> {}", f.source_node.empty() ? "-" : f.source_node,
+                                          f.target_node.empty() ? "-" : f.target_node);
+    std::string tags;
+    if (f.layer_rank >= 0) tags += fmt::format(" [rank {}]", f.layer_rank + 1);
+    if (f.is_fault() && f.equivalence == Equivalence::kDivergent) tags += " [divergent]";
+    if (!f.is_fault()) tags += impact_text(f);
+    out += fmt::format("    {}: {}{}\n", where, f.summary, tags);
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json to_json(const LocalizeResult& r) {
@@ -342,7 +424,9 @@ nlohmann::json to_json(const LocalizeResult& r) {
                         {"target_node", f.target_node},
                         {"summary", f.summary},
                         {"equivalence", equivalence_name(f.equivalence)},
-                        {"is_fault", f.equivalence != Equivalence::kEquivalent},
+                        {"verdict", verdict_name(f.verdict)},
+                        {"is_fault", f.is_fault()},
+                        {"impact", f.impact.to_json()},
                         {"layer_rank", f.layer_rank},
                         {"replay_rank", replay_rank(r.replay, f.source_node)},
                         {"activation_rank", activation_rank(r.activation, f.source_node)},
@@ -392,7 +476,9 @@ nlohmann::json to_json(const LocalizeResult& r) {
                 {"label_discrepancy", s.discrepancy}}},
               {"summary",
                {{"faults", r.fault_count()},
-                {"equivalent_differences", r.findings.size() - r.fault_count()},
+                {"harmless_differences", r.verdict_count(Verdict::kHarmless)},
+                {"equivalent_differences", r.verdict_count(Verdict::kEquivalent)},
+                {"notes", r.verdict_count(Verdict::kNote)},
                 {"unexplained_disagreement", r.unexplained_disagreement()},
                 {"largest_replay_errors", std::move(suspects)}}},
               {"findings", std::move(findings)},
@@ -442,29 +528,7 @@ std::string format_report(const LocalizeResult& r, size_t max_ranked_listed) {
   out += faults                         ? fmt::format("Faults ({}):\n", faults)
          : r.unexplained_disagreement() ? format_unexplained(r)
                                         : std::string("No faults found.\n");
-  FaultType last = FaultType::kCG;
-  bool first = true, benign_header = false;
-  for (const auto& f : r.findings) {
-    const bool benign = f.equivalence == Equivalence::kEquivalent;
-    if (benign && !benign_header) {
-      out += fmt::format("Differences that compute the same function (equivalent on real activations, not faults) "
-                         "({}):\n",
-                         r.findings.size() - faults);
-      benign_header = true;
-      first = true;
-    }
-    if (first || f.type() != last) out += fmt::format("  {}\n", fault_type_name(f.type()));
-    first = false;
-    last = f.type();
-    std::string where = f.source_node.empty() && f.target_node.empty()
-                            ? std::string("input")
-                            : fmt::format("{} <-> {}", f.source_node.empty() ? "-" : f.source_node,
-                                          f.target_node.empty() ? "-" : f.target_node);
-    std::string tags;
-    if (f.layer_rank >= 0) tags += fmt::format(" [rank {}]", f.layer_rank + 1);
-    if (f.equivalence == Equivalence::kDivergent) tags += " [divergent]";
-    out += fmt::format("    {}: {}{}\n", where, f.summary, tags);
-  }
+  out += format_findings(r.findings);
   for (const auto& n : r.notes) out += fmt::format("note: {}\n", n);
   return out;
 }

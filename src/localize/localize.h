@@ -72,17 +72,23 @@ struct LocalizeResult {
   ActivationAnalysis activation;
   LocalReplay replay;                      // the error each matched layer adds by itself
   size_t disagreeing = 0;                  // detection images whose top-1 differs
-  // Faults first (PP, ID, TSS, WB, LH, CG; layer findings in rank order), then the
-  // differences the equivalence filter found harmless.
+  // Faults first (PP, ID, TSS, WB, LH, CG; layer findings in rank order), then harmless
+  // differences, equivalent ones and notes (Verdict's order).
   std::vector<Finding> findings;
   std::vector<PhaseTime> timings;
   std::vector<std::string> notes;          // what was skipped and why
 
-  size_t fault_count() const;              // findings not marked equivalent
+  size_t fault_count() const;              // findings whose verdict is kFault
+  size_t verdict_count(Verdict v) const;
   // Some image disagrees and no finding is a fault: nothing the checks know explains it
   // (`fetafix localize` says so, names the layers with the largest replay error, exits 1).
   bool unexplained_disagreement() const { return disagreeing > 0 && fault_count() == 0; }
 };
+
+// Each finding's verdict and impact (finding.h) from the data: equivalent when its region
+// computes the Source's function; else harmless when no sample disagrees (it changes no
+// outcome), a fault otherwise; a note (set by its check) stays a note.
+void assign_verdicts(std::vector<Finding>& findings, size_t disagreeing, size_t compared);
 
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
                                        const std::filesystem::path& image_dir, const LocalizeOptions& options);

@@ -146,11 +146,14 @@ Result<localize::LocalizeResult> Loop::localize_round(const localize::LocalizeOp
   return loc;
 }
 
-// One candidate per finding (counted once over all rounds, by id), in trying order; a finding
-// no strategy can repair is logged as a step that was not tried.
+// One candidate per fault (counted once over all rounds, by id), in trying order; a fault no
+// strategy can repair is logged as a step that was not tried. Findings localize did not judge a
+// fault (equivalent, harmless on these samples, notes: finding.h's Verdict) are neither counted
+// nor repaired: their edit would change no outcome.
 std::vector<RepairCandidate> Loop::plan_candidates(const std::vector<Finding>& findings) {
   std::vector<RepairCandidate> candidates;
   for (const auto& f : findings) {
+    if (!f.is_fault()) continue;
     if (seen_.insert(f.id).second) counts_of(r_, f.type()).localized++;
     auto c = plan_repair(*source_.model, working_, f);
     if (!c.ok()) {

@@ -10,7 +10,6 @@
 namespace fetafix::repair::detail {
 namespace {
 
-using localize::Equivalence;
 using localize::FaultType;
 
 std::vector<model::Edit> concat(const Members& cs) {
@@ -52,7 +51,7 @@ std::map<std::string, Members> hyperparameter_groups(const std::vector<RepairCan
   std::map<std::string, Members> groups;
   for (const auto& c : candidates) {
     const auto* e = std::get_if<localize::HyperparametersEvidence>(&c.finding.evidence);
-    if (!e || c.finding.equivalence == Equivalence::kEquivalent) continue;
+    if (!e || !c.finding.is_fault()) continue;
     groups[fmt::format("{}|{}|{}|{}|{}", nlohmann::json(e->source_op).dump(), nlohmann::json(e->attribute).dump(),
                        nlohmann::json(e->kind).dump(), e->source_value.dump(), e->target_value.dump())]
         .push_back(&c);
@@ -67,7 +66,7 @@ std::map<std::string, Members> hyperparameter_groups(const std::vector<RepairCan
 void Loop::try_weight_group(const std::vector<RepairCandidate>& candidates, std::set<const RepairCandidate*>& handled) {
   Members weights;
   for (const auto& c : candidates)
-    if (c.finding.type() == FaultType::kWB && c.finding.equivalence != Equivalence::kEquivalent) weights.push_back(&c);
+    if (c.finding.type() == FaultType::kWB && c.finding.is_fault()) weights.push_back(&c);
   if (weights.size() > 1 && !out_of_time()) try_group(FaultType::kWB, weights, handled, describe_weights);
 }
 

@@ -8,7 +8,6 @@
 namespace fetafix::repair::detail {
 namespace {
 
-using localize::Equivalence;
 using localize::FaultType;
 using localize::Finding;
 
@@ -28,7 +27,7 @@ void Loop::try_joint_phase(const Members& order, const std::set<const RepairCand
   Members rest;
   for (const auto* c : order)
     if (!kept_inputs.count(c) && !(handled.count(c) && !localize::is_input_level(c->finding.type())) &&
-        c->finding.type() != FaultType::kPP && c->finding.equivalence != Equivalence::kEquivalent)
+        c->finding.type() != FaultType::kPP && c->finding.is_fault())
       rest.push_back(c);
   // CG findings are the least certain (a differently built graph differs in structure for
   // no fault): if the whole set fails, once more without them. resnet101v2-tf-to-keras: a

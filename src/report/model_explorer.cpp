@@ -60,7 +60,7 @@ std::vector<ModelExplorerNodeData> model_explorer_node_data(const onnx::ModelPro
   // Faults per node; a node with only harmless (equivalent) differences gets 0 and green.
   std::map<std::string, int> s_faults, t_faults;
   for (const auto& f : findings) {
-    const int fault = f.equivalence != Equivalence::kEquivalent ? 1 : 0;
+    const int fault = f.is_fault() ? 1 : 0;
     if (!f.source_node.empty()) s_faults[f.source_node] += fault;
     if (!f.target_node.empty()) t_faults[f.target_node] += fault;
   }

@@ -64,7 +64,7 @@ void Page::ranking_of(std::string& s, const localize::ActivationAnalysis& a, int
     if (auto it = by_rank.find(l.rank); it != by_rank.end()) {
       cls = "harmless";
       for (size_t i : it->second)
-        if (findings_[i].equivalence != Equivalence::kEquivalent) cls = "fault";
+        if (findings_[i].is_fault()) cls = "fault";
     }
     bars.push_back({fmt::format("{}. {}", l.rank + 1, l.source_node), l.problematic_fraction,
                     percent(l.problematic_fraction), cls,
@@ -212,7 +212,7 @@ void Page::findings(std::string& s) {
     if (in_.repair && rounds_.size() > 1 && (i == 0 || round_of_[i] != round_of_[i - 1])) {
       size_t n = 0, faults = 0;
       for (size_t j = i; j < findings_.size() && round_of_[j] == round_of_[i]; ++j, ++n)
-        faults += findings_[j].equivalence != Equivalence::kEquivalent;
+        faults += findings_[j].is_fault();
       out(s, "<h3 class=\"round\" id=\"findings-round-{}\">Round {}<span class=\"muted\">{} finding{} ({} fault{}) on the "
              "Target {}</span></h3>",
           round_of_[i], round_of_[i], n, n == 1 ? "" : "s", faults, faults == 1 ? "" : "s",
@@ -245,7 +245,7 @@ void Page::finding_filters(std::string& s) const {
 void Page::finding_card(std::string& s, size_t i) const {
   const Finding& f = findings_[i];
   const auto& oc = outcomes_[i];
-  const bool fault = f.equivalence != Equivalence::kEquivalent;
+  const bool fault = f.is_fault();
   const std::string t = type_name(f.type());
   out(s, "<details class=\"finding {}\" id=\"{}\" data-type=\"{}\" data-fault=\"{}\" data-status=\"{}\"{}>",
       fault ? "fault" : "harmless", finding_anchor(i), t, fault ? 1 : 0, status_key(oc.status),
@@ -259,7 +259,10 @@ void Page::finding_card(std::string& s, size_t i) const {
     s += badge(e, e, e == "equivalent" ? "the Target computes the same function here on real activations"
                                        : "the Target computes something else here on real activations");
   }
-  s += badge(fault ? "fault" : "harmless", fault ? "fault" : "harmless");
+  // Not a fault: equivalent (the badge above says so), harmless on these samples, or a note.
+  const bool note = f.verdict == localize::Verdict::kNote, unseen = f.verdict == localize::Verdict::kHarmless;
+  s += badge(fault ? "fault" : "harmless", fault ? "fault" : note ? "note" : unseen ? "harmless on these samples" : "harmless",
+             note ? "the data fits both models" : unseen ? "no sample disagrees: it changes no outcome here" : "");
   if (oc.status != RepairStatus::kNotRepaired) s += badge(status_key(oc.status), status_text(oc.status), oc.reason);
   s += "</summary><div class=\"body\">";
   if (!oc.reason.empty() && oc.status != RepairStatus::kNotRepaired)

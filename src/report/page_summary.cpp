@@ -89,7 +89,7 @@ void Page::findings_card(std::string& s) {
   size_t faults = 0, harmless = 0, later = 0;
   for (size_t i = 0; i < findings_.size(); ++i) {
     if (round_of_[i] != first) ++later;
-    else if (findings_[i].equivalence != Equivalence::kEquivalent) ++faults;
+    else if (findings_[i].is_fault()) ++faults;
     else ++harmless;
   }
   std::string detail = harmless ? fmt::format("and {} difference{} found harmless", harmless, harmless == 1 ? "" : "s")

@@ -14,7 +14,7 @@ using testing::layer::cnn_pairs;
 using testing::layer::node_named;
 using testing::layer::small_cnn;
 
-std::vector<Tensor> probe() { return {random_tensor({2, 3, 8, 8}, 99)}; }
+Tensor probe() { return random_tensor({2, 3, 8, 8}, 99); }
 
 // LH and CG findings of the pair of models, filtered.
 std::vector<Finding> filtered(const onnx::ModelProto& s, const onnx::ModelProto& t,
@@ -53,7 +53,8 @@ TEST(Equivalence, BatchNormEqualsMulAdd) {
   auto f = filtered(small_cnn(), small_cnn(mul_add));
   ASSERT_EQ(f.size(), 1u) << describe(f);
   EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
-  EXPECT_EQ(localize::evidence_json(f[0])["equivalence_entry_substituted"], false);
+  ASSERT_TRUE(f[0].impact.relative_l2.has_value());  // the region's size, measured on the probes
+  EXPECT_LT(*f[0].impact.relative_l2, 1e-5);
 }
 
 TEST(Equivalence, FoldedBatchNormEqualsUnfolded) {
@@ -104,7 +105,6 @@ TEST(Equivalence, UpstreamFaultDoesNotMakeARegionDivergent) {
   auto f = filtered(small_cnn(), small_cnn(mul_add, changed));
   ASSERT_EQ(f.size(), 1u) << describe(f);
   EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
-  EXPECT_EQ(localize::evidence_json(f[0])["equivalence_entry_substituted"], true);
 }
 
 TEST(Equivalence, OtherFindingsAreLeftAlone) {
@@ -139,11 +139,34 @@ TEST(Equivalence, BrokenRegionEvidenceStaysNotChecked) {
   ASSERT_TRUE(cg.ok());
   ASSERT_EQ(cg->size(), 1u);
   auto findings = *cg;
-  findings[0].regions()->target.nodes = {"conv2"};  // Relu/Add left out
+  findings[0].regions()->target.output = "no_such_value";
   ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), findings, probe(), probe()).ok());
   EXPECT_EQ(findings[0].equivalence, Equivalence::kNotChecked);
-  EXPECT_NE(localize::evidence_json(findings[0]).value("equivalence_error", "").find("outside the region"), std::string::npos)
+  EXPECT_NE(localize::evidence_json(findings[0]).value("equivalence_error", "").find("no_such_value"), std::string::npos)
       << localize::evidence_json(findings[0]).dump();
+  findings[0].regions()->target.inputs.clear();  // entries that cannot pair with the Source's
+  ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), findings, probe(), probe()).ok());
+  EXPECT_EQ(findings[0].equivalence, Equivalence::kNotChecked);
+  EXPECT_NE(localize::evidence_json(findings[0]).value("equivalence_error", "").find("entries"), std::string::npos)
+      << localize::evidence_json(findings[0]).dump();
+}
+
+// Regions whose entries do not pair (the Target region's entry is another value than the
+// Source's): replayed again bounded by the matched layers, and judged.
+TEST(Equivalence, EntriesThatDoNotPairAreBoundedByTheMatchedLayers) {
+  CnnSpec mul_add;
+  mul_add.bn = CnnSpec::Bn::kMulAdd;
+  auto cg = check_graph(small_cnn(), small_cnn(mul_add), cnn_pairs());
+  ASSERT_TRUE(cg.ok());
+  ASSERT_EQ(cg->size(), 1u);
+  auto findings = *cg;
+  ASSERT_EQ(findings[0].regions()->target.inputs.size(), 1u);
+  findings[0].regions()->target.inputs = {"x"};  // the model input: no Source entry aligns with it
+  auto alone = findings;
+  ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), alone, probe(), probe()).ok());
+  ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), findings, probe(), probe(), {}, cnn_pairs()).ok());
+  EXPECT_EQ(findings[0].equivalence, Equivalence::kEquivalent) << describe(findings);
+  EXPECT_NE(alone[0].equivalence, Equivalence::kEquivalent) << describe(alone);  // the first pass alone cannot
 }
 
 TEST(Equivalence, WrongProbeInputCountIsAnError) {
@@ -152,7 +175,7 @@ TEST(Equivalence, WrongProbeInputCountIsAnError) {
   auto cg = check_graph(small_cnn(), small_cnn(mul_add), cnn_pairs());
   ASSERT_TRUE(cg.ok());
   auto findings = *cg;
-  auto st = filter_equivalent(small_cnn(), small_cnn(mul_add), findings, {}, probe());
+  auto st = filter_equivalent(small_cnn(), small_cnn(mul_add), findings, Tensor{}, probe());
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("Source"), std::string::npos) << st.error().message;
 }

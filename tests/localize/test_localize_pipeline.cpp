@@ -290,3 +290,110 @@ TEST(LocalizePipeline, DisagreementNoCheckExplainsIsSaidAndNamesTheReplayLayers)
 }
 
 }  // namespace fetafix::localize
+
+// --- verdicts: faults, harmless differences, equivalent ones, notes ---------------------------
+
+namespace fetafix::localize {
+
+static onnx::ModelProto hard_swish_cnn(float clip_max, int scaled_layer = -1) {
+  return testing::build_cnn(testing::cnn_options([=](CnnOptions& o) {
+    o.hard_swish = true;
+    o.hard_swish_max = clip_max;
+    o.scaled_layer = scaled_layer;
+  }));
+}
+
+// TensorFlow writes ReLU6's bound as 5.99976 at times: the same difference on every layer gets
+// one verdict wherever it sits, also behind an upstream fault (conv2's weights x3) that makes
+// every later activation differ. The equivalence is the region's alone.
+TEST(LocalizePipeline, TheSamePatternGetsTheSameVerdictAtEveryDepth) {
+  const auto source = hard_swish_cnn(6.0f);
+  for (int upstream : {-1, 1}) {
+    auto r = run(source, hard_swish_cnn(5.99976f, upstream));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    std::set<std::string> clips;
+    for (const auto& f : r->findings) {
+      if (f.type() != FaultType::kLH) continue;
+      EXPECT_EQ(f.equivalence, Equivalence::kEquivalent) << f.target_node << "\n" << describe(*r);
+      EXPECT_EQ(f.verdict, Verdict::kEquivalent) << describe(*r);
+      clips.insert(f.target_node);
+    }
+    EXPECT_EQ(clips.size(), testing::cnn_layers().size()) << describe(*r);
+    if (upstream < 0) {
+      EXPECT_EQ(r->disagreeing, 0u);
+      EXPECT_EQ(r->fault_count(), 0u) << describe(*r);
+    } else {
+      const Finding* wb = find(*r, FaultType::kWB, "conv2");
+      ASSERT_NE(wb, nullptr) << describe(*r);
+      EXPECT_TRUE(wb->is_fault()) << describe(*r);
+    }
+  }
+}
+
+// Weights rounded to float16 differ on every layer, but no photo changes its label: every
+// difference is "harmless on these samples", with its size; nothing is a fault.
+TEST(LocalizePipeline, DifferencesThatChangeNoOutcomeAreHarmlessNotFaults) {
+  auto source = testing::build_cnn();
+  auto r = run(source, testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.fp16_rounded_weights = true; })));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->disagreeing, 0u) << describe(*r);
+  ASSERT_FALSE(r->findings.empty());
+  EXPECT_EQ(r->fault_count(), 0u) << describe(*r);
+  EXPECT_FALSE(r->unexplained_disagreement());
+  for (const auto& f : r->findings) {
+    EXPECT_FALSE(f.is_fault()) << describe(*r);
+    EXPECT_EQ(f.impact.outcome_changes, std::optional<size_t>(0));
+    EXPECT_EQ(f.impact.basis, "no_sample_disagrees");
+    if (f.type() == FaultType::kWB) {
+      EXPECT_EQ(f.verdict, Verdict::kHarmless);
+      ASSERT_TRUE(f.impact.max_abs_diff.has_value());
+      EXPECT_GT(*f.impact.max_abs_diff, 0.0);
+    }
+  }
+  const auto j = to_json(*r);
+  EXPECT_EQ(j["summary"]["faults"], 0);
+  EXPECT_GT(j["summary"]["harmless_differences"].get<size_t>(), 0u);
+  EXPECT_EQ(j["findings"][0]["verdict"], "harmless");
+  EXPECT_EQ(j["findings"][0]["is_fault"], false);
+  EXPECT_EQ(j["findings"][0]["impact"]["outcome_changes"], 0);
+  const std::string report = format_report(*r);
+  EXPECT_NE(report.find("No faults found."), std::string::npos) << report;
+  EXPECT_NE(report.find("harmless on these samples"), std::string::npos) << report;
+}
+
+// A dynamic batch dim on one side, fixed on the other: the data fits both, so it is a note.
+TEST(LocalizePipeline, DynamicBatchDimIsANoteNotAnInputFault) {
+  auto source = testing::build_cnn();
+  auto target = source;
+  target.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("batch");
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->findings.size(), 1u) << describe(*r);
+  EXPECT_EQ(r->findings[0].type(), FaultType::kID);
+  EXPECT_EQ(r->findings[0].verdict, Verdict::kNote);
+  EXPECT_EQ(r->fault_count(), 0u);
+  EXPECT_EQ(to_json(*r)["findings"][0]["verdict"], "note");
+  EXPECT_NE(format_report(*r).find("Notes (not faults)"), std::string::npos) << format_report(*r);
+}
+
+TEST(LocalizeVerdicts, NoDisagreementMakesDivergentDifferencesHarmlessAndKeepsNotes) {
+  std::vector<Finding> findings(3);
+  findings[0].equivalence = Equivalence::kDivergent;
+  findings[1].equivalence = Equivalence::kEquivalent;
+  findings[2].verdict = Verdict::kNote;
+  assign_verdicts(findings, 0, 10);
+  EXPECT_EQ(findings[0].verdict, Verdict::kHarmless);
+  EXPECT_EQ(findings[1].verdict, Verdict::kEquivalent);
+  EXPECT_EQ(findings[2].verdict, Verdict::kNote);
+  for (const auto& f : findings) {
+    EXPECT_EQ(f.impact.outcome_changes, std::optional<size_t>(0));
+    EXPECT_EQ(f.impact.samples, 10u);
+  }
+  assign_verdicts(findings, 3, 10);
+  EXPECT_EQ(findings[0].verdict, Verdict::kFault);
+  EXPECT_EQ(findings[1].verdict, Verdict::kEquivalent);
+  EXPECT_EQ(findings[2].verdict, Verdict::kNote);
+  EXPECT_EQ(findings[0].impact.basis, "not_measured");
+}
+
+}  // namespace fetafix::localize

@@ -34,6 +34,7 @@ struct CnnOptions {
   bool fc_as_matmul = false;            // head as MatMul([16,10]) + Add instead of Gemm(transB=1)
   bool hard_swish = false;              // activation x * Clip(x + 3, 0, 6) / 6 instead of Relu
   bool unbounded_hard_swish = false;    // fault: those Clips lose their max
+  float hard_swish_max = 6.0f;          // their max (TF's ReLU6 is sometimes written 5.99976)
 };
 
 struct ConvSpec {
@@ -207,7 +208,7 @@ class CnnBuilder {
       const std::string shifted = b_.node("Add", n(name + "_hs_add"), {x, store(v(name + "_hs_three"), float_tensor({}, {3.0f}))},
                                           {}, v(name + "_hs_shifted"));
       std::vector<std::string> clip_inputs{shifted, store(v(name + "_hs_min"), float_tensor({}, {0.0f}))};
-      if (!o_.unbounded_hard_swish) clip_inputs.push_back(store(v(name + "_hs_max"), float_tensor({}, {6.0f})));
+      if (!o_.unbounded_hard_swish) clip_inputs.push_back(store(v(name + "_hs_max"), float_tensor({}, {o_.hard_swish_max})));
       const std::string gate = b_.node("Clip", n(name + "_hs_clip"), clip_inputs, {}, v(name + "_hs_gate"));
       const std::string product = b_.node("Mul", n(name + "_hs_mul"), {x, gate}, {}, v(name + "_hs_product"));
       return b_.node("Div", n(name + "_hs_div"), {product, store(v(name + "_hs_six"), float_tensor({}, {6.0f}))}, {},

@@ -41,8 +41,9 @@ inline std::set<std::string> truth_nodes(const nlohmann::json& truth) {
 inline std::string findings_of(const localize::LocalizeResult& loc) {
   std::string out;
   for (const auto& f : loc.findings)
-    out += fmt::format("  {} {} <-> {}: {} [{}]\n", localize::fault_type_name(f.type()), f.source_node, f.target_node,
-                       f.summary, localize::equivalence_name(f.equivalence));
+    out += fmt::format("  {} {} <-> {}: {} [{}, {}]\n", localize::fault_type_name(f.type()), f.source_node,
+                       f.target_node, f.summary, localize::equivalence_name(f.equivalence),
+                       localize::verdict_name(f.verdict));
   for (const auto& t : loc.preprocessing.trials)
     out += fmt::format("  preset {} ({}): {} disagreeing{}\n", t.preset, t.role, t.disagreeing,
                        t.measured ? "" : " (skipped: " + t.skipped_reason + ")");

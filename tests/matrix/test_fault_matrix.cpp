@@ -7,7 +7,9 @@
 //                input-level faults); the repair leaves no image disagreeing; its patch, written
 //                as JSON and read back, replays on the Target to the repaired model byte for byte;
 //   same-output rows (benign rewrites, and faults such as cg:transpose-pair that compute the
-//                same): the Target agrees with the Source on every image and the repair keeps nothing.
+//                same): the Target agrees with the Source on every image, localize reports no
+//                fault (what it lists is harmless on these samples, equivalent or a note) and the
+//                repair keeps nothing.
 // Adding a fault = one row here (the last test fails until every supported fault has one).
 #include <gtest/gtest.h>
 
@@ -136,6 +138,7 @@ TEST_P(FaultMatrix, LocalizedRepairedAndReplayed) {
 
   if (row.outcome == Outcome::kSameOutputs) {  // nothing to find that matters, nothing to repair
     EXPECT_EQ(loc->detection.summary.disagreeing, 0u) << findings_of(*loc);
+    EXPECT_EQ(loc->fault_count(), 0u) << findings_of(*loc);
     EXPECT_EQ(r->initial_disagreeing, 0u);
     EXPECT_TRUE(std::none_of(r->steps.begin(), r->steps.end(), [](const auto& s) { return s.kept; })) << steps_of(*r);
     EXPECT_TRUE(r->patch.edits.empty());
@@ -146,9 +149,10 @@ TEST_P(FaultMatrix, LocalizedRepairedAndReplayed) {
   // Localized: a finding of the row's type at the planted node.
   const auto nodes = expected_nodes(row, injected.ground_truth);
   const bool found = std::any_of(loc->findings.begin(), loc->findings.end(), [&](const Finding& f) {
-    return f.type() == *row.type && nodes.count(f.target_node) > 0;
+    // A fault no image shows (float16 weights, an extra output) is harmless on these samples.
+    return f.type() == *row.type && nodes.count(f.target_node) > 0 && (f.is_fault() || loc->disagreeing == 0);
   });
-  EXPECT_TRUE(found) << "no " << localize::fault_type_name(*row.type) << " finding at "
+  EXPECT_TRUE(found) << "no " << localize::fault_type_name(*row.type) << " fault at "
                      << nlohmann::json(nodes).dump() << ":\n" << findings_of(*loc);
 
   // Repaired: no image disagrees any more.

@@ -225,6 +225,7 @@ TEST(FindingOutcomes, AKeptWeightGroupMarksTheFindingsOnItsLayersKept) {
                           finding(FaultType::kWB, "conv3", "WB conv3_w"), finding(FaultType::kWB, "conv5", "WB conv5_w"),
                           finding(FaultType::kLH, "conv1", "LH conv1 pads")};
   fs[3].equivalence = localize::Equivalence::kEquivalent;  // harmless weights are not in a group
+  fs[3].verdict = localize::Verdict::kEquivalent;
   repair::RepairStep smallest;
   smallest.round = 1;
   smallest.kind = repair::StepKind::kGroup;

@@ -1,6 +1,7 @@
 // ID: the declared shape of the image input, compared by logical axis (paper §4.1.2). A
 // Target that fixes another size, or fixes what the Source leaves dynamic, is a finding; its
-// repair declares the Source's dims.
+// repair declares the Source's dims. A dynamic dim on one side where the data has the other
+// side's fixed size is only a note (verdict kNote): both models run the same on the data.
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -162,8 +163,38 @@ json InputDimensionsEvidence::to_json() const {
               {"target_shape_expected", target_shape_expected ? dims_json(*target_shape_expected) : json(nullptr)}};
 }
 
+namespace {
+
+// The data's size on a logical axis as each model is fed it; nullopt for the batch axis (any
+// batch fits: images are fed one by one or in batches the model accepts) and unknown axes.
+std::optional<int64_t> data_size(const std::string& axis, const data::Preset& preset) {
+  if (axis == "C") return 3;
+  if (axis == "H") return preset.height;
+  if (axis == "W") return preset.width;
+  return std::nullopt;
+}
+
+// A dim dynamic on one side and fixed on the other, where the data the detection run fed both
+// models has the fixed size, computes the same on these samples: a note, not an ID fault.
+bool data_fits_both(const InputDimensionsEvidence& e, const DetectionView& view) {
+  if (e.rank_differs || e.differences.empty()) return false;
+  for (const auto& d : e.differences) {
+    if (d.kind == "size") return false;
+    if (d.axis == "N") continue;
+    const int64_t fixed = d.source.fixed ? d.source.value : d.target.value;
+    const auto s = data_size(d.axis, view.source_preset), t = data_size(d.axis, view.target_preset);
+    if (!s || !t || *s != fixed || *t != fixed) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<std::vector<Finding>> InputDimensionsEvidence::run(const CheckContext& c) {
-  return check_input_dimensions(*c.source.model, *c.target.model);
+  FETAFIX_ASSIGN_OR_RETURN(auto found, check_input_dimensions(*c.source.model, *c.target.model));
+  for (auto& f : found)
+    if (data_fits_both(std::get<InputDimensionsEvidence>(f.evidence), c.detection)) f.verdict = Verdict::kNote;
+  return found;
 }
 
 }  // namespace fetafix::localize
