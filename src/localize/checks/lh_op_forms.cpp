@@ -52,17 +52,6 @@ std::optional<size_t> form_after(const SideForms& side, size_t node, const Layer
   return std::nullopt;
 }
 
-// What a form does to a tensor: element-wise (every activation family), or a Resize, or a softmax.
-// Forms of different kinds are not one function written two ways: a Source's range Clip before
-// its softmax is no substitute for the Target's softmax.
-int form_kind(const OpForm& f) {
-  switch (f.function) {
-    case OpFunction::kResize: return 1;
-    case OpFunction::kSoftmax: return 2;
-    default: return 0;
-  }
-}
-
 // A difference the attribute check (checks/lh.cpp) reports already: one node of the same op on
 // both sides whose differing parameters are attributes it compares (Clip min/max, a softmax's
 // axis). Reporting it twice would make two repairs of one fault.
@@ -126,7 +115,7 @@ Result<std::vector<Finding>> check_operator_forms(const onnx::ModelProto& source
     if (!s || !t || !seen.insert({*s, *t}).second) continue;
     const OpForm& sf = src.forms[*s];
     const OpForm& tf = tgt.forms[*t];
-    if (form_kind(sf) != form_kind(tf)) continue;
+    if (op_form_kind(sf) != op_form_kind(tf)) continue;  // a range Clip is no substitute for a softmax
     const FormComparison cmp = compare_op_forms(sf, tf, form_options);
     if (cmp.same_function || attribute_check_sees(sf, tf, options)) continue;
     out.push_back(form_finding(v, sf, tf, cmp, pairs[rank], static_cast<int>(rank)));
