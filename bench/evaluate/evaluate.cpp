@@ -199,7 +199,9 @@ json evaluate_case(const Options& o, const Split& split, const fs::path& case_di
                                       "--threads",
                                       std::to_string(o.threads),
                                       "-q"};
-  json result{{"name", name}, {"kind", c["kind"]}, {"model", c["model"]}, {"faults", c["faults"]},
+  // Which tool produced the Target: a port case names its converter; the inject corpus has none.
+  json result{{"name", name}, {"kind", c["kind"]}, {"converter", c.value("converter", "inject")},
+              {"model", c["model"]}, {"faults", c["faults"]},
               {"paper_row", c.value("paper_row", "")}, {"expected", c["expected"]},
               {"expected_preprocess", c.value("expected_preprocess", json(nullptr))},
               {"images", {{"detection", split.detection_count}, {"validation", split.validation_count},
@@ -337,15 +339,15 @@ std::string markdown(const json& results, const Totals& t, const json& setup) {
                     setup["time_limit"].get<double>(), setup["fetafix"].get<std::string>());
   md += "Localized/kept repairs per fault type (Table 2), label disagreement % before -> after the repair on the "
         "detection and the validation images (Table 3).\n\n";
-  md += "| case | kind | planted | localize found | PP | ID | TSS | WB | LH | CG | detection % | validation % | stop | "
-        "localize s | repair s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  md += "| case | kind | converter | planted | localize found | PP | ID | TSS | WB | LH | CG | detection % | validation % "
+        "| stop | localize s | repair s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results) {
     const json& rep = r["repair"];
     std::string stop = rep.contains("error") ? "error: " + rep["error"].get<std::string>()
                                              : rep.value("stop_reason", json("")).get<std::string>();
     std::replace(stop.begin(), stop.end(), '|', '/');
-    md += fmt::format("| {} | {} | {} | {} |", r["name"].get<std::string>(), r["kind"].get<std::string>(),
-                      expected_cell(r["expected"]), findings_cell(r));
+    md += fmt::format("| {} | {} | {} | {} | {} |", r["name"].get<std::string>(), r["kind"].get<std::string>(),
+                      r.value("converter", "inject"), expected_cell(r["expected"]), findings_cell(r));
     for (const auto& type : kTypes) md += " " + type_cell(rep, type) + " |";
     md += fmt::format(" {} | {} | {} | {} | {:.0f} |\n", disagreement_cell(rep, "detection"),
                       disagreement_cell(rep, "validation"), stop,

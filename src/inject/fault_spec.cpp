@@ -26,6 +26,7 @@ constexpr std::array kKnownFaults{
     KnownFault{FaultType::kLH, "dilations", true},
     KnownFault{FaultType::kLH, "epsilon", true},
     KnownFault{FaultType::kLH, "clip-max-removed", true},
+    KnownFault{FaultType::kLH, "activation", true},
     KnownFault{FaultType::kTSS, "input-transpose", true},
     KnownFault{FaultType::kTSS, "gather-axis", true},
     KnownFault{FaultType::kID, "input-size", true},

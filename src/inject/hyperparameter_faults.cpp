@@ -1,13 +1,17 @@
 // LH: layer hyperparameters a converter gets wrong: pads dropped on Conv/MaxPool (onnxmltools
-// #716), strides/dilations/epsilon changed, a Clip's upper bound lost (ReLU6 become ReLU).
+// #716), strides/dilations/epsilon changed, a Clip's upper bound lost (ReLU6 become ReLU), an
+// activation computing another function (a port's operator substitution).
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 
 #include "inject/injection_context.h"
+#include "localize/op_forms.h"
 #include "model/attributes.h"
 #include "model/weights.h"
+#include "repair/op_rewrite.h"
 
 namespace fetafix::inject::detail {
 namespace {
@@ -138,6 +142,63 @@ Result<Injected> remove_clip_max(Injection& in) {
   return out;
 }
 
+// The function `activation=NAME` plants, as the op-form recognizer describes it.
+Result<localize::OpForm> activation_form(const std::string& name) {
+  using localize::OpFunction;
+  localize::OpForm f;
+  if (name == "relu" || name == "relu6") {
+    f.function = OpFunction::kClip;
+    f.numbers = {{"lo", {0.0}}, {"hi", {name == "relu" ? INFINITY : 6.0}}};
+  } else if (name == "hard-swish") {
+    f.function = OpFunction::kHardSwish;
+    f.numbers = {{"alpha", {1.0 / 6}}, {"beta", {0.5}}};
+  } else if (name == "swish") {
+    f.function = OpFunction::kSwish;
+    f.numbers = {{"beta", {1.0}}};
+  } else {
+    return make_error("'activation' needs relu, relu6, hard-swish or swish, not '{}'", name);
+  }
+  return f;
+}
+
+bool is_activation(const localize::OpForm& f) {
+  using localize::OpFunction;
+  return f.channel_shape.empty() && f.function != OpFunction::kResize && f.function != OpFunction::kSoftmax &&
+         f.function != OpFunction::kPower && f.function != OpFunction::kSigmoid;
+}
+
+// activation=NAME: each selected activation (the last node of a recognized form, whatever its
+// spelling) rewritten in place to compute NAME — nn.ReLU where the model had ReLU6, SiLU for
+// hard-swish. The rewrite is the repair's (repair/op_rewrite.h) run the other way.
+Result<Injected> substitute_activation(Injection& in) {
+  FETAFIX_ASSIGN_OR_RETURN(const localize::OpForm wanted, activation_form(in.spec().value));
+  FETAFIX_ASSIGN_OR_RETURN(auto view, model::GraphView::build(in.graph()));
+  std::map<std::string, localize::OpForm> forms;  // by output
+  for (auto& f : localize::find_op_forms(in.model(), view))
+    if (is_activation(f) && !view.is_graph_output(f.output) && !localize::compare_op_forms(wanted, f).same_function)
+      forms.emplace(f.output, std::move(f));
+  auto eligible = [&](const onnx::NodeProto& n) { return n.output_size() > 0 && forms.count(n.output(0)) > 0; };
+  FETAFIX_ASSIGN_OR_RETURN(auto handles,
+                           in.select_nodes(eligible, fmt::format("activations not computing {}", wanted.describe()),
+                                           DefaultNodes::kFirst));
+  Injected out;
+  out.details["changes"] = json::array();
+  for (const auto& h : handles) {
+    FETAFIX_ASSIGN_OR_RETURN(auto plan, repair::plan_op_rewrites(in.model(), {{h, wanted}}));
+    std::string last = h;  // the node now producing the activation (the last one inserted, if any)
+    for (const auto& edit : plan.edits) {
+      if (edit.kind == model::EditKind::kInsertNode) last = edit.node_proto.output(0);
+      if (edit.kind == model::EditKind::kRemoveNode) out.removed_nodes.push_back(edit.node);
+      FETAFIX_TRY_STATUS(in.apply(edit));
+    }
+    out.details["changes"].push_back(
+        {{"value", h}, {"old", forms.at(h).describe()}, {"new", wanted.describe()}, {"spelling", forms.at(h).spelling}});
+    out.node_handles.push_back(last);
+  }
+  out.description = fmt::format("{} activation(s) made to compute {}", handles.size(), wanted.describe());
+  return out;
+}
+
 }  // namespace
 
 int64_t spatial_rank(const onnx::ModelProto& m, const onnx::NodeProto& n) {
@@ -157,6 +218,7 @@ Result<Injected> inject_hyperparameter(Injection& in) {
   if (fault == "dilations") return set_spatial_ints(in, "dilations", {"Conv", "ConvTranspose", "MaxPool"});
   if (fault == "epsilon") return set_epsilon(in);
   if (fault == "clip-max-removed") return remove_clip_max(in);
+  if (fault == "activation") return substitute_activation(in);
   return make_error("fault '{}' is not supported yet", in.spec().text);
 }
 

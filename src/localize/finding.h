@@ -18,6 +18,7 @@
 
 #include "common/result.h"
 #include "data/preprocess.h"
+#include "localize/op_forms.h"
 
 namespace fetafix::localize {
 
@@ -272,6 +273,23 @@ struct HyperparametersEvidence {
   static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
 };
 
+// LH, operator substitution: the function after a matched layer (an activation, a Resize, a
+// softmax), recognized whatever its spelling (op_forms.h), differs between Source and Target —
+// ReLU for ReLU6, a hard-sigmoid's slope, GELU's tanh form for erf. Its check is
+// checks/lh_op_forms.cpp; its repair rewrites the Target's form in place (repair/op_rewrite.h).
+// Why LH and not CG: docs/op-forms.md.
+struct OperatorFormEvidence {
+  static constexpr FaultType kType = FaultType::kLH;
+  static constexpr std::string_view kCheck = "op_form";
+  static constexpr CheckStage kStage = CheckStage::kLayer;
+  OpForm source_form, target_form;
+  std::vector<std::string> differences;  // "hi: 6 vs inf", "function: hard_swish vs swish"
+  std::string core_source_node, core_target_node;  // the matched layer the forms follow
+  JudgedRegions regions;                           // the forms' nodes
+  nlohmann::json to_json() const;
+  static Result<std::vector<Finding>> run(const CheckContext& context);  // the check
+};
+
 struct GraphEvidence {
   static constexpr FaultType kType = FaultType::kCG;
   static constexpr std::string_view kCheck = "graph";
@@ -298,8 +316,8 @@ struct ExtraOutputEvidence {
 // Every kind of evidence, in the order localize runs their checks within a stage. A kind
 // repair has no planner for does not compile (src/repair/strategies/strategies.h).
 using Evidence = std::variant<InputDimensionsEvidence, InputStructureEvidence, PreprocessingEvidence,
-                              FlattenStructureEvidence, WeightsEvidence, HyperparametersEvidence, GraphEvidence,
-                              ExtraOutputEvidence>;
+                              FlattenStructureEvidence, WeightsEvidence, HyperparametersEvidence, OperatorFormEvidence,
+                              GraphEvidence, ExtraOutputEvidence>;
 
 // ---- the finding ----------------------------------------------------------------------------
 

@@ -65,6 +65,13 @@ Result<std::vector<Finding>> check_hyperparameters(const onnx::ModelProto& sourc
                                                    const std::vector<match::NodeMatch>& pairs,
                                                    const LayerCheckOptions& options = {});
 
+// LH, operator substitution: the form (localize/op_forms.h) each pair's output goes through
+// next, compared; one finding per pair of forms computing different functions, except single
+// same-op nodes whose differing attributes check_hyperparameters compares (docs/op-forms.md).
+Result<std::vector<Finding>> check_operator_forms(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                                                  const std::vector<match::NodeMatch>& pairs,
+                                                  const LayerCheckOptions& options = {});
+
 // CG: the region from the previous core layer (or fork point) to each pair's node, compared
 // as op sequences. One finding per pair whose sequences differ.
 Result<std::vector<Finding>> check_graph(const onnx::ModelProto& source, const onnx::ModelProto& target,

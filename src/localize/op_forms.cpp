@@ -274,6 +274,14 @@ std::string_view op_function_name(OpFunction f) {
   return "?";
 }
 
+std::string_view op_form_kind(const OpForm& form) {
+  switch (form.function) {
+    case OpFunction::kResize: return "resize";
+    case OpFunction::kSoftmax: return "softmax";
+    default: return "elementwise";
+  }
+}
+
 std::string OpForm::describe() const {
   auto num = [&](const char* k) { return numbers.count(k) ? numbers_text(numbers.at(k)) : std::string("?"); };
   auto mode = [&](const char* k) { return modes.count(k) ? modes.at(k) : std::string("?"); };

@@ -62,6 +62,10 @@ struct OpForm {
   std::string describe() const;
 };
 
+// What a form does to a tensor: "elementwise" (every activation family), "resize" or "softmax".
+// Forms of different kinds are never one function written two ways.
+std::string_view op_form_kind(const OpForm& form);
+
 struct OpFormOptions {
   // Relative tolerance when a family's parameters are verified on the samples and when two forms
   // are compared (float32 constants such as 1/6 read back in double differ in the 8th digit).

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "repair/loop.h"
+#include "repair/op_rewrite.h"
 
 namespace fetafix::repair::detail {
 namespace {
@@ -40,18 +41,31 @@ std::string describe_weights(const Members& set, size_t of) {
 }
 
 std::string describe_hyperparameters(const Members& set, size_t of) {
+  if (const auto* f = std::get_if<localize::OperatorFormEvidence>(&set.front()->finding.evidence))
+    return fmt::format("LH: the Source's {} for {} on {} of {} forms: {}", f->source_form.describe(),
+                       f->target_form.describe(), set.size(), of, listed(target_nodes_of(set)));
   const auto& e = std::get<localize::HyperparametersEvidence>(set.front()->finding.evidence);
   const std::string value = e.source_value.is_null() ? "none" : e.source_value.dump();
   return fmt::format("LH: the Source's {} {} on {} of {} {} nodes: {}", e.attribute, value, set.size(), of,
                      e.target_op, listed(target_nodes_of(set)));
 }
 
-// Non-equivalent LH findings grouped by what differs: op, attribute, kind and both values.
+bool is_op_form(const RepairCandidate* c) {
+  return std::holds_alternative<localize::OperatorFormEvidence>(c->finding.evidence);
+}
+
+// Non-equivalent LH findings grouped by what differs: op, attribute, kind and both values; an
+// operator substitution by both functions as described (parameters included).
 std::map<std::string, Members> hyperparameter_groups(const std::vector<RepairCandidate>& candidates) {
   std::map<std::string, Members> groups;
   for (const auto& c : candidates) {
+    if (!c.finding.is_fault()) continue;
+    if (const auto* f = std::get_if<localize::OperatorFormEvidence>(&c.finding.evidence)) {
+      groups["op_form|" + f->source_form.describe() + "|" + f->target_form.describe()].push_back(&c);
+      continue;
+    }
     const auto* e = std::get_if<localize::HyperparametersEvidence>(&c.finding.evidence);
-    if (!e || !c.finding.is_fault()) continue;
+    if (!e) continue;
     groups[fmt::format("{}|{}|{}|{}|{}", nlohmann::json(e->source_op).dump(), nlohmann::json(e->attribute).dump(),
                        nlohmann::json(e->kind).dump(), e->source_value.dump(), e->target_value.dump())]
         .push_back(&c);
@@ -60,6 +74,20 @@ std::map<std::string, Members> hyperparameter_groups(const std::vector<RepairCan
 }
 
 }  // namespace
+
+// The edits of a set of group members. Each member's edits were planned alone on the Target;
+// operator rewrites insert nodes at positions of that Target, so a set of them is planned again
+// as one (each request on the Target with the ones before it rewritten).
+std::vector<model::Edit> Loop::group_edits(const Members& set) const {
+  if (set.empty() || !std::all_of(set.begin(), set.end(), is_op_form)) return concat(set);
+  std::vector<OpRewriteRequest> requests;
+  for (auto* c : set) {
+    const auto& e = std::get<localize::OperatorFormEvidence>(c->finding.evidence);
+    requests.push_back({e.target_form.output, e.source_form});
+  }
+  auto plan = plan_op_rewrites(working_, requests);
+  return plan.ok() ? std::move(plan->edits) : concat(set);
+}
 
 // Weight findings first as a group: one evaluation instead of one per layer when they help
 // together; bisection (on the screening subset) only when the whole group is rejected.
@@ -94,7 +122,7 @@ void Loop::try_group(FaultType type, const Members& members, std::set<const Repa
   const std::string label = std::string(localize::fault_type_name(type)) + "*";
   probes_ = 0;
   const size_t start = acceptance_.has_screen() ? acceptance_.screen_disagreeing() : acceptance_.disagreeing();
-  auto together = probe(concat(members));
+  auto together = probe(group_edits(members));
   if (!together || *together >= start) {
     say(fmt::format("round {}: the {} {} fixes together do not lower the disagreement{}", round_, members.size(),
                     label, acceptance_.has_screen() ? " on the screening images" : ""));
@@ -120,7 +148,7 @@ void Loop::try_group(FaultType type, const Members& members, std::set<const Repa
 // One group step for `set` (of a group of `of` findings); its members are handled when kept.
 bool Loop::try_group_step(FaultType type, const Members& set, size_t of, bool screened,
                           std::set<const RepairCandidate*>& handled, Describe describe) {
-  StepSpec spec{StepKind::kGroup, type, describe(set, of), {}, concat(set), std::nullopt, screened};
+  StepSpec spec{StepKind::kGroup, type, describe(set, of), {}, group_edits(set), std::nullopt, screened};
   for (auto* c : set) spec.findings.push_back(&c->finding);
   const bool kept = try_step(spec);
   if (kept)
@@ -156,9 +184,9 @@ Members Loop::minimize(Members cands, const Members& fixed, size_t goal) {
     all.insert(all.end(), part.begin(), part.end());
     return all;
   };
-  if (auto s = probe(concat(with(a))); s && *s <= goal) return minimize(a, fixed, goal);
+  if (auto s = probe(group_edits(with(a))); s && *s <= goal) return minimize(a, fixed, goal);
   if (bisection_spent()) return cands;
-  if (auto s = probe(concat(with(b))); s && *s <= goal) return minimize(b, fixed, goal);
+  if (auto s = probe(group_edits(with(b))); s && *s <= goal) return minimize(b, fixed, goal);
   auto ka = minimize(a, with(b), goal);
   auto kb = minimize(b, with(ka), goal);
   ka.insert(ka.end(), kb.begin(), kb.end());

@@ -140,6 +140,7 @@ class Loop {
                  Describe describe);
   bool try_group_step(localize::FaultType type, const Members& set, size_t of, bool screened,
                       std::set<const RepairCandidate*>& handled, Describe describe);
+  std::vector<model::Edit> group_edits(const Members& set) const;
   std::optional<size_t> probe(const std::vector<model::Edit>& edits);
   bool bisection_spent();
   Members minimize(Members cands, const Members& fixed, size_t goal);

@@ -76,6 +76,7 @@ const std::vector<Row>& rows() {
       {"LhDilations", {"lh:dilations=2:node=conv6"}, Fixture::kCnn, FaultType::kLH},
       {"LhEpsilon", {"lh:epsilon=0.5"}, Fixture::kCnn, FaultType::kLH},
       {"LhClipMaxRemoved", {"lh:clip-max-removed:node=all"}, Fixture::kHardSwishCnn, FaultType::kLH},
+      {"LhActivationSubstituted", {"lh:activation=relu:node=all"}, Fixture::kHardSwishCnn, FaultType::kLH},
       {"TssInputTranspose", {"tss:input-transpose=0,3,2,1"}, Fixture::kCnn, FaultType::kTSS, kTruth, "torch"},
       {"TssGatherAxis", {"tss:gather-axis"}, Fixture::kNormalisingCnn, FaultType::kTSS},
       {"IdInputSize", {"id:input-size=40"}, Fixture::kCnn, FaultType::kID, ""},

@@ -185,7 +185,7 @@ def compare(fetafix, folder, case_json, images):
             raise RuntimeError(f"{folder}: fetafix compare failed: {run.stderr.strip()}")
         with open(report) as f:
             summary = json.load(f)["summary"]
-    return summary["images_compared"], summary["disagreeing"]
+    return summary["samples_compared"], summary["disagreeing"]
 
 
 def check_cases(out, names, fetafix, images, min_agreement):

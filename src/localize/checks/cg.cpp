@@ -1,7 +1,8 @@
 // CG (paper §4.1, computational graph): the region from the previous core layer (or fork point)
-// to each matched layer, compared as op sequences; and graph outputs the Target has and the
-// Source does not. Region findings go through the equivalence filter; their repair copies the
-// Source's region in; an extra output's repair removes it.
+// to each matched layer, compared as op sequences (an operator form counted as one op of its
+// kind: which function it computes is the LH op_form check's); and graph outputs the Target has
+// and the Source does not. Region findings go through the equivalence filter; their repair copies
+// the Source's region in; an extra output's repair removes it.
 #include <algorithm>
 #include <set>
 
@@ -47,10 +48,46 @@ std::vector<size_t> graph_region(const GraphView& view, size_t node, const std::
   return nodes;
 }
 
-// A finding when the compared op sequences (cg_ignored_ops left out) differ; nullopt otherwise.
+// Which recognized form (localize/op_forms.h) each node belongs to, and each form's kind.
+struct FormsOfNodes {
+  std::vector<int> form;  // per node: index into kinds, -1 for none
+  std::vector<std::string_view> kinds;
+};
+
+FormsOfNodes forms_of_nodes(const onnx::ModelProto& model, const GraphView& view) {
+  FormsOfNodes out{std::vector<int>(view.node_count(), -1), {}};
+  for (const auto& f : find_op_forms(model, view)) {
+    for (size_t n : f.nodes) out.form[n] = static_cast<int>(out.kinds.size());
+    out.kinds.push_back(op_form_kind(f));
+  }
+  return out;
+}
+
+// The region's op sequence with each operator form written as one token of its kind: two
+// regions that differ only in how an activation is spelled (Relu vs Clip, Relu → Min → Relu vs
+// Clip) or in which activation function it is (the op_form check's finding) compare equal.
+std::vector<std::string> sequence_with_forms(const GraphView& view, const layer::Region& r, const FormsOfNodes& forms,
+                                             const LayerCheckOptions& options) {
+  std::vector<std::string> ops;
+  std::set<int> written;
+  for (size_t n : r.nodes) {
+    if (options.cg_ignored_ops.count(view.node(n).op_type())) continue;
+    const int f = forms.form[n];
+    if (f < 0) ops.push_back(view.node(n).op_type());
+    else if (written.insert(f).second) ops.push_back("<" + std::string(forms.kinds[static_cast<size_t>(f)]) + ">");
+  }
+  return ops;
+}
+
+// A finding when the compared op sequences (cg_ignored_ops left out) differ also with operator
+// forms written as one token each; nullopt otherwise.
 std::optional<Finding> graph_finding(const Views& v, size_t s, size_t t, const layer::Region& rs,
                                      const layer::Region& rt, const match::NodeMatch& pair, int rank,
-                                     const LayerCheckOptions& options) {
+                                     const LayerCheckOptions& options, const FormsOfNodes& source_forms,
+                                     const FormsOfNodes& target_forms) {
+  if (sequence_with_forms(v.source, rs, source_forms, options) ==
+      sequence_with_forms(v.target, rt, target_forms, options))
+    return std::nullopt;
   GraphEvidence e;
   auto compared = [&](const GraphView& view, const layer::Region& r, std::vector<std::string>& ops,
                       std::vector<std::string>& names) {
@@ -92,6 +129,7 @@ Result<std::vector<Finding>> check_graph(const onnx::ModelProto& source, const o
       folded_source.insert(p.source_node);
       folded_target.insert(p.target_node);
     }
+  const FormsOfNodes source_forms = forms_of_nodes(source, v.source), target_forms = forms_of_nodes(target, v.target);
   std::vector<Finding> out;
   for (size_t rank = 0; rank < pairs.size(); ++rank) {
     FETAFIX_ASSIGN_OR_RETURN(auto nodes, layer::locate(v, pairs[rank]));
@@ -115,7 +153,8 @@ Result<std::vector<Finding>> check_graph(const onnx::ModelProto& source, const o
       }
     const auto rs = layer::make_region(v.source, s_nodes, s_last);
     const auto rt = layer::make_region(v.target, t_nodes, t_last);
-    if (auto f = graph_finding(v, s, t, rs, rt, pairs[rank], static_cast<int>(rank), options))
+    if (auto f = graph_finding(v, s, t, rs, rt, pairs[rank], static_cast<int>(rank), options, source_forms,
+                               target_forms))
       out.push_back(std::move(*f));
   }
   return out;

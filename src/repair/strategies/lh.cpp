@@ -1,6 +1,7 @@
 // LH: the Target's node gets the Source's value of the attribute (or loses it where the Source
 // has the default); Clip bounds, inputs from opset 11 on, become constant inputs
-// (src/localize/checks/lh.cpp).
+// (src/localize/checks/lh.cpp). An operator substitution (checks/lh_op_forms.cpp): the Target's
+// form is rewritten in place to compute the Source form's function (repair/op_rewrite.h).
 #include <algorithm>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "model/graph.h"
 #include "model/model.h"
 #include "model/opset.h"
+#include "repair/op_rewrite.h"
 #include "repair/strategies/strategies.h"
 
 namespace fetafix::repair::detail {
@@ -117,6 +119,20 @@ Status plan_for(const HyperparametersEvidence& e, PlanContext& c) {
   if (changes.empty()) return make_error("{}: the evidence names nothing to change", c.label());
   c.description = fmt::format("LH: {} '{}': ", node.op_type(), target_node);
   for (size_t i = 0; i < changes.size(); ++i) c.description += (i ? "; " : "") + changes[i];
+  return {};
+}
+
+// The Target's form made to compute the Source's function where it is: its parameters set when
+// its op carries them, else replaced by the Source function's spelling in the Target's opset.
+Status plan_for(const localize::OperatorFormEvidence& e, PlanContext& c) {
+  Plan& plan = c.plan();
+  auto rewrite = plan_op_rewrites(plan.model(), {{e.target_form.output, e.source_form}});
+  if (!rewrite.ok()) return make_error("{}: {}", c.label(), rewrite.error().message);
+  if (rewrite->edits.empty())
+    return make_error("{}: the Target's '{}' already computes {}", c.label(), e.target_form.output,
+                      e.source_form.describe());
+  for (auto& edit : rewrite->edits) FETAFIX_TRY_STATUS(plan.add(std::move(edit)));
+  c.description = "LH: " + rewrite->descriptions.front();
   return {};
 }
 

@@ -45,6 +45,7 @@ Status plan_for(const localize::PreprocessingEvidence& evidence, PlanContext& co
 Status plan_for(const localize::FlattenStructureEvidence& evidence, PlanContext& context);    // tss.cpp
 Status plan_for(const localize::WeightsEvidence& evidence, PlanContext& context);             // wb.cpp
 Status plan_for(const localize::HyperparametersEvidence& evidence, PlanContext& context);     // lh.cpp
+Status plan_for(const localize::OperatorFormEvidence& evidence, PlanContext& context);       // lh.cpp
 Status plan_for(const localize::GraphEvidence& evidence, PlanContext& context);               // cg.cpp
 Status plan_for(const localize::ExtraOutputEvidence& evidence, PlanContext& context);         // cg.cpp
 
