@@ -16,6 +16,21 @@ using testing::layer::small_cnn;
 
 Tensor probe() { return random_tensor({2, 3, 8, 8}, 99); }
 
+// The Source CNN's BatchNormalization as Mul + Add in the Target: one CG finding with regions.
+CnnSpec mul_add_spec() {
+  CnnSpec spec;
+  spec.bn = CnnSpec::Bn::kMulAdd;
+  return spec;
+}
+
+std::vector<Finding> mul_add_graph_findings() {
+  auto cg = check_graph(small_cnn(), small_cnn(mul_add_spec()), cnn_pairs());
+  EXPECT_TRUE(cg.ok());
+  EXPECT_EQ(cg.ok() ? cg->size() : 0u, 1u);
+  return cg.ok() ? *cg : std::vector<Finding>{};
+}
+
+
 // LH and CG findings of the pair of models, filtered.
 std::vector<Finding> filtered(const onnx::ModelProto& s, const onnx::ModelProto& t,
                               const std::vector<match::NodeMatch>& pairs = cnn_pairs()) {
@@ -133,12 +148,9 @@ TEST(Equivalence, CheckOneFindingDirectly) {
 }
 
 TEST(Equivalence, BrokenRegionEvidenceStaysNotChecked) {
-  CnnSpec mul_add;
-  mul_add.bn = CnnSpec::Bn::kMulAdd;
-  auto cg = check_graph(small_cnn(), small_cnn(mul_add), cnn_pairs());
-  ASSERT_TRUE(cg.ok());
-  ASSERT_EQ(cg->size(), 1u);
-  auto findings = *cg;
+  const CnnSpec mul_add = mul_add_spec();
+  auto findings = mul_add_graph_findings();
+  ASSERT_EQ(findings.size(), 1u);
   findings[0].regions()->target.output = "no_such_value";
   ASSERT_TRUE(filter_equivalent(small_cnn(), small_cnn(mul_add), findings, probe(), probe()).ok());
   EXPECT_EQ(findings[0].equivalence, Equivalence::kNotChecked);
@@ -154,12 +166,9 @@ TEST(Equivalence, BrokenRegionEvidenceStaysNotChecked) {
 // Regions whose entries do not pair (the Target region's entry is another value than the
 // Source's): replayed again bounded by the matched layers, and judged.
 TEST(Equivalence, EntriesThatDoNotPairAreBoundedByTheMatchedLayers) {
-  CnnSpec mul_add;
-  mul_add.bn = CnnSpec::Bn::kMulAdd;
-  auto cg = check_graph(small_cnn(), small_cnn(mul_add), cnn_pairs());
-  ASSERT_TRUE(cg.ok());
-  ASSERT_EQ(cg->size(), 1u);
-  auto findings = *cg;
+  const CnnSpec mul_add = mul_add_spec();
+  auto findings = mul_add_graph_findings();
+  ASSERT_EQ(findings.size(), 1u);
   ASSERT_EQ(findings[0].regions()->target.inputs.size(), 1u);
   findings[0].regions()->target.inputs = {"x"};  // the model input: no Source entry aligns with it
   auto alone = findings;
