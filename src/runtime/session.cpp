@@ -215,6 +215,27 @@ struct Session::Impl {
                    std::vector<Tensor>& out) const;
 };
 
+namespace {
+
+// ONNX Runtime's options for one session. Captures turn graph optimization off: fused nodes
+// would no longer produce the intermediate values asked for.
+Ort::SessionOptions ort_session_options(const SessionOptions& options, bool capturing) {
+  Ort::SessionOptions ort_options;
+  ort_options.SetIntraOpNumThreads(std::max(0, options.threads));
+  ort_options.SetInterOpNumThreads(1);
+  ort_options.SetExecutionMode(ORT_SEQUENTIAL);
+  ort_options.SetGraphOptimizationLevel(options.optimize && !capturing ? ORT_ENABLE_ALL : ORT_DISABLE_ALL);
+  ort_options.AddConfigEntry(kOrtSessionOptionsConfigAllowIntraOpSpinning, options.allow_spinning ? "1" : "0");
+  ort_options.AddConfigEntry(kOrtSessionOptionsConfigAllowInterOpSpinning, options.allow_spinning ? "1" : "0");
+  if (!options.save_optimized_to.empty()) {
+    ort_options.SetGraphOptimizationLevel(ORT_ENABLE_BASIC);
+    ort_options.SetOptimizedModelFilePath(options.save_optimized_to.c_str());
+  }
+  return ort_options;
+}
+
+}  // namespace
+
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 
@@ -243,18 +264,7 @@ Result<std::unique_ptr<Session>> Session::create(const onnx::ModelProto& model, 
   auto impl = std::make_unique<Impl>();
   impl->label = model_label;
   try {
-    Ort::SessionOptions ort_options;
-    ort_options.SetIntraOpNumThreads(std::max(0, options.threads));
-    ort_options.SetInterOpNumThreads(1);
-    ort_options.SetExecutionMode(ORT_SEQUENTIAL);
-    ort_options.SetGraphOptimizationLevel(options.optimize && !capturing ? ORT_ENABLE_ALL : ORT_DISABLE_ALL);
-    ort_options.AddConfigEntry(kOrtSessionOptionsConfigAllowIntraOpSpinning, options.allow_spinning ? "1" : "0");
-    ort_options.AddConfigEntry(kOrtSessionOptionsConfigAllowInterOpSpinning, options.allow_spinning ? "1" : "0");
-    if (!options.save_optimized_to.empty()) {
-      ort_options.SetGraphOptimizationLevel(ORT_ENABLE_BASIC);
-      ort_options.SetOptimizedModelFilePath(options.save_optimized_to.c_str());
-    }
-    impl->session = Ort::Session(shared_env(), bytes.data(), bytes.size(), ort_options);
+    impl->session = Ort::Session(shared_env(), bytes.data(), bytes.size(), ort_session_options(options, capturing));
   } catch (const std::exception& e) {
     return make_error("{}: ONNX Runtime cannot load the model: {}", model_label, first_line(e.what()));
   }
