@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <map>
 
 #include <fmt/format.h>
@@ -132,14 +133,48 @@ LayerCheckOptions layer_check_options(const compare::ModelSide& source, const co
   return lo;
 }
 
-// Layer-local replay on a seeded sample of the disagreeing images: the error a layer adds by
-// itself does not depend on labels, and a few dozen images give stable numbers. A model the
-// replay cannot run leaves a note, not an error: the checks' findings stand without it.
-LocalReplay replay_layers(const compare::ModelSide& source, const compare::ModelSide& target, const DetectionView& view,
-                          const std::vector<size_t>& dissimilar, const LocalizeOptions& options, LocalizeResult& r) {
+// The images each ranking takes, both ascending. The activation analysis: a bounded, seeded
+// subset (every dissimilar image up to the option's count, and enough similar ones for every
+// repeat to draw a fresh sample). Layer-local replay: up to options.replay_images disagreeing
+// images (the error a layer adds by itself does not depend on labels, and a few dozen give
+// stable numbers), the analysis' dissimilar ones first, so that one decode feeds both (`fed`).
+struct RankingSamples {
+  std::vector<size_t> similar, dissimilar;  // of the analysis
+  std::vector<size_t> analysis, replay, fed;
+};
+
+RankingSamples ranking_samples(const std::vector<size_t>& similar, const std::vector<size_t>& dissimilar,
+                               const LocalizeOptions& options) {
+  const auto& ao = options.activation;
+  RankingSamples out;
+  out.dissimilar = seeded_subset(dissimilar, ao.max_dissimilar, ao.seed);
+  out.similar = seeded_subset(similar, ao.max_similar * static_cast<size_t>(std::max(ao.repeats, 1)), ao.seed + 1);
+  std::set_union(out.similar.begin(), out.similar.end(), out.dissimilar.begin(), out.dissimilar.end(),
+                 std::back_inserter(out.analysis));
+  const uint64_t seed = ao.seed + 2;
+  if (options.replay_images <= out.dissimilar.size()) {
+    out.replay = seeded_subset(out.dissimilar, options.replay_images, seed);
+  } else {
+    std::vector<size_t> rest;
+    std::set_difference(dissimilar.begin(), dissimilar.end(), out.dissimilar.begin(), out.dissimilar.end(),
+                        std::back_inserter(rest));
+    rest = seeded_subset(std::move(rest), options.replay_images - out.dissimilar.size(), seed);
+    std::set_union(out.dissimilar.begin(), out.dissimilar.end(), rest.begin(), rest.end(),
+                   std::back_inserter(out.replay));
+  }
+  std::set_union(out.analysis.begin(), out.analysis.end(), out.replay.begin(), out.replay.end(),
+                 std::back_inserter(out.fed));
+  return out;
+}
+
+// Layer-local replay on samples.replay. A model the replay cannot run (or samples that could not
+// be fed) leaves a note, not an error: the checks' findings stand without it.
+LocalReplay replay_layers(const compare::ModelSide& source, const compare::ModelSide& target,
+                          const RankingSamples& samples, const Result<SampleInputs>& fed,
+                          const LocalizeOptions& options, LocalizeResult& r) {
   LocalReplay replay;
   if (options.replay_images == 0) replay.skipped_reason = "turned off";
-  else if (dissimilar.empty()) replay.skipped_reason = "no image disagrees";
+  else if (samples.replay.empty()) replay.skipped_reason = "no image disagrees";
   else if (r.matching.pairs.empty()) replay.skipped_reason = "no core layer was matched";
   if (!replay.skipped_reason.empty()) return replay;
   if (declared_inputs(*source.model).size() != 1 || declared_inputs(*target.model).size() != 1) {
@@ -147,17 +182,37 @@ LocalReplay replay_layers(const compare::ModelSide& source, const compare::Model
     r.notes.push_back("local replay skipped: " + replay.skipped_reason);
     return replay;
   }
-  const auto chosen = seeded_subset(dissimilar, options.replay_images, options.activation.seed + 2);
-  auto in = feed_samples(source, target, view, chosen);
   ReplayOptions ro = options.replay;
   if (ro.threads == 0) ro.threads = options.compare.threads;
-  auto run = in.ok() ? replay_matched_layers(*source.model, *target.model, r.matching.pairs, in->source.at(0),
-                                             in->target.at(0), ro)
-                     : Result<LocalReplay>(in.error());
+  Result<LocalReplay> run = fed.error();
+  if (fed.ok()) {
+    const SampleInputs in = rows_of(*fed, samples.fed, samples.replay);
+    run = replay_matched_layers(*source.model, *target.model, r.matching.pairs, in.source.at(0), in.target.at(0), ro);
+  }
   if (run.ok()) return std::move(run).value();
   replay.skipped_reason = "failed: " + run.error().message;
   r.notes.push_back("local replay " + replay.skipped_reason);
   return replay;
+}
+
+// The activation analysis of samples.analysis into r.activation; an error only where the
+// analysis cannot run on images fed to one input (elsewhere a note says why it did not).
+Status analyse_layers(const compare::ModelSide& source, const compare::ModelSide& target, const DetectionView& view,
+                      const RankingSamples& samples, const SampleInputs& fed, const LocalizeOptions& options,
+                      LocalizeResult& r) {
+  const SampleInputs in = rows_of(fed, samples.fed, samples.analysis);
+  std::vector<bool> agree;
+  for (size_t i : samples.analysis) agree.push_back(view.agree[i]);
+  ActivationAnalysisOptions ao = options.activation;
+  if (ao.threads == 0) ao.threads = options.compare.threads;
+  auto analysis =
+      analyze_layer_activations(*source.model, *target.model, r.matching.pairs, in.source, in.target, agree, ao);
+  if (!analysis.ok() && single_image_input(view, *source.model, *target.model)) return analysis.error();
+  if (analysis.ok()) r.activation = std::move(analysis).value();
+  else r.activation.skipped_reason = "failed: " + analysis.error().message;
+  if (!analysis.ok()) r.notes.push_back("activation analysis " + r.activation.skipped_reason);
+  if (r.activation.timed_out) r.notes.push_back("activation analysis stopped: " + r.activation.skipped_reason);
+  return {};
 }
 
 }  // namespace
@@ -258,29 +313,15 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
                    const LocalizeOptions& options, LocalizeResult& r) {
   PhaseTimer timer(r.timings);
   const auto [similar, dissimilar] = split_by_agreement(view);
-  // Activation analysis on a bounded, seeded subset: every dissimilar image up to the
-  // option's count, and enough similar ones for every repeat to draw a fresh sample.
-  const auto& ao = options.activation;
-  std::vector<size_t> chosen_dissimilar = seeded_subset(dissimilar, ao.max_dissimilar, ao.seed);
-  std::vector<size_t> chosen_similar =
-      seeded_subset(similar, ao.max_similar * static_cast<size_t>(std::max(ao.repeats, 1)), ao.seed + 1);
-  std::vector<size_t> chosen = chosen_similar;
-  chosen.insert(chosen.end(), chosen_dissimilar.begin(), chosen_dissimilar.end());
-  std::sort(chosen.begin(), chosen.end());
-  std::vector<bool> agree;
-  for (size_t i : chosen) agree.push_back(view.agree[i]);
+  const RankingSamples samples = ranking_samples(similar, dissimilar, options);
+  const bool analyse = !samples.dissimilar.empty() && samples.similar.size() >= 2 && !r.matching.pairs.empty();
+  Result<SampleInputs> fed = make_error("no sample to feed");
+  if (analyse || (!samples.replay.empty() && !r.matching.pairs.empty()))
+    fed = feed_samples(source, target, view, samples.fed);
   r.activation = {};
-  if (!chosen_dissimilar.empty() && chosen_similar.size() >= 2 && !r.matching.pairs.empty()) {
-    FETAFIX_ASSIGN_OR_RETURN(auto in, feed_samples(source, target, view, chosen));
-    ActivationAnalysisOptions ao2 = ao;
-    if (ao2.threads == 0) ao2.threads = options.compare.threads;
-    auto analysis = analyze_layer_activations(*source.model, *target.model, r.matching.pairs, in.source, in.target,
-                                              agree, ao2);
-    if (!analysis.ok() && single_image_input(view, *source.model, *target.model)) return analysis.error();
-    if (analysis.ok()) r.activation = std::move(analysis).value();
-    else r.activation.skipped_reason = "failed: " + analysis.error().message;
-    if (!analysis.ok()) r.notes.push_back("activation analysis " + r.activation.skipped_reason);
-    if (r.activation.timed_out) r.notes.push_back("activation analysis stopped: " + r.activation.skipped_reason);
+  if (analyse) {
+    if (!fed.ok()) return fed.error();
+    FETAFIX_TRY_STATUS(analyse_layers(source, target, view, samples, *fed, options, r));
   } else {
     r.activation.skipped_reason = dissimilar.empty() ? "no image disagrees"
                                   : similar.size() < 2 ? "fewer than two images agree"
@@ -288,7 +329,7 @@ Status rank_layers(const compare::ModelSide& source, const compare::ModelSide& t
     r.notes.push_back("activation analysis skipped: " + r.activation.skipped_reason);
   }
   timer.mark("activation analysis");
-  r.replay = replay_layers(source, target, view, dissimilar, options, r);
+  r.replay = replay_layers(source, target, samples, fed, options, r);
   const auto order = layer_order(r.replay, r.activation);
   for (auto& f : r.findings) {
     if (is_input_level(f.type())) continue;

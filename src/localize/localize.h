@@ -23,19 +23,37 @@
 
 namespace fetafix::localize {
 
+// How much of the detection set the data-driven stages take, the same in `fetafix localize` and
+// in every repair round (both do the same work: docs/activation-analysis.md, "Localize and
+// repair"). The rankings only order the findings, and layer-local replay, which ranks them
+// first, runs on its own sample; the PP check screens presets on a sample and the repair's
+// whole set decides.
+inline constexpr size_t kRankingSimilar = 30;       // activation analysis: similar images per repeat
+inline constexpr size_t kRankingDissimilar = 30;    // activation analysis: dissimilar images
+inline constexpr size_t kPreprocessingSample = 16;  // PP check: disagreeing (and as many agreeing) images
+
+// The activation analysis as localization runs it: the library's options (the paper's 100 +
+// 100) with the sample sizes above.
+inline ActivationAnalysisOptions localization_activation_options() {
+  ActivationAnalysisOptions o;
+  o.max_similar = kRankingSimilar;
+  o.max_dissimilar = kRankingDissimilar;
+  return o;
+}
+
 struct LocalizeOptions {
   compare::CompareOptions compare;                 // threads, batch, top-k, label offset, strict, progress
   std::vector<std::string> presets_to_try{"torch", "tf", "caffe", "raw", "uint8"};
   match::MatchOptions match;
-  ActivationAnalysisOptions activation;
+  ActivationAnalysisOptions activation = localization_activation_options();
   LayerCheckOptions layer_checks;
   EquivalenceOptions equivalence;
   ReplayOptions replay;     // layer-local replay (docs/local-replay.md)
   size_t replay_images = 32;  // disagreeing images replay runs on (a seeded sample); 0 = no replay
   size_t probe_images = 4;  // images the equivalence filter runs the subgraphs on
   // PP check on a seeded sample: up to this many disagreeing images and as many agreeing ones
-  // (0 = every image). Repair screens presets this way and verifies the winner on every image.
-  size_t preprocessing_sample = 0;
+  // (0 = every image). Repair verifies a preset it keeps on every image.
+  size_t preprocessing_sample = kPreprocessingSample;
   double preprocessing_min_gain = kDefaultPresetMinGain;  // see preprocessing_findings
 };
 

@@ -1,5 +1,6 @@
 #include "localize/sample_feeds.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -52,6 +53,18 @@ Result<SampleInputs> feed_samples(const compare::ModelSide& source, const compar
   if (out.source.empty() || out.target.empty())
     return make_error("the {} samples chosen do not stack into one batch (their arrays differ in shape)",
                       chosen.size());
+  return out;
+}
+
+SampleInputs rows_of(const SampleInputs& fed, const std::vector<size_t>& fed_indices,
+                     const std::vector<size_t>& chosen) {
+  std::vector<size_t> rows;
+  rows.reserve(chosen.size());
+  for (size_t i : chosen)
+    rows.push_back(static_cast<size_t>(std::lower_bound(fed_indices.begin(), fed_indices.end(), i) - fed_indices.begin()));
+  SampleInputs out;
+  for (const auto& t : fed.source) out.source.push_back(compare::gather_rows(t, rows));
+  for (const auto& t : fed.target) out.target.push_back(compare::gather_rows(t, rows));
   return out;
 }
 

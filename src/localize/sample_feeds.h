@@ -31,6 +31,11 @@ std::vector<data::InputSlot> declared_inputs(const onnx::ModelProto& model);
 Result<SampleInputs> feed_samples(const compare::ModelSide& source, const compare::ModelSide& target,
                                   const DetectionView& view, const std::vector<size_t>& chosen);
 
+// Rows `chosen` of `fed`, the inputs fed for samples `fed_indices` (both ascending, chosen a
+// subset of fed_indices): what several runs on overlapping samples take from one decode.
+SampleInputs rows_of(const SampleInputs& fed, const std::vector<size_t>& fed_indices,
+                     const std::vector<size_t>& chosen);
+
 // Whether the samples are images fed to a model with one input: what the label-based PP check,
 // the flatten check's sample photo and the layer-local replay take.
 bool single_image_input(const DetectionView& view, const onnx::ModelProto& source, const onnx::ModelProto& target);

@@ -44,14 +44,14 @@ struct RepairOptions {
   bool partial_execution = true;           // re-run only what an edit changes, from cached values
   size_t partial_budget_bytes = size_t{1} << 30;
   int max_bisection_probes = 16;           // screening runs spent shrinking a group of weight fixes
-  size_t preprocessing_sample = 16;        // PP check: disagreeing (and as many agreeing) images
-  // The layer ranking only orders the remaining candidates, so repair ranks on fewer images
-  // than `fetafix localize` does (caps on the localize options' similar/dissimilar counts).
+  size_t preprocessing_sample = localize::kPreprocessingSample;  // PP check: disagreeing (and as many agreeing) images
   // When a round keeps nothing, its untried-or-rejected non-PP findings are applied together and
   // kept if that lowers the disagreement (faults that each break every label on their own).
   bool joint_step = true;
-  size_t ranking_max_similar = 30;
-  size_t ranking_max_dissimilar = 30;
+  // The layer ranking only orders the remaining candidates: caps on the localize options'
+  // similar/dissimilar counts (`fetafix localize` takes the same by default).
+  size_t ranking_max_similar = localize::kRankingSimilar;
+  size_t ranking_max_dissimilar = localize::kRankingDissimilar;
   std::function<void(const std::string&)> log;  // progress lines; may be empty
 };
 
