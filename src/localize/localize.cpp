@@ -184,11 +184,11 @@ LocalReplay replay_layers(const compare::ModelSide& source, const compare::Model
   }
   ReplayOptions ro = options.replay;
   if (ro.threads == 0) ro.threads = options.compare.threads;
-  Result<LocalReplay> run = fed.error();
-  if (fed.ok()) {
+  const auto replay_fed = [&]() -> Result<LocalReplay> {
     const SampleInputs in = rows_of(*fed, samples.fed, samples.replay);
-    run = replay_matched_layers(*source.model, *target.model, r.matching.pairs, in.source.at(0), in.target.at(0), ro);
-  }
+    return replay_matched_layers(*source.model, *target.model, r.matching.pairs, in.source.at(0), in.target.at(0), ro);
+  };
+  auto run = fed.ok() ? replay_fed() : Result<LocalReplay>(fed.error());
   if (run.ok()) return std::move(run).value();
   replay.skipped_reason = "failed: " + run.error().message;
   r.notes.push_back("local replay " + replay.skipped_reason);

@@ -111,6 +111,9 @@ struct ImageRows {
   bool any = true;             // false: nothing says which images disagreed
 };
 
+// A horizontal bar chart of ranked layers (both rankings), its label column fitted to the labels.
+std::string layer_bar_chart(const std::vector<Bar>& bars);
+
 class Page {
  public:
   Page(const ReportInput& in, const ReportOptions& o);
@@ -137,6 +140,9 @@ class Page {
   // Anchors of ranked layers: round 1 (or a localize report) keeps the short form.
   static std::string layer_anchor(int round, int rank);
   void ranking_of(std::string& s, const localize::ActivationAnalysis& a, int round);
+  // The layers whose local replay error exceeds the tolerance, by replay rank.
+  void replay_ranking_of(std::string& s, const localize::LocalReplay& r, int round);
+  std::string layer_class(int round, const std::string& source_node) const;
   std::string node_html(const NodeCell& c, const NodeCell* other, const std::set<std::string>& differing,
                         const std::string& fault_attribute) const;
   std::string side_by_side_html(const std::vector<DiffRow>& rows, const Finding& f) const;

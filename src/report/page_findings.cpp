@@ -17,13 +17,15 @@ namespace fs = std::filesystem;
 void Page::ranking(std::string& s) {
   if (rounds_.empty()) return;
   open_section(s, "ranking", "Layer ranking",
-               "Activation analysis: for each matched layer, the share of output elements whose Target−Source "
-               "difference on images that disagree is unlike the one on images that agree (Kruskal–Wallis). "
-               "Higher means more suspicious; red bars carry a fault finding.");
+               "Layer-local replay: the error each matched layer's Target region adds by itself, fed the Source's "
+               "own activations (relative L2; it does not propagate, so it points at the layer that changed). "
+               "Activation analysis (the paper's): the share of output elements whose Target−Source difference on "
+               "images that disagree is unlike the one on images that agree (Kruskal–Wallis). Red bars carry a "
+               "fault finding.");
   // Repair ranks only in rounds where the cheap candidates leave disagreement behind.
   std::vector<size_t> ranked_rounds;
   for (size_t k = 0; k < rounds_.size(); ++k)
-    if (!rounds_[k]->activation.ranked.empty()) ranked_rounds.push_back(k);
+    if (!rounds_[k]->activation.ranked.empty() || !rounds_[k]->replay.ranked.empty()) ranked_rounds.push_back(k);
   if (ranked_rounds.empty()) {
     std::string why = rounds_.front()->activation.skipped_reason;
     if (why.empty())
@@ -39,7 +41,8 @@ void Page::ranking(std::string& s) {
     if (in_.repair && rounds_.size() > 1)
       out(s, "<h3 class=\"round\">Round {}<span class=\"muted\">{}</span></h3>", round,
           round == 1 ? "the Target as given" : "the Target as repaired so far");
-    ranking_of(s, rounds_[k]->activation, round);
+    replay_ranking_of(s, rounds_[k]->replay, round);
+    if (!rounds_[k]->activation.ranked.empty()) ranking_of(s, rounds_[k]->activation, round);
   }
   s += "</section>\n";
 }
@@ -49,36 +52,93 @@ std::string Page::layer_anchor(int round, int rank) {
   return round <= 1 ? fmt::format("layer-{}", rank + 1) : fmt::format("layer-r{}-{}", round, rank + 1);
 }
 
-void Page::ranking_of(std::string& s, const localize::ActivationAnalysis& a, int round) {
-  out(s, "<div class=\"meta\"><span>{} similar images (of {}) and {} dissimilar (of {}) per repeat</span><span>{} repeat(s)</span>"
-         "<span>{} pass(es) over the images</span></div>",
-      a.similar_used, a.similar_available, a.dissimilar_used, a.dissimilar_available, a.repeats, a.passes);
-  // Findings per ranked layer.
-  std::map<int, std::vector<size_t>> by_rank;
-  for (size_t i = 0; i < findings_.size(); ++i)
-    if (round_of_[i] == round && findings_[i].layer_rank >= 0) by_rank[findings_[i].layer_rank].push_back(i);
-  std::vector<Bar> bars;
-  for (const auto& l : a.ranked) {
-    if (l.rank < 0 || bars.size() >= o_.max_chart_layers) continue;
-    std::string cls = "plain";
-    if (auto it = by_rank.find(l.rank); it != by_rank.end()) {
-      cls = "harmless";
-      for (size_t i : it->second)
-        if (findings_[i].is_fault()) cls = "fault";
-    }
-    bars.push_back({fmt::format("{}. {}", l.rank + 1, l.source_node), l.problematic_fraction,
-                    percent(l.problematic_fraction), cls,
-                    fmt::format("{} ↔ {}: {} of {} elements problematic; mean |Δ| similar {}, dissimilar {}",
-                                l.source_node, l.target_node, percent(l.problematic_fraction), l.elements,
-                                number(l.mean_abs_diff_similar), number(l.mean_abs_diff_dissimilar)),
-                    "#" + layer_anchor(round, l.rank)});
+// Each layer's bar colour: red when a fault finding of the round names it, green when only
+// harmless or equivalent ones do.
+std::string Page::layer_class(int round, const std::string& source_node) const {
+  std::string cls = "plain";
+  for (size_t i = 0; i < findings_.size(); ++i) {
+    if (round_of_[i] != round || source_node.empty() || findings_[i].source_node != source_node) continue;
+    if (findings_[i].is_fault()) return "fault";
+    cls = "harmless";
   }
+  return cls;
+}
+
+// One chart for both rankings: the label column is as wide as the longest label needs.
+std::string layer_bar_chart(const std::vector<Bar>& bars) {
   BarChartOptions bo;
   bo.width = 1100;
   size_t longest = 0;
   for (const auto& b : bars) longest = std::max(longest, std::min<size_t>(46, b.label.size()));
   bo.label_width = std::clamp(static_cast<int>(longest * 7.4 + 20), 120, 400);
-  s += horizontal_bar_chart(bars, bo);
+  return horizontal_bar_chart(bars, bo);
+}
+
+namespace {
+
+std::string replay_error_text(const localize::RegionError& e) {
+  if (e.status == localize::ReplayStatus::kOutputShapeDiffers) return "output shape differs";
+  if (e.nan_mismatches > 0) return fmt::format("NaN on one side ({})", e.nan_mismatches);
+  if (std::isinf(e.relative_l2)) return "∞ (Source all zero)";
+  return number(e.relative_l2);
+}
+
+}  // namespace
+
+void Page::replay_ranking_of(std::string& s, const localize::LocalReplay& r, int round) {
+  out(s, "<h4>By layer-local replay</h4>");
+  if (r.ranked.empty()) {
+    out(s, "<p class=\"note\">Not run: {}</p>", escape(r.skipped_reason.empty() ? "no matched layers" : r.skipped_reason));
+    return;
+  }
+  const auto exceeding = r.exceeding();
+  out(s, "<div class=\"meta\"><span>{} disagreeing images</span><span>{} of {} layers above the tolerance {}</span></div>",
+      r.images, exceeding.size(), r.ranked.size(), number(r.tolerance));
+  // A changed shape or a one-sided NaN outranks every finite error: its bar is full length.
+  double longest = 0;
+  for (const auto* l : exceeding)
+    if (std::isfinite(l->error.severity())) longest = std::max(longest, l->error.severity());
+  std::vector<Bar> bars;
+  for (const auto* l : exceeding) {
+    if (bars.size() >= o_.max_chart_layers) break;
+    const double severity = l->error.severity();
+    bars.push_back({fmt::format("{}. {}", l->rank + 1, l->source_node),
+                    std::isfinite(severity) ? severity : (longest > 0 ? longest : 1.0), replay_error_text(l->error),
+                    layer_class(round, l->source_node),
+                    fmt::format("{} ↔ {}: relative L2 {}, max |Δ| {} (max |Source| {})", l->source_node, l->target_node,
+                                replay_error_text(l->error), number(l->error.max_abs_error),
+                                number(l->error.max_abs_source)),
+                    ""});
+  }
+  if (bars.empty()) {
+    out(s, "<p class=\"note\">No layer adds error above the tolerance by itself.</p>");
+    return;
+  }
+  s += layer_bar_chart(bars);
+  if (exceeding.size() > bars.size())
+    out(s, "<p class=\"muted\">Top {} of {} layers above the tolerance.</p>", bars.size(), exceeding.size());
+}
+
+void Page::ranking_of(std::string& s, const localize::ActivationAnalysis& a, int round) {
+  out(s, "<h4>By activation analysis (the paper's)</h4>");
+  out(s, "<div class=\"meta\"><span>{} similar images (of {}) and {} dissimilar (of {}) per repeat</span><span>{} repeat(s)</span>"
+         "<span>{} pass(es) over the images</span></div>",
+      a.similar_used, a.similar_available, a.dissimilar_used, a.dissimilar_available, a.repeats, a.passes);
+  // Findings per ranked layer.
+  std::map<std::string, std::vector<size_t>> by_node;
+  for (size_t i = 0; i < findings_.size(); ++i)
+    if (round_of_[i] == round && !findings_[i].source_node.empty()) by_node[findings_[i].source_node].push_back(i);
+  std::vector<Bar> bars;
+  for (const auto& l : a.ranked) {
+    if (l.rank < 0 || bars.size() >= o_.max_chart_layers) continue;
+    bars.push_back({fmt::format("{}. {}", l.rank + 1, l.source_node), l.problematic_fraction,
+                    percent(l.problematic_fraction), layer_class(round, l.source_node),
+                    fmt::format("{} ↔ {}: {} of {} elements problematic; mean |Δ| similar {}, dissimilar {}",
+                                l.source_node, l.target_node, percent(l.problematic_fraction), l.elements,
+                                number(l.mean_abs_diff_similar), number(l.mean_abs_diff_dissimilar)),
+                    "#" + layer_anchor(round, l.rank)});
+  }
+  s += layer_bar_chart(bars);
   size_t analysed = 0;
   for (const auto& l : a.ranked) analysed += l.rank >= 0;
   if (analysed > bars.size()) out(s, "<p class=\"muted\">Top {} of {} ranked layers; the table lists all.</p>", bars.size(), analysed);
@@ -92,7 +152,7 @@ void Page::ranking_of(std::string& s, const localize::ActivationAnalysis& a, int
     std::string per_repeat;
     for (size_t i = 0; i < l.per_repeat_fraction.size(); ++i) per_repeat += (i ? " · " : "") + percent(l.per_repeat_fraction[i]);
     std::string fl;
-    if (auto it = by_rank.find(l.rank); l.rank >= 0 && it != by_rank.end())
+    if (auto it = by_node.find(l.source_node); l.rank >= 0 && it != by_node.end())
       for (size_t i : it->second)
         out(fl, "<a href=\"#{}\">{}</a> ", finding_anchor(i), badge(type_name(findings_[i].type()), type_name(findings_[i].type())));
     std::string target = escape(l.target_node);

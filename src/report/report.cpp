@@ -174,8 +174,9 @@ localize::LocalizeResult repair_localization_summary(const repair::RepairResult&
   if (!repair.localizations.empty()) {
     out.matching = repair.localizations.front().matching;
     for (const auto& loc : repair.localizations)
-      if (!loc.activation.ranked.empty()) {
+      if (!loc.activation.ranked.empty() || !loc.replay.ranked.empty()) {
         out.activation = loc.activation;
+        out.replay = loc.replay;
         break;
       }
   }

@@ -62,8 +62,8 @@ std::vector<FindingOutcome> finding_outcomes(const std::vector<localize::Finding
                                              const repair::RepairResult* repair, int round = 0);
 
 // One view of what a repair localized over all its rounds, for the Model Explorer files: round
-// 1's matching (the Target as given), the first ranking that ran, and every distinct finding (by
-// id) of every round.
+// 1's matching (the Target as given), the first ranking that ran (activation analysis and local
+// replay), and every distinct finding (by id) of every round.
 localize::LocalizeResult repair_localization_summary(const repair::RepairResult& repair);
 
 Result<std::string> render_report(const ReportInput& input, const ReportOptions& options = {});

@@ -333,6 +333,74 @@ TEST(Report, FindingsOfEveryRoundAppearGroupedByRound) {
   EXPECT_EQ(count(*html, "<div class=\"thumb\" title="), 3u);
 }
 
+localize::LayerReplay replayed(const std::string& node, int rank, localize::ReplayStatus status, double relative_l2) {
+  localize::LayerReplay l;
+  l.source_node = node;
+  l.target_node = "t_" + node;
+  l.rank = rank;
+  l.error.status = status;
+  l.error.relative_l2 = relative_l2;
+  l.error.exceeds_tolerance = status == localize::ReplayStatus::kOutputShapeDiffers || relative_l2 > 1e-5;
+  return l;
+}
+
+// A localization whose replay ranks conv3 (shape changed) and conv1 above the tolerance and
+// conv2 at 0, while the activation analysis ranks conv2 first.
+localize::LocalizeResult replay_ranked_localization() {
+  localize::LocalizeResult loc;
+  loc.findings = {finding(FaultType::kWB, "conv1", "WB: conv1 weights differ")};
+  loc.replay.tolerance = 1e-5;
+  loc.replay.images = 32;
+  loc.replay.ranked = {replayed("conv3", 0, localize::ReplayStatus::kOutputShapeDiffers, 0),
+                       replayed("conv1", 1, localize::ReplayStatus::kMeasured, 0.25),
+                       replayed("conv2", 2, localize::ReplayStatus::kMeasured, 0)};
+  for (const auto& [node, rank] : std::vector<std::pair<std::string, int>>{{"conv2", 0}, {"conv1", 1}, {"conv3", 2}}) {
+    localize::LayerScore l;
+    l.source_node = node;
+    l.target_node = "t_" + node;
+    l.rank = rank;
+    l.problematic_fraction = 0.5 / (rank + 1);
+    loc.activation.ranked.push_back(l);
+  }
+  loc.activation.repeats = 1;
+  return loc;
+}
+
+TEST(Report, LocalReplayRankingIsShownInTheRankingSection) {
+  const localize::LocalizeResult loc = replay_ranked_localization();
+  ReportInput in;
+  in.command = "localize";
+  in.source.label = "s.onnx";
+  in.target.label = "t.onnx";
+  in.image_dir = "/nonexistent";
+  in.localization = &loc;
+  auto html = render_report(in);
+  ASSERT_TRUE(html.ok()) << html.error().message;
+  const size_t replay = html->find("By layer-local replay"), activation = html->find("By activation analysis");
+  ASSERT_NE(replay, std::string::npos);
+  ASSERT_NE(activation, std::string::npos);
+  EXPECT_LT(replay, activation);
+  // The replay chart lists the two layers above the tolerance in replay order, the changed
+  // shape first; conv2 (error 0) is only in the activation chart, where it comes first.
+  const std::string replay_part = html->substr(replay, activation - replay);
+  const size_t conv3 = replay_part.find(">1. conv3<"), conv1 = replay_part.find(">2. conv1<");
+  ASSERT_NE(conv3, std::string::npos);
+  ASSERT_NE(conv1, std::string::npos);
+  EXPECT_LT(conv3, conv1);
+  EXPECT_EQ(replay_part.find("conv2"), std::string::npos);
+  EXPECT_NE(replay_part.find("output shape differs"), std::string::npos);
+  EXPECT_NE(replay_part.find("2 of 3 layers above the tolerance"), std::string::npos);
+  EXPECT_EQ(count(replay_part, "class=\"bar fault\""), 1u);  // conv1 carries the WB fault
+  EXPECT_NE(html->substr(activation).find(">1. conv2<"), std::string::npos);
+
+  // A repair's summary for the Model Explorer keeps the replay ranking of its first ranked round.
+  repair::RepairResult r;
+  r.localizations = {localize::LocalizeResult{}, loc};
+  const auto summary = repair_localization_summary(r);
+  ASSERT_EQ(summary.replay.ranked.size(), 3u);
+  EXPECT_EQ(summary.replay.ranked.front().source_node, "conv3");
+}
+
 class ReportFromRepair : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -373,14 +441,19 @@ TEST_F(ReportFromRepair, HasEverySectionAndTheRunsNumbers) {
   EXPECT_NE(html_.find("<table class=\"sbs\">"), std::string::npos);
   EXPECT_NE(html_.find("<span class=\"a diff fault\"><i>pads</i> [1,1,1,1]</span>"), std::string::npos);
   EXPECT_NE(html_.find("<span class=\"a diff absent fault\"><i>pads</i> absent</span>"), std::string::npos);
-  // A bar per ranked layer of the first ranking (the CNN has fewer than the chart's limit).
+  // The first ranking: a bar per layer above the replay's tolerance, then one per layer the
+  // activation analysis ranked (the CNN has fewer than the charts' limit).
   if (const auto* loc = run.first_ranking()) {
     size_t ranked = 0;
     for (const auto& l : loc->activation.ranked) ranked += l.rank >= 0;
-    const size_t ranking_start = html_.find("<svg class=\"chart hbar\"");
-    ASSERT_NE(ranking_start, std::string::npos);
-    const std::string ranking = html_.substr(ranking_start, html_.find("</svg>", ranking_start) - ranking_start);
-    EXPECT_EQ(count(ranking, "class=\"bar "), ranked);
+    const auto chart_after = [&](const std::string& heading) {
+      const size_t start = html_.find("<svg class=\"chart hbar\"", html_.find(heading));
+      return start == std::string::npos ? std::string() : html_.substr(start, html_.find("</svg>", start) - start);
+    };
+    ASSERT_NE(html_.find("By activation analysis"), std::string::npos);
+    EXPECT_EQ(count(chart_after("By activation analysis"), "class=\"bar "), ranked);
+    const size_t exceeding = loc->replay.exceeding().size();
+    if (exceeding > 0) EXPECT_EQ(count(chart_after("By layer-local replay"), "class=\"bar "), exceeding);
   } else {
     EXPECT_NE(html_.find("No ranking: "), std::string::npos);
   }
