@@ -143,12 +143,18 @@ inline repair::RepairResult two_round_repair() {
   return r;
 }
 
-inline ReportInput two_round_input(const repair::RepairResult& r) {
+// A report of `command` on models s.onnx and t.onnx, with no image folder to read.
+inline ReportInput input_without_images(const std::string& command) {
   ReportInput in;
-  in.command = "repair";
+  in.command = command;
   in.source.label = "s.onnx";
   in.target.label = "t.onnx";
   in.image_dir = "/nonexistent";
+  return in;
+}
+
+inline ReportInput two_round_input(const repair::RepairResult& r) {
+  ReportInput in = input_without_images("repair");
   in.repair = &r;
   return in;
 }

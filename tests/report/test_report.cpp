@@ -368,11 +368,7 @@ localize::LocalizeResult replay_ranked_localization() {
 
 TEST(Report, LocalReplayRankingIsShownInTheRankingSection) {
   const localize::LocalizeResult loc = replay_ranked_localization();
-  ReportInput in;
-  in.command = "localize";
-  in.source.label = "s.onnx";
-  in.target.label = "t.onnx";
-  in.image_dir = "/nonexistent";
+  ReportInput in = testing::input_without_images("localize");
   in.localization = &loc;
   auto html = render_report(in);
   ASSERT_TRUE(html.ok()) << html.error().message;
@@ -504,11 +500,7 @@ TEST(Report, CompareOnlyReportListsTheImagesAndEscapesFileNames) {
   good.target_in_source = {3, 1};
   good.agree = true;
   c.records = {bad, good};
-  ReportInput in;
-  in.command = "compare";
-  in.source.label = "s.onnx";
-  in.target.label = "t.onnx";
-  in.image_dir = "/nonexistent";
+  ReportInput in = testing::input_without_images("compare");
   in.before = &c;
   in.exit_code = 1;
   auto html = render_report(in);
