@@ -185,11 +185,64 @@ void summarize_repair_log(const fs::path& out, json& repair) {
   repair["steps"] = std::move(steps);
 }
 
+// The task kind of a case: "label" for the classification cases (no `task` in case.json).
+std::string task_kind(const json& c) {
+  const json task = c.value("task", json(nullptr));
+  if (!task.is_string()) return "label";
+  const std::string spec = task;
+  return spec.substr(0, spec.find(':'));
+}
+
+// What a case is fed: the photo split for label cases, its own sample folders (case.json `data`,
+// relative to the case folder) for the task cases; the flags that name them.
+struct CaseSamples {
+  fs::path detection, validation;
+  size_t detection_count = 0, validation_count = 0;
+  std::vector<std::string> task;  // --task SPEC, or nothing
+  const char* data_flag = "--images";
+  const char* validate_flag = "--validate-images";
+};
+
+CaseSamples case_samples(const Split& split, const fs::path& case_dir, const json& c) {
+  const json data = c.value("data", json(nullptr));
+  CaseSamples s;
+  if (!data.is_object() || !c.value("task", json(nullptr)).is_string()) {
+    s.detection = split.detection, s.validation = split.validation;
+    s.detection_count = split.detection_count, s.validation_count = split.validation_count;
+    return s;
+  }
+  s.detection = case_dir / data["detection"].get<std::string>();
+  s.validation = case_dir / data["validation"].get<std::string>();
+  s.detection_count = s.validation_count = data.value("samples", size_t{0});
+  s.task = {"--task", c["task"].get<std::string>()};
+  s.data_flag = "--data";
+  s.validate_flag = "--validate-data";
+  return s;
+}
+
+// After a repair on a task case: do the repaired Target's outputs match the Source's within the
+// tensor comparator's tolerance on the validation samples (the issue's goal, whatever the task)?
+json tensor_check(const Options& o, const fs::path& out, const std::vector<std::string>& pair, const CaseSamples& s,
+                  const json& repair) {
+  if (!fs::exists(out / "repaired.onnx")) return {{"skipped", "no repaired model"}};
+  if (repair.value("preprocess", json(nullptr)).is_object()) return {{"skipped", "the repair changed the preprocessing"}};
+  std::vector<std::string> argv{o.fetafix.string(), "compare", pair[0], (out / "repaired.onnx").string()};
+  argv.insert(argv.end(), pair.begin() + 2, pair.end());
+  argv.insert(argv.end(), {s.data_flag, s.validation.string(), "--task", "tensor", "--json",
+                           (out / "tensor-check.json").string()});
+  const Run r = run_program(argv, out / "tensor-check.out.txt", out / "tensor-check.err.txt", o.time_limit);
+  auto j = read_json(out / "tensor-check.json");
+  if (r.exit_code > 1 || !j) return {{"error", last_line(out / "tensor-check.err.txt")}};
+  const json summary = j->value("summary", json::object());
+  return {{"samples", summary.value("samples_compared", 0)}, {"disagreeing", summary.value("disagreeing", 0)}};
+}
+
 // One case: localize, then repair; everything the tables need.
 json evaluate_case(const Options& o, const Split& split, const fs::path& case_dir, const json& c) {
   const std::string name = c["name"];
   const fs::path out = o.out / "cases" / name;
   fs::create_directories(out);
+  const CaseSamples samples = case_samples(split, case_dir, c);
   const std::vector<std::string> pair{(case_dir / "source.onnx").string(),
                                       (case_dir / "target.onnx").string(),
                                       "--source-preprocess",
@@ -199,18 +252,23 @@ json evaluate_case(const Options& o, const Split& split, const fs::path& case_di
                                       "--threads",
                                       std::to_string(o.threads),
                                       "-q"};
+  std::vector<std::string> pair_task = pair;
+  pair_task.insert(pair_task.end(), samples.task.begin(), samples.task.end());
   // Which tool produced the Target: a port case names its converter; the inject corpus has none.
-  json result{{"name", name}, {"kind", c["kind"]}, {"converter", c.value("converter", "inject")},
+  json result{{"name", name}, {"kind", c["kind"]}, {"task", task_kind(c)}, {"converter", c.value("converter", "inject")},
               {"model", c["model"]}, {"faults", c["faults"]},
               {"paper_row", c.value("paper_row", "")}, {"expected", c["expected"]},
               {"expected_preprocess", c.value("expected_preprocess", json(nullptr))},
               {"images", {{"detection", split.detection_count}, {"validation", split.validation_count},
                           {"seed", o.seed}, {"from", o.images.string()}}}};
+  if (!samples.task.empty())
+    result["samples"] = {{"detection", samples.detection_count}, {"validation", samples.validation_count},
+                         {"from", samples.detection.parent_path().lexically_normal().string()}, {"task", samples.task[1]}};
 
   if (!o.skip_localize) {
     std::vector<std::string> argv{o.fetafix.string(), "localize"};
-    argv.insert(argv.end(), pair.begin(), pair.end());
-    argv.insert(argv.end(), {"--images", split.detection.string(), "--json", (out / "localize.json").string()});
+    argv.insert(argv.end(), pair_task.begin(), pair_task.end());
+    argv.insert(argv.end(), {samples.data_flag, samples.detection.string(), "--json", (out / "localize.json").string()});
     const Run r = run_program(argv, out / "localize.out.txt", out / "localize.err.txt", o.time_limit);
     json findings = json::object();
     if (auto j = read_json(out / "localize.json"))
@@ -222,19 +280,29 @@ json evaluate_case(const Options& o, const Split& split, const fs::path& case_di
   }
 
   std::vector<std::string> argv{o.fetafix.string(), "repair"};
-  argv.insert(argv.end(), pair.begin(), pair.end());
-  argv.insert(argv.end(), {"--images", split.detection.string(), "--validate-images", split.validation.string(), "-o",
+  argv.insert(argv.end(), pair_task.begin(), pair_task.end());
+  argv.insert(argv.end(), {samples.data_flag, samples.detection.string(), samples.validate_flag, samples.validation.string(), "-o",
                            (out / "repaired.onnx").string(), "--json", (out / "repair.json").string(), "--time-limit",
                            fmt::format("{}", o.time_limit)});
   // The repair checks its own limit between evaluations; the margin covers the last one.
   const Run r = run_program(argv, out / "repair.out.txt", out / "repair.err.txt", o.time_limit * 1.5 + 60);
   json repair{{"exit_code", r.exit_code}, {"seconds", r.seconds}, {"killed", r.timed_out}};
   summarize_repair_log(out, repair);
+  if (!samples.task.empty() && !repair.contains("error")) result["tensor_check"] = tensor_check(o, out, pair, samples, repair);
   result["repair"] = std::move(repair);
   return result;
 }
 
+// Per task kind: cases by kind and how they ended (the issue-11 goals: singles to 0, multis
+// reduced by >= 90 %, benign untouched, repaired outputs within the tensor tolerance).
+struct TaskTotals {
+  size_t cases = 0, problematic = 0, fully_repaired = 0, benign = 0, benign_untouched = 0;
+  int64_t initial_disagreeing = 0, final_disagreeing = 0;  // detection + validation, fault cases
+  size_t tensor_checked = 0, tensor_matching = 0;          // repaired Targets within tolerance
+};
+
 struct Totals {
+  std::map<std::string, TaskTotals> per_task;
   size_t problematic = 0, fully_repaired = 0, kept = 0, localized = 0, benign = 0, benign_untouched = 0,
          benign_kept = 0, benign_findings = 0, unexpected_kept = 0;
   std::map<std::string, std::pair<size_t, size_t>> per_type;  // localized, kept
@@ -260,11 +328,48 @@ size_t localize_findings(const json& result, const std::string& type) {
   return result["localize"]["findings"].value(type, 0);
 }
 
+int64_t number_of(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : int64_t{-1};
+}
+
+// Disagreeing samples before and after the repair, detection and validation together.
+std::pair<int64_t, int64_t> disagreeing_both(const json& rep) {
+  const json v = rep.value("validation", json::object());
+  const int64_t before = number_of(rep, "initial_disagreeing") + std::max<int64_t>(0, number_of(v, "initial_disagreeing"));
+  const int64_t after = number_of(rep, "final_disagreeing") + std::max<int64_t>(0, number_of(v, "final_disagreeing"));
+  return {before, after};
+}
+
+void count_task(TaskTotals& t, const json& r, bool problematic, bool fully_repaired) {
+  ++t.cases;
+  const json& rep = r["repair"];
+  if (r["kind"] == "benign") {
+    ++t.benign;
+    size_t kept = 0;
+    for (const auto& type : kTypes) kept += kept_of(rep, type);
+    if (kept == 0 && !rep.contains("error")) ++t.benign_untouched;
+  } else if (problematic) {
+    ++t.problematic;
+    if (fully_repaired) ++t.fully_repaired;
+    if (!rep.contains("error")) {
+      const auto [before, after] = disagreeing_both(rep);
+      t.initial_disagreeing += before;
+      t.final_disagreeing += after;
+    }
+  }
+  const json check = r.value("tensor_check", json(nullptr));
+  if (check.is_object() && check.contains("disagreeing")) {
+    ++t.tensor_checked;
+    if (check["disagreeing"] == 0) ++t.tensor_matching;
+  }
+}
+
 Totals summarize(const json& results) {
   Totals t;
   for (const auto& r : results) {
     const json& rep = r["repair"];
     const bool benign = r["kind"] == "benign";
+    TaskTotals& task = t.per_task[r.value("task", "label")];
     size_t kept_here = 0;
     for (const auto& type : kTypes) {
       const size_t l = localized_of(rep, type), k = kept_of(rep, type);
@@ -285,18 +390,19 @@ Totals summarize(const json& results) {
       ++t.benign;
       t.benign_kept += kept_here;
       if (kept_here == 0 && !failed) ++t.benign_untouched;
+      count_task(task, r, false, false);
       continue;
     }
-    auto number = [](const json& j, const char* key) {
-      return j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : int64_t{-1};
-    };
-    if (!failed && number(rep, "initial_disagreeing") == 0) {
+    if (!failed && number_of(rep, "initial_disagreeing") == 0) {
       t.not_problematic.push_back(r["name"]);
+      count_task(task, r, false, false);
       continue;
     }
     ++t.problematic;
-    const bool validation_agrees = !rep.contains("validation") || number(rep["validation"], "final_disagreeing") == 0;
-    if (!failed && number(rep, "final_disagreeing") == 0 && validation_agrees) ++t.fully_repaired;
+    const bool validation_agrees = !rep.contains("validation") || number_of(rep["validation"], "final_disagreeing") == 0;
+    const bool fully = !failed && number_of(rep, "final_disagreeing") == 0 && validation_agrees;
+    if (fully) ++t.fully_repaired;
+    count_task(task, r, true, fully);
   }
   return t;
 }
@@ -329,6 +435,28 @@ std::string disagreement_cell(const json& rep, const char* scope) {
   return fmt::format("{} -> {}", percent(j["initial_discrepancy"]), percent(j["final_discrepancy"]));
 }
 
+// Per task: fault cases fully repaired, disagreeing samples before -> after (detection and
+// validation), benign cases untouched, repaired Targets within the tensor tolerance.
+std::string per_task_markdown(const Totals& t) {
+  std::string md = "\n| task | cases | fully repaired | disagreeing samples before -> after | benign untouched | "
+                   "outputs within tensor tolerance after |\n|---|---|---|---|---|---|\n";
+  for (const auto& [task, k] : t.per_task)
+    md += fmt::format("| {} | {} | {}/{} | {} -> {} | {}/{} | {} |\n", task, k.cases, k.fully_repaired, k.problematic,
+                      k.initial_disagreeing, k.final_disagreeing, k.benign_untouched, k.benign,
+                      k.tensor_checked ? fmt::format("{}/{}", k.tensor_matching, k.tensor_checked) : "-");
+  return md;
+}
+
+json per_task_json(const Totals& t) {
+  json j = json::object();
+  for (const auto& [task, k] : t.per_task)
+    j[task] = {{"cases", k.cases}, {"problematic_cases", k.problematic}, {"fully_repaired", k.fully_repaired},
+               {"initial_disagreeing", k.initial_disagreeing}, {"final_disagreeing", k.final_disagreeing},
+               {"benign_cases", k.benign}, {"benign_cases_untouched", k.benign_untouched},
+               {"tensor_checked", k.tensor_checked}, {"tensor_matching", k.tensor_matching}};
+  return j;
+}
+
 // The table, as Markdown (a terminal shows it as well).
 std::string markdown(const json& results, const Totals& t, const json& setup) {
   std::string md = "# fetafix evaluation\n\n";
@@ -339,22 +467,23 @@ std::string markdown(const json& results, const Totals& t, const json& setup) {
                     setup["time_limit"].get<double>(), setup["fetafix"].get<std::string>());
   md += "Localized/kept repairs per fault type (Table 2), label disagreement % before -> after the repair on the "
         "detection and the validation images (Table 3).\n\n";
-  md += "| case | kind | converter | planted | localize found | PP | ID | TSS | WB | LH | CG | detection % | validation % "
-        "| stop | localize s | repair s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  md += "| case | kind | task | converter | planted | localize found | PP | ID | TSS | WB | LH | CG | detection % | "
+        "validation % | stop | localize s | repair s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : results) {
     const json& rep = r["repair"];
     std::string stop = rep.contains("error") ? "error: " + rep["error"].get<std::string>()
                                              : rep.value("stop_reason", json("")).get<std::string>();
     std::replace(stop.begin(), stop.end(), '|', '/');
-    md += fmt::format("| {} | {} | {} | {} | {} |", r["name"].get<std::string>(), r["kind"].get<std::string>(),
-                      r.value("converter", "inject"), expected_cell(r["expected"]), findings_cell(r));
+    md += fmt::format("| {} | {} | {} | {} | {} | {} |", r["name"].get<std::string>(), r["kind"].get<std::string>(),
+                      r.value("task", "label"), r.value("converter", "inject"), expected_cell(r["expected"]),
+                      findings_cell(r));
     for (const auto& type : kTypes) md += " " + type_cell(rep, type) + " |";
     md += fmt::format(" {} | {} | {} | {} | {:.0f} |\n", disagreement_cell(rep, "detection"),
                       disagreement_cell(rep, "validation"), stop,
                       r.contains("localize") ? fmt::format("{:.0f}", r["localize"]["seconds"].get<double>()) : "-",
                       rep["seconds"].get<double>());
   }
-  md += "| **total** (fault cases) | | | |";
+  md += "| **total** (fault cases) | | | | |";
   for (const auto& type : kTypes) {
     auto it = t.per_type.find(type);
     md += it == t.per_type.end() ? " . |" : fmt::format(" {}/{} |", it->second.first, it->second.second);
@@ -375,6 +504,7 @@ std::string markdown(const json& results, const Totals& t, const json& setup) {
   }
   md += fmt::format("\n**{}/{} cases fully repaired; localization precision {}/{}**\n", t.fully_repaired,
                     t.problematic, t.kept, t.localized);
+  md += per_task_markdown(t);
   return md;
 }
 
@@ -489,6 +619,7 @@ int main(int argc, char** argv) {
                        {"kept_repairs", t.kept},
                        {"localized_faults", t.localized},
                        {"per_type", per_type},
+                       {"per_task", per_task_json(t)},
                        {"benign_cases", t.benign},
                        {"benign_cases_untouched", t.benign_untouched},
                        {"benign_findings_localized", t.benign_findings},

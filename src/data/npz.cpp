@@ -1,5 +1,6 @@
 #include "data/npz.h"
 
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -105,6 +106,18 @@ Result<std::vector<NamedArray>> read_npz(const fs::path& path, const ArrayLimits
   return parse_npz(bytes, path.string(), limits);
 }
 
+namespace {
+// 1980-01-01 00:00, the earliest DOS time (numpy's for every entry). Zip times are local fields,
+// so the time_t is made from local fields too: the same bytes in every time zone.
+time_t fixed_zip_time() {
+  std::tm fields{};
+  fields.tm_year = 80;
+  fields.tm_mday = 1;
+  fields.tm_isdst = -1;
+  return std::mktime(&fields);
+}
+}  // namespace
+
 Status write_npz(const fs::path& path, const std::vector<NamedArray>& arrays, bool compress) {
   int code = 0;
   std::unique_ptr<zip_t, ZipCloser> zip(zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code));
@@ -120,6 +133,9 @@ Status write_npz(const fs::path& path, const std::vector<NamedArray>& arrays, bo
       return make_error("{}: cannot add array '{}': {}", path.string(), a.name, zip_strerror(zip.get()));
     }
     zip_set_file_compression(zip.get(), static_cast<zip_uint64_t>(index), compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+    // libzip stamps each entry with the current time; a fixed one (numpy's, 1980-01-01) makes the
+    // same arrays give the same bytes (the corpus is compared byte for byte).
+    zip_file_set_mtime(zip.get(), static_cast<zip_uint64_t>(index), fixed_zip_time(), 0);
   }
   if (zip_close(zip.get()) != 0) return make_error("{}: cannot write: {}", path.string(), zip_strerror(zip.get()));
   zip.release();

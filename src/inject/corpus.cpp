@@ -14,6 +14,7 @@
 #include "inject/architectures.h"
 #include "inject/dequantize.h"
 #include "inject/inject.h"
+#include "inject/task_corpus.h"
 #include "model/model.h"
 
 namespace fetafix::inject {
@@ -85,6 +86,13 @@ class BaseModels {
           "PaddleOCR text-direction classifier (paddle2onnx, opset 9, weights in Constant nodes), fed 48x192 "
           "photos scaled to [-1, 1]"});
     }
+    FETAFIX_ASSIGN_OR_RETURN(auto task_base, make_task_base(name, o_, skipped));
+    if (task_base) {
+      if (!skipped.empty()) return std::optional<BaseModel>();
+      const bool images = !task_base->preset_file.is_null();
+      return std::optional<BaseModel>(BaseModel{std::move(task_base->model), images ? "preset.json" : "raw",
+                                                std::move(task_base->preset_file), std::move(task_base->description)});
+    }
     const bool resnet = name == "resnet101v2" || name == "resnet101v2-normalized";
     const bool inception = name == "inceptionv3" || name == "inceptionv3-nhwc";
     if (!resnet && !inception) return make_error("unknown base model '{}'", name);
@@ -144,7 +152,10 @@ json expected_counts(const json& truth) {
 
 }  // namespace
 
-const std::vector<CorpusCase>& corpus_cases() {
+namespace {
+
+// The classification cases (label task, fed the evaluation's photos).
+const std::vector<CorpusCase>& classification_cases() {
   // The crop and resize of the 'tf' preset, for cases whose Target expects 'tf' values.
   static const json kTfGeometry{{"crop", "central_fraction"}, {"antialias", false}};
   static const std::vector<CorpusCase> cases{
@@ -225,6 +236,38 @@ const std::vector<CorpusCase>& corpus_cases() {
   return cases;
 }
 
+// A task case's sample set, written once into output/data/<kind>/ for every case that uses it;
+// the case.json `data` entry (paths relative to the case folder), or null with `skipped` set.
+class TaskSamples {
+ public:
+  explicit TaskSamples(const CorpusOptions& o) : o_(o) {}
+
+  Result<json> data_for(const CorpusCase& c, std::string& skipped) {
+    if (c.samples.empty()) return json(nullptr);
+    auto [it, fresh] = written_.try_emplace(c.samples, std::string());
+    if (fresh) FETAFIX_TRY_STATUS(write_task_samples(c.samples, o_, o_.output / "data" / c.samples, it->second));
+    skipped = it->second;
+    if (!skipped.empty()) return json(nullptr);
+    const std::string base = "../data/" + c.samples;
+    return json{{"detection", base + "/detection"}, {"validation", base + "/validation"}, {"samples", o_.task_samples}};
+  }
+
+ private:
+  const CorpusOptions& o_;
+  std::map<std::string, std::string> written_;  // sample set -> why it was skipped ("" = written)
+};
+
+}  // namespace
+
+const std::vector<CorpusCase>& corpus_cases() {
+  static const std::vector<CorpusCase> cases = [] {
+    std::vector<CorpusCase> all = classification_cases();
+    all.insert(all.end(), task_corpus_cases().begin(), task_corpus_cases().end());
+    return all;
+  }();
+  return cases;
+}
+
 Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options) {
   for (const auto& wanted : options.only)
     if (std::none_of(corpus_cases().begin(), corpus_cases().end(), [&](const CorpusCase& c) { return c.name == wanted; }))
@@ -233,6 +276,7 @@ Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options)
   fs::create_directories(options.output, ec);
   if (ec) return make_error("{}: cannot create folder: {}", options.output.string(), ec.message());
   BaseModels bases(options);
+  TaskSamples samples(options);
   std::vector<CorpusCaseStatus> statuses;
   json index_cases = json::array();
   for (const auto& c : corpus_cases()) {
@@ -240,7 +284,11 @@ Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options)
       continue;
     CorpusCaseStatus status{c.name, false, ""};
     FETAFIX_ASSIGN_OR_RETURN(const BaseModel* base, bases.get(c.model, status.skipped_reason));
-    if (!base) {
+    json data = nullptr;
+    if (base) {
+      FETAFIX_ASSIGN_OR_RETURN(data, samples.data_for(c, status.skipped_reason));
+    }
+    if (!base || !status.skipped_reason.empty()) {
       statuses.push_back(status);
       index_cases.push_back({{"name", c.name}, {"kind", c.kind}, {"skipped", status.skipped_reason}});
       continue;
@@ -275,6 +323,8 @@ Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options)
                          {"paper_row", c.paper_row},
                          {"note", c.note},
                          {"faults", c.faults},
+                         {"task", c.task.empty() ? json(nullptr) : json(c.task)},
+                         {"data", data},
                          {"source_preprocess", preset},
                          {"target_preprocess", preset},
                          {"expected", expected_counts(truth)},

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,11 @@ struct CorpusCase {
   // Preset fields changed for both models of this case (written as preset.json over the base
   // model's preset), e.g. the crop a PP case's Target preset implies; null: the base's preset.
   nlohmann::json preset_overrides = nullptr;
+  // Task cases (issue 11, task_corpus.cpp): the `fetafix --task` spec ("" = label, fed the
+  // evaluation's photos) and the sample set written for it (one of task_sample_kinds(); "" for
+  // label cases).
+  std::string task = "";
+  std::string samples = "";
 };
 
 // Every case, in the order they are written.
@@ -41,6 +47,15 @@ struct CorpusOptions {
   double inception_width = 0.25;
   // Case names to write (exact); empty = all.
   std::vector<std::string> only;
+  // The PP-OCRv4 models (third_party/ocr-models); "" or missing: their cases are skipped.
+  std::filesystem::path ocr_models;
+  // Samples per half (detection, validation) of each task sample set.
+  int task_samples = 16;
+  // Renders OCR samples: kind "det" (size x size photos with text) or "rec" (320x48 lines), files
+  // first.png .. (first + count - 1).png into dir (scripts/make_ocr_samples.sh; the tool passes
+  // it). Unset, or no file written: the OCR cases are skipped.
+  std::function<Status(const std::string& kind, const std::filesystem::path& dir, int count, int first, int size)>
+      render_ocr_samples;
 };
 
 struct CorpusCaseStatus {

@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include "data/npy.h"
 #include "data/npz.h"
@@ -203,6 +205,25 @@ TEST(Npz, WriteThenReadAndRefuseBadArchives) {
   auto big = read_npz(arrays_dir() / "two_inputs.npz", small);
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.error().message.find("for one sample file"), std::string::npos) << big.error().message;
+}
+
+// The same arrays give the same bytes at any time: every entry carries the fixed DOS time
+// 1980-01-01 00:00 (numpy's), not the clock's (the corpus compares its .npz files byte for byte).
+TEST(Npz, EntriesCarryAFixedTimestamp) {
+  const fs::path dir = ::fetafix::testing::temp_dir("npz_time");
+  Tensor a(DType::kFloat32, {3});
+  ASSERT_TRUE(write_npz(dir / "t.npz", {{"a", a}, {"b", a}}).ok());
+  std::ifstream in(dir / "t.npz", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto u16 = [&](size_t at) { return static_cast<unsigned>(static_cast<uint8_t>(bytes[at])) |
+                                     static_cast<unsigned>(static_cast<uint8_t>(bytes[at + 1])) << 8; };
+  size_t headers = 0;
+  for (size_t at = bytes.find("PK\x03\x04"); at != std::string::npos; at = bytes.find("PK\x03\x04", at + 4)) {
+    ++headers;
+    EXPECT_EQ(u16(at + 10), 0u) << "DOS time of the entry at byte " << at;        // 00:00:00
+    EXPECT_EQ(u16(at + 12), (1u << 5) | 1u) << "DOS date of the entry at byte " << at;  // 1980-01-01
+  }
+  EXPECT_EQ(headers, 2u);
 }
 
 }  // namespace fetafix::data

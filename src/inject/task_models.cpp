@@ -1,13 +1,13 @@
-#include "support/task_models.h"
+#include "inject/task_models.h"
 
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "data/png_write.h"
 #include "model/builder.h"
-#include "support/images.h"
 
-namespace fetafix::testing {
+namespace fetafix::inject {
 
 data::Preset stretched_raw_preset() {
   data::Preset p = data::preset_by_name("raw").value();
@@ -201,7 +201,8 @@ onnx::ModelProto conv_recognizer_model() {
   return g.build();
 }
 
-void write_block_images(const std::filesystem::path& dir, int width, int height, int count, uint64_t seed) {
+Status write_block_images(const std::filesystem::path& dir, int width, int height, int count, uint64_t seed,
+                          int first) {
   Rng rng(seed);
   for (int i = 0; i < count; ++i) {
     std::vector<uint8_t> block(static_cast<size_t>((width / 4 + 1) * (height / 4 + 1) * 3));
@@ -212,19 +213,21 @@ void write_block_images(const std::filesystem::path& dir, int width, int height,
         for (int c = 0; c < 3; ++c)
           rgb[static_cast<size_t>((y * width + x) * 3 + c)] =
               block[static_cast<size_t>(((y / 4) * (width / 4 + 1) + x / 4) * 3 + c)];
-    write_png_rgb(dir / fmt::format("{:02}.png", i), width, height, rgb);
+    FETAFIX_TRY_STATUS(data::write_png_rgb(dir / fmt::format("{:02}.png", first + i), width, height, rgb));
   }
+  return {};
 }
 
-void write_two_tone_images(const std::filesystem::path& dir, int width, int height, const std::vector<TwoTone>& images) {
+Status write_two_tone_images(const std::filesystem::path& dir, int width, int height, const std::vector<TwoTone>& images) {
   for (size_t i = 0; i < images.size(); ++i) {
     std::vector<uint8_t> rgb(static_cast<size_t>(width * height * 3));
     for (int y = 0; y < height; ++y)
       for (int x = 0; x < width; ++x)
         for (int c = 0; c < 3; ++c)
           rgb[static_cast<size_t>((y * width + x) * 3 + c)] = x < images[i].split ? images[i].left[c] : images[i].right[c];
-    write_png_rgb(dir / fmt::format("{:02}.png", i), width, height, rgb);
+    FETAFIX_TRY_STATUS(data::write_png_rgb(dir / fmt::format("{:02}.png", i), width, height, rgb));
   }
+  return {};
 }
 
-}  // namespace fetafix::testing
+}  // namespace fetafix::inject
