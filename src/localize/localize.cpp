@@ -376,6 +376,7 @@ std::string verdict_header(Verdict v, size_t count) {
 
 // A fault's measured effect on the data (repair/impact.h): what its revert changes.
 std::string outcome_text(const Impact& i) {
+  if (i.basis == "not_revertible") return " [impact not measured: no revert planned]";
   if (!i.outcome_changes || (i.basis != "reverted_alone" && i.basis != "reverted_with_group")) return "";
   const std::string what = i.basis == "reverted_alone"
                                ? std::string("reverting it alone")
