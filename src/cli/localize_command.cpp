@@ -14,6 +14,7 @@
 #include "common/json_text.h"
 #include "localize/localize.h"
 #include "cli/cli_support.h"
+#include "repair/impact.h"
 #include "report/model_explorer.h"
 #include "report/report.h"
 
@@ -23,7 +24,27 @@ namespace {
 struct LocalizeCommandArgs {
   LocalizeArgs localize;
   std::string report, model_explorer;
+  size_t impact_limit = repair::ImpactOptions{}.limit;
 };
+
+// While samples disagree: each fault reverted alone (WB ones as one group) and the samples
+// compared again (repair/impact.h). A failure leaves the faults "not_measured", with a note.
+void measure_fault_impact(const LocalizeCommandArgs& args, const LoadedPair& pair, localize::LocalizeResult& result) {
+  const LocalizeArgs& a = args.localize;
+  repair::ImpactOptions io;
+  io.limit = args.impact_limit;
+  if (!a.pair.quiet && ranks().is_root())
+    io.log = [](const std::string& line) { std::fprintf(stderr, "localize: %s\n", line.c_str()); };
+  auto run = repair::measure_impact(pair.source_side, pair.target_side, a.pair.samples_dir(), a.options.compare,
+                                    result.findings, io);
+  if (!run.ok()) {
+    result.notes.push_back("impact not measured: " + run.error().message);
+    return;
+  }
+  if (run->not_measured > 0)
+    result.notes.push_back(std::to_string(run->not_measured) + " fault(s) past --impact-limit " +
+                           std::to_string(args.impact_limit) + ": impact not measured");
+}
 
 int run_localize(LocalizeCommandArgs& args) {
   LocalizeArgs& a = args.localize;
@@ -39,6 +60,7 @@ int run_localize(LocalizeCommandArgs& args) {
   const auto& o = a.options;
   auto result = localize::localize_faults(p.source_side, p.target_side, a.pair.samples_dir(), o);
   if (!result.ok()) return fail(result.error());
+  if (result->disagreeing > 0 && args.impact_limit > 0) measure_fault_impact(args, p, *result);
   // Disagreement that no finding explains is no success either (docs/cli.md).
   const int exit_code = result->fault_count() == 0 && !result->unexplained_disagreement() ? kExitOk : kExitDifferent;
   if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
@@ -85,6 +107,10 @@ void add_localize_command(CLI::App& app, CommandRunner& runner) {
       "Exit code: 0 nothing found, 1 faults found (or images disagree and no check explains why), 2 bad usage or\n"
       "bad input.");
   add_localize_options(cmd, args->localize);
+  cmd->add_option("--impact-limit", args->impact_limit,
+                  "While samples disagree, revert each fault alone (WB faults together) and count the samples "
+                  "whose outcome changes, for at most this many reverts (0 = off; docs/localize-json.md)")
+      ->capture_default_str();
   cmd->add_option("--report", args->report, "Also write a self-contained HTML report here (docs/report.md)")
       ->check(non_empty_path());
   cmd->add_option("--model-explorer", args->model_explorer,

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "localize/equivalence_rules.h"
 #include "localize/local_replay.h"
 
 namespace fetafix::localize {
@@ -72,6 +73,25 @@ ReplayRegion bounded_by_layers(const ReplayRegion& region, const std::vector<Lay
   return r;
 }
 
+// The findings the replay did not show equivalent, judged once more by the exact structural
+// rules (equivalence_rules.h): equivalent when one holds.
+Status apply_exact_rules(const onnx::ModelProto& source, const onnx::ModelProto& target,
+                         std::vector<Finding>& findings, const EquivalenceOptions& options) {
+  std::vector<Finding*> open;
+  for (Finding& f : findings)
+    if (f.regions() && f.equivalence != Equivalence::kEquivalent) open.push_back(&f);
+  if (open.empty()) return {};
+  FETAFIX_ASSIGN_OR_RETURN(const auto source_view, model::GraphView::build(source.graph()));
+  FETAFIX_ASSIGN_OR_RETURN(const auto target_view, model::GraphView::build(target.graph()));
+  const RuleModels models{source, target, source_view, target_view};
+  for (Finding* f : open)
+    if (auto rule = exact_rule(models, *f->regions(), options.rtol, options.atol)) {
+      f->equivalence = Equivalence::kEquivalent;
+      f->regions()->equivalence_rule = std::move(*rule);
+    }
+  return {};
+}
+
 }  // namespace
 
 Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto& target,
@@ -90,7 +110,7 @@ Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto&
     judged.push_back(&f);
     regions.push_back(std::move(r).value());
   }
-  if (regions.empty()) return {};
+  if (regions.empty()) return apply_exact_rules(source, target, findings, options);
   ReplayOptions ro;
   ro.threads = options.threads;
   FETAFIX_ASSIGN_OR_RETURN(auto run, replay_regions(source, target, regions, source_inputs, target_inputs, ro));
@@ -100,13 +120,14 @@ Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto&
     if (needs_boundaries(run.regions[i]) && !pairs.empty()) again.push_back(i);
     else judge(run.regions[i], options, *judged[i]);
   }
-  if (again.empty()) return {};
-  FETAFIX_ASSIGN_OR_RETURN(const auto layers, matched_boundaries(source, target, pairs));
-  std::vector<ReplayRegion> bounded;
-  for (size_t i : again) bounded.push_back(bounded_by_layers(regions[i], layers));
-  FETAFIX_ASSIGN_OR_RETURN(auto rerun, replay_regions(source, target, bounded, source_inputs, target_inputs, ro));
-  for (size_t k = 0; k < again.size(); ++k) judge(rerun.regions[k], options, *judged[again[k]]);
-  return {};
+  if (!again.empty()) {
+    FETAFIX_ASSIGN_OR_RETURN(const auto layers, matched_boundaries(source, target, pairs));
+    std::vector<ReplayRegion> bounded;
+    for (size_t i : again) bounded.push_back(bounded_by_layers(regions[i], layers));
+    FETAFIX_ASSIGN_OR_RETURN(auto rerun, replay_regions(source, target, bounded, source_inputs, target_inputs, ro));
+    for (size_t k = 0; k < again.size(); ++k) judge(rerun.regions[k], options, *judged[again[k]]);
+  }
+  return apply_exact_rules(source, target, findings, options);
 }
 
 Result<Equivalence> check_equivalence(const onnx::ModelProto& source, const onnx::ModelProto& target,

@@ -40,7 +40,9 @@ struct EquivalenceOptions {
 // model cannot be run on them. A region whose own entries cannot be fed from the Source (they
 // do not align, or the Target region walks past them to the model input) is replayed once more
 // bounded by the matched layers `pairs` instead (each other pair's boundary fed the Source's
-// value, as replay_matched_layers does); without pairs it stays kNotChecked.
+// value, as replay_matched_layers does); without pairs it stays kNotChecked. Last, a finding the
+// replay did not show equivalent is judged by the exact structural rules (equivalence_rules.h:
+// BatchNorm ≡ Mul + Add, the matched layer's weights left to WB) and is kEquivalent when one holds.
 Status filter_equivalent(const onnx::ModelProto& source, const onnx::ModelProto& target,
                          std::vector<Finding>& findings, const Tensor& source_inputs, const Tensor& target_inputs,
                          const EquivalenceOptions& options = {}, const std::vector<match::NodeMatch>& pairs = {});

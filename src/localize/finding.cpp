@@ -75,12 +75,17 @@ void JudgedRegions::add_to(nlohmann::json& evidence) const {
   evidence["source_region"] = source.to_json();
   evidence["target_region"] = target.to_json();
   if (!equivalence_error.empty()) evidence["equivalence_error"] = equivalence_error;
+  if (!equivalence_rule.empty()) evidence["equivalence_rule"] = equivalence_rule;
 }
 
 nlohmann::json Impact::to_json() const {
   auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
-  return {{"outcome_changes", opt(outcome_changes)}, {"samples", samples},      {"basis", basis},
-          {"relative_l2", opt(relative_l2)},         {"max_abs_diff", opt(max_abs_diff)}};
+  return {{"outcome_changes", opt(outcome_changes)}, {"samples", samples},
+          {"basis", basis},
+          {"reverted_with", reverted_with},
+          {"distance_change", opt(distance_change)},
+          {"relative_l2", opt(relative_l2)},
+          {"max_abs_diff", opt(max_abs_diff)}};
 }
 
 }  // namespace fetafix::localize

@@ -78,12 +78,20 @@ constexpr std::string_view verdict_name(Verdict v) {
 
 // The effect of one difference on the data, and its numeric size.
 struct Impact {
-  // Samples whose outcome changes when this difference alone is reverted: 0 when no sample
-  // disagrees (nothing to change); nullopt when not measured (samples disagree: repair's steps
-  // measure it, one finding at a time).
+  // Samples whose outcome (the comparator's agree/disagree) changes when this difference is
+  // reverted: 0 when no sample disagrees (nothing to change); while samples disagree, measured by
+  // `fetafix localize` (repair/impact.h) reverting each fault alone — WB faults as one group —
+  // and nullopt where it was not measured.
   std::optional<size_t> outcome_changes;
   size_t samples = 0;     // samples the outcome count is over
-  std::string basis;      // "no_sample_disagrees" or "not_measured"
+  // "no_sample_disagrees", "reverted_alone", "reverted_with_group" (WB: every WB fault reverted
+  // together, reverted_with names the others), "not_revertible" (no repair plans its revert) or
+  // "not_measured".
+  std::string basis;
+  std::vector<std::string> reverted_with;  // ids of the findings reverted in the same step
+  // The comparator's mean distance with the revert minus without it (negative: closer to the
+  // Source); nullopt when not measured.
+  std::optional<double> distance_change;
   // Numeric size: for LH/CG the Target region's output on the Source's activations against the
   // Source's (relative L2, max |diff|); for WB the stored values' max |diff|. nullopt: none.
   std::optional<double> relative_l2, max_abs_diff;
@@ -253,6 +261,9 @@ struct RegionNames {
 struct JudgedRegions {
   RegionNames source, target;
   std::string equivalence_error;  // why the filter could not judge them ("" if it could)
+  // The exact structural rule that showed them equivalent where the replay could not
+  // (equivalence_rules.h, e.g. "batch_norm_as_mul_add"); "" when none did.
+  std::string equivalence_rule;
   void add_to(nlohmann::json& evidence) const;
 };
 

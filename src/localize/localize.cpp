@@ -415,6 +415,17 @@ std::string verdict_header(Verdict v, size_t count) {
   return "";
 }
 
+// A fault's measured effect on the data (repair/impact.h): what its revert changes.
+std::string outcome_text(const Impact& i) {
+  if (i.basis == "not_revertible") return " [impact not measured: no revert planned]";
+  if (!i.outcome_changes || (i.basis != "reverted_alone" && i.basis != "reverted_with_group")) return "";
+  const std::string what = i.basis == "reverted_alone"
+                               ? std::string("reverting it alone")
+                               : fmt::format("reverting it with {} other(s)", i.reverted_with.size());
+  return fmt::format(" [{} changes {} of {} outcomes{}]", what, *i.outcome_changes, i.samples,
+                     i.distance_change ? fmt::format(", distance {:+.3g}", *i.distance_change) : "");
+}
+
 std::string impact_text(const Finding& f) {
   const Impact& i = f.impact;
   std::string out;
@@ -447,7 +458,7 @@ std::string format_findings(const std::vector<Finding>& findings) {
     std::string tags;
     if (f.layer_rank >= 0) tags += fmt::format(" [rank {}]", f.layer_rank + 1);
     if (f.is_fault() && f.equivalence == Equivalence::kDivergent) tags += " [divergent]";
-    if (!f.is_fault()) tags += impact_text(f);
+    tags += f.is_fault() ? outcome_text(f.impact) : impact_text(f);
     out += fmt::format("    {}: {}{}\n", where, f.summary, tags);
   }
   return out;

@@ -115,7 +115,14 @@ Status Loop::repair_round() {
   const auto done = [&] { return acceptance_.disagreeing() == 0; };
   try_input_findings(candidates, handled, kept_inputs);  // they change what layers see
   if (!done()) try_weight_group(candidates, handled);
-  if (!done()) try_hyperparameter_groups(candidates, handled);
+  if (!done()) {
+    const size_t kept_before = kept_;
+    try_hyperparameter_groups(candidates, handled);
+    // A weight group that lowered nothing while an LH fault broke the same images may lower it
+    // now: retried whole (paddleocr-multi: the 54 int8 weights only help once the Clip bounds are
+    // back; without the retry the layer findings one by one kept 2 of them, leaving 52 int8).
+    if (!done() && kept_ > kept_before) try_weight_group(candidates, handled);
+  }
   if (done()) {
     record_localization(std::move(loc), candidates);
     return finish_round(t1);

@@ -90,11 +90,12 @@ std::vector<model::Edit> Loop::group_edits(const Members& set) const {
 }
 
 // Weight findings first as a group: one evaluation instead of one per layer when they help
-// together; bisection (on the screening subset) only when the whole group is rejected.
+// together; bisection (on the screening subset) only when the whole group is rejected. Findings
+// already handled (kept by an earlier try of the group) are left out.
 void Loop::try_weight_group(const std::vector<RepairCandidate>& candidates, std::set<const RepairCandidate*>& handled) {
   Members weights;
   for (const auto& c : candidates)
-    if (c.finding.type() == FaultType::kWB && c.finding.is_fault()) weights.push_back(&c);
+    if (c.finding.type() == FaultType::kWB && c.finding.is_fault() && !handled.count(&c)) weights.push_back(&c);
   if (weights.size() > 1 && !out_of_time()) try_group(FaultType::kWB, weights, handled, describe_weights);
 }
 

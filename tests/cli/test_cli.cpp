@@ -212,6 +212,58 @@ TEST_F(Cli, LocalizeExitsOneWhileImagesDisagree) {
   EXPECT_FALSE(j["summary"]["largest_replay_errors"].empty());
 }
 
+// While samples disagree, each fault's impact is measured by reverting it on a copy of the
+// Target: the weights rounded to float16 everywhere and tripled in conv7 (WB) reverted together as
+// one group bring every disagreeing image back; the depthwise conv's dropped pads (LH) reverted
+// alone, with the weights still wrong, change no outcome — and stay a fault (faults can matter
+// only together: docs/localize-json.md, "Impact"). Progress goes to stderr; --impact-limit 0
+// measures nothing.
+TEST_F(Cli, LocalizeMeasuresEachFaultsImpactWhileSamplesDisagree) {
+  ASSERT_TRUE(model::save_model(testing::build_cnn(), dir_ / "cnn.onnx").ok());
+  const auto faulty = testing::build_cnn(testing::cnn_options([](testing::CnnOptions& o) {
+    o.fp16_rounded_weights = true;
+    o.scaled_layer = 6;
+    o.drop_dw_pads = true;
+  }));
+  ASSERT_TRUE(model::save_model(faulty, dir_ / "faulty.onnx").ok());
+  const fs::path json = dir_ / "impact.json";
+  RunResult r = run("localize '" + (dir_ / "cnn.onnx").string() + "' '" + (dir_ / "faulty.onnx").string() +
+                    "' --images '" + images_.string() + "' --source-preprocess raw --target-preprocess raw --json '" +
+                    json.string() + "'");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("localize: impact 1/"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("reverting it alone changes 0 of 4 outcomes"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(slurp(json));
+  const int disagreeing = j["detection"]["disagreeing"];
+  ASSERT_GT(disagreeing, 0);
+  size_t weights = 0, pads = 0;
+  for (const auto& f : j["findings"]) {
+    if (f["verdict"] != "fault") continue;
+    const auto& impact = f["impact"];
+    EXPECT_EQ(impact["samples"], 4) << f.dump();
+    if (f["type"] == "WB") {
+      ++weights;
+      EXPECT_EQ(impact["basis"], "reverted_with_group") << f.dump();
+      EXPECT_EQ(impact["outcome_changes"], disagreeing) << f.dump();
+      EXPECT_LT(impact["distance_change"].get<double>(), 0.0) << f.dump();
+    } else if (f["type"] == "LH") {
+      ++pads;
+      EXPECT_EQ(impact["basis"], "reverted_alone") << f.dump();
+      EXPECT_EQ(impact["outcome_changes"], 0) << f.dump();
+      EXPECT_TRUE(impact["reverted_with"].empty()) << f.dump();
+    }
+  }
+  EXPECT_EQ(pads, 1u) << j["findings"].dump();
+  ASSERT_GE(weights, 2u) << j["findings"].dump();
+  for (const auto& f : j["findings"])
+    if (f["type"] == "WB" && f["verdict"] == "fault") EXPECT_EQ(f["impact"]["reverted_with"].size(), weights - 1);
+
+  RunResult off = localize_cnn("faulty.onnx", " --impact-limit 0 --json '" + json.string() + "'");
+  EXPECT_EQ(off.exit_code, 1) << off.out << off.err;
+  for (const auto& f : nlohmann::json::parse(slurp(json))["findings"])
+    if (f["verdict"] == "fault") EXPECT_EQ(f["impact"]["basis"], "not_measured") << f.dump();
+}
+
 TEST_F(Cli, RepairWritesModelPatchAndLogAndRefusesToOverwriteInputs) {
   ASSERT_TRUE(model::save_model(testing::build_cnn(), dir_ / "cnn.onnx").ok());
   ASSERT_TRUE(model::save_model(testing::build_cnn([] { testing::CnnOptions o; o.scaled_layer = 1; return o; }()),

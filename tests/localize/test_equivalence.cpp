@@ -178,6 +178,54 @@ TEST(Equivalence, EntriesThatDoNotPairAreBoundedByTheMatchedLayers) {
   EXPECT_NE(alone[0].equivalence, Equivalence::kEquivalent) << describe(alone);  // the first pass alone cannot
 }
 
+// The CG finding for conv2 (BatchNormalization in the Source, Mul + Add in the Target) when conv1
+// pads more in the Target (its output 9 wide against 8): the region's entry cannot be fed from the
+// Source, so the replay cannot judge it — the exact rule BatchNorm ≡ Mul + Add does. conv1's own
+// pads stay an LH finding the replay finds divergent.
+TEST(Equivalence, BatchNormAsMulAddIsEquivalentByRuleWhereTheEntriesCannotBeFed) {
+  auto target = small_cnn(mul_add_spec());
+  model::set_ints(*node_named(target, "conv1"), "pads", {1, 1, 2, 2});
+  auto f = filtered(small_cnn(), target);
+  const Finding* cg = nullptr;
+  const Finding* lh = nullptr;
+  for (const auto& finding : f) (finding.type() == FaultType::kCG ? cg : lh) = &finding;
+  ASSERT_NE(cg, nullptr) << describe(f);
+  ASSERT_NE(lh, nullptr) << describe(f);
+  EXPECT_EQ(cg->equivalence, Equivalence::kEquivalent) << describe(f);
+  const auto evidence = localize::evidence_json(*cg);
+  EXPECT_EQ(evidence.value("equivalence_rule", ""), "batch_norm_as_mul_add") << evidence.dump();
+  EXPECT_NE(evidence.value("equivalence_error", ""), "") << evidence.dump();  // why the replay could not
+  EXPECT_EQ(lh->equivalence, Equivalence::kDivergent) << describe(f);
+}
+
+// conv2's weights differ in the Target (a WB finding): the CG region [Mul, Add, Relu, conv2]
+// replayed as it is diverges through them, but the rewrite it is a finding for is exact; the
+// matched layer's weights are the WB check's.
+TEST(Equivalence, ARegionIsJudgedWithTheSourcesWeights) {
+  CnnWeights changed;
+  for (float& v : changed.w2.span<float>()) v *= 1.5f;
+  auto f = filtered(small_cnn(), small_cnn(mul_add_spec(), changed));
+  ASSERT_EQ(f.size(), 1u) << describe(f);
+  EXPECT_EQ(f[0].equivalence, Equivalence::kEquivalent) << describe(f);
+  EXPECT_EQ(localize::evidence_json(f[0]).value("equivalence_rule", ""), "batch_norm_as_mul_add");
+  auto wb = check_weights(small_cnn(), small_cnn(mul_add_spec(), changed), cnn_pairs());
+  ASSERT_TRUE(wb.ok());
+  EXPECT_EQ(wb->size(), 1u);  // the weights stay a finding of their own
+}
+
+// A Mul + Add that is not the BatchNormalization (the Target's scale from another gamma) is no
+// rewrite: the rule does not hold and the replay's verdict stands.
+TEST(Equivalence, AMulAddThatIsNotTheBatchNormStaysDivergent) {
+  CnnWeights other;
+  for (float& v : other.gamma.span<float>()) v *= 1.5f;
+  auto target = small_cnn(mul_add_spec(), other);
+  // Only the BN's replacement differs: the Target's other weights are the Source's.
+  auto f = filtered(small_cnn(), target);
+  ASSERT_EQ(f.size(), 1u) << describe(f);
+  EXPECT_EQ(f[0].equivalence, Equivalence::kDivergent) << describe(f);
+  EXPECT_EQ(localize::evidence_json(f[0]).value("equivalence_rule", ""), "");
+}
+
 TEST(Equivalence, WrongProbeInputCountIsAnError) {
   CnnSpec mul_add;
   mul_add.bn = CnnSpec::Bn::kMulAdd;

@@ -158,6 +158,37 @@ TEST(RepairDriver, SameHyperparameterFaultOnManyNodesIsRepairedAsAGroup) {
     }
 }
 
+// The weight group is tried before the LH groups. While every hard-swish Clip lacks its max, the
+// weights put back (rounded to float16 everywhere, tripled in conv2) lower nothing on the images;
+// once the LH* group is kept, the weight group is tried again whole and kept in the same round.
+// Without the retry the weight findings went one by one and one of 34 was kept (the real
+// paddleocr-multi case: WB 54/2 without the retry, 54/54 with it).
+TEST(RepairDriver, WeightGroupThatLoweredNothingIsRetriedAfterAnLhGroupIsKept) {
+  auto source = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.hard_swish = true; }));
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) {
+    o.hard_swish = true;
+    o.unbounded_hard_swish = true;
+    o.fp16_rounded_weights = true;
+    o.scaled_layer = 1;
+  }));
+  auto r = run(source, target);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->initial_disagreeing, 0u);
+  EXPECT_EQ(r->final_disagreeing, 0u) << steps_of(*r);
+  expect_monotone_history(*r);
+  int lh_group = -1, wb_group = -1;
+  for (size_t i = 0; i < r->steps.size(); ++i) {
+    const auto& s = r->steps[i];
+    if (!s.kept || s.kind != StepKind::kGroup || s.round != 1) continue;
+    if (s.type == localize::FaultType::kLH && lh_group < 0) lh_group = static_cast<int>(i);
+    if (s.type == localize::FaultType::kWB && wb_group < 0) wb_group = static_cast<int>(i);
+  }
+  ASSERT_GE(lh_group, 0) << steps_of(*r);
+  ASSERT_GE(wb_group, 0) << steps_of(*r);
+  EXPECT_GT(wb_group, lh_group) << steps_of(*r);  // kept on the retry, after the LH group
+  EXPECT_EQ(r->counts["WB"].kept, r->counts["WB"].localized) << steps_of(*r);
+}
+
 TEST(RepairDriver, LateLayerFaultIsScreenedThenRunPartially) {
   auto source = testing::build_cnn();
   auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 7; }));
