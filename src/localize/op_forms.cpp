@@ -96,6 +96,7 @@ std::vector<std::string> candidate_inputs(const onnx::ModelProto& model, const m
 OpForm finish(OpForm form, const model::GraphView& view, const std::vector<size_t>& nodes, const std::string& x,
               const std::string& output) {
   form.input = x;
+  if (auto shape = view.shape(x)) form.input_shape = *shape;
   form.output = output;
   form.nodes = nodes;
   for (size_t n : nodes) {

@@ -52,6 +52,9 @@ struct OpForm {
   int64_t rank = -1;
   std::vector<int64_t> channel_shape;  // shape of the per-channel constants, e.g. [1, C, 1, 1]
   std::string input;                   // x: the value the function is applied to
+  // x's shape where the view knew it (observed shapes merged); empty when unknown. A rewrite
+  // planned later on a model without those shapes still picks a softmax axis by it.
+  std::vector<int64_t> input_shape;
   std::string output;                  // the value it produces (the last node's output)
   std::vector<size_t> nodes;           // node indices in the graph, in graph order
   std::vector<std::string> node_names; // the same nodes as name_nodes names them

@@ -83,7 +83,7 @@ std::vector<model::Edit> Loop::group_edits(const Members& set) const {
   std::vector<OpRewriteRequest> requests;
   for (auto* c : set) {
     const auto& e = std::get<localize::OperatorFormEvidence>(c->finding.evidence);
-    requests.push_back({e.target_form.output, e.source_form});
+    requests.push_back({e.target_form.output, e.source_form, e.target_form.input_shape});
   }
   auto plan = plan_op_rewrites(working_, requests);
   return plan.ok() ? std::move(plan->edits) : concat(set);

@@ -33,6 +33,10 @@ std::string mode(const OpForm& f, const char* key) {
   return it == f.modes.end() ? "" : it->second;
 }
 
+bool fully_known(const std::vector<int64_t>& dims) {
+  return !dims.empty() && std::all_of(dims.begin(), dims.end(), [](int64_t d) { return d > 0; });
+}
+
 bool near(double a, double b) { return std::abs(a - b) <= 1e-6 * std::max(1.0, std::abs(b)); }
 
 // Applies edits to the scratch copy as they are planned, so every edit names nodes as they are
@@ -138,18 +142,16 @@ std::vector<double> reduced_sizes(const std::vector<int64_t>& dims, int64_t axis
 }
 
 Status set_softmax_axis(Planner& p, size_t index, const OpForm& t, const OpForm& s) {
-  auto view = model::GraphView::build(p.model().graph());
-  if (!view.ok()) return view.error();
-  const auto dims = view->shape(t.input);
+  const std::vector<int64_t>& dims = t.input_shape;
   const std::string node = p.node_name(index);
-  if (!dims || s.rank < 0) return make_error("'{}': the softmax input's shape is not known", node);
+  if (dims.empty() || s.rank < 0) return make_error("'{}': the softmax input's shape is not known", node);
   const bool single = model::default_opset(p.model()) >= 13;
   const auto wanted = s.numbers.count("reduced_sizes") ? s.numbers.at("reduced_sizes") : std::vector<double>{};
   std::vector<int64_t> order;
-  if (s.rank == static_cast<int64_t>(dims->size()) && s.axes.size() == 1) order.push_back(s.axes[0]);
-  for (int64_t a = 0; a < static_cast<int64_t>(dims->size()); ++a) order.push_back(a);
+  if (s.rank == static_cast<int64_t>(dims.size()) && s.axes.size() == 1) order.push_back(s.axes[0]);
+  for (int64_t a = 0; a < static_cast<int64_t>(dims.size()); ++a) order.push_back(a);
   for (int64_t a : order)
-    if (reduced_sizes(*dims, a, single) == wanted) return set_attr(p, node, Attr::i("axis", a));
+    if (reduced_sizes(dims, a, single) == wanted) return set_attr(p, node, Attr::i("axis", a));
   return make_error("'{}': no axis reduces the Source's dims at this rank", node);
 }
 
@@ -334,6 +336,10 @@ Result<OpRewritePlan> plan_op_rewrites(const onnx::ModelProto& target, const std
     auto view = model::GraphView::build(scratch.graph());
     if (!view.ok()) return view.error();
     auto t = localize::recognize_op_form(scratch, *view, r.target_output, options);
+    if (t && !fully_known(t->input_shape) && fully_known(r.target_input_shape)) {  // observed at run time
+      view->merge_observed_shapes({{t->input, r.target_input_shape}});
+      t = localize::recognize_op_form(scratch, *view, r.target_output, options);
+    }
     if (!t) return make_error("'{}': no recognized operator form produces it in the Target", r.target_output);
     const auto cmp = localize::compare_op_forms(r.source_form, *t, options);
     const std::string what = fmt::format("'{}' ({}): {} -> {}", t->node_names.back(), t->spelling, t->describe(),

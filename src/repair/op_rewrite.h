@@ -21,6 +21,9 @@ namespace fetafix::repair {
 struct OpRewriteRequest {
   std::string target_output;     // the value the Target's form produces (OpForm::output)
   localize::OpForm source_form;  // the function it must compute
+  // The shape of the Target form's input as observed at run time (OpForm::input_shape of the
+  // localized form), for models whose value_info lacks it: a softmax's axis is chosen by size.
+  std::vector<int64_t> target_input_shape;
 };
 
 struct OpRewritePlan {

@@ -19,6 +19,10 @@ struct CnnSpec {
   bool clip_max = true;
   enum class Bn { kNode, kMulAdd, kFoldedIntoConv1 } bn = Bn::kNode;
   enum class Conv1Pad { kAttribute, kPadNode, kSameUpper } conv1_pad = Conv1Pad::kAttribute;
+  std::vector<int64_t> pad1_pads{0, 0, 1, 1, 0, 0, 1, 1};  // kPadNode: the Pad's pads
+  // kPadNode: element-wise nodes between the Pad and conv1, in order: "Relu", "Identity",
+  // "Clip" (to [-1, 1]), "Add" (of 1: zeros do not stay zeros).
+  std::vector<std::string> after_pad1;
   bool conv2_pads = true;
 };
 
@@ -55,9 +59,21 @@ inline onnx::ModelProto small_cnn(const CnnSpec& spec = {}, const CnnWeights& w 
   if (spec.conv1_pad == CnnSpec::Conv1Pad::kAttribute) conv1_attrs.push_back(Attr::ints("pads", {1, 1, 1, 1}));
   if (spec.conv1_pad == CnnSpec::Conv1Pad::kSameUpper) conv1_attrs.push_back(Attr::s("auto_pad", "SAME_UPPER"));
   if (spec.conv1_pad == CnnSpec::Conv1Pad::kPadNode) {
-    const std::vector<int64_t> pads{0, 0, 1, 1, 0, 0, 1, 1};
+    const std::vector<int64_t>& pads = spec.pad1_pads;
     x = spec.opset < 11 ? b.node("Pad", "pad1", {x}, {Attr::ints("pads", pads)})
                         : b.node("Pad", "pad1", {x, weight("pad1_pads", int64_tensor({8}, pads))});
+    for (size_t i = 0; i < spec.after_pad1.size(); ++i) {
+      const std::string& op = spec.after_pad1[i];
+      const std::string name = "after_pad1_" + std::to_string(i);
+      if (op == "Clip" && spec.opset >= 11)
+        x = b.node(op, name, {x, weight(name + "_lo", float_tensor({}, {-1.0f})), weight(name + "_hi", float_tensor({}, {1.0f}))});
+      else if (op == "Clip")
+        x = b.node(op, name, {x}, {Attr::f("min", -1.0f), Attr::f("max", 1.0f)});
+      else if (op == "Add")
+        x = b.node(op, name, {x, weight(name + "_c", float_tensor({}, {1.0f}))});
+      else
+        x = b.node(op, name, {x});
+    }
   }
   std::string h = b.node("Conv", "conv1", {x, weight("W1", w1), weight("B1", b1)}, conv1_attrs);
 

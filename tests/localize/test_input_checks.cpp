@@ -91,7 +91,7 @@ data::Image gradient_image(int w, int h) {
 
 // ---- PP --------------------------------------------------------------------------------------
 
-TEST(InputChecksPP, BgrTargetFedTorchIsFixedByCaffePreset) {
+TEST(InputChecksPP, BgrTargetFedTorchIsFixedByItsPresetReversed) {
   const fs::path dir = make_colour_folder("input_checks_pp_bgr");
   // The Target reverses the channel axis first: it expects BGR, as Caffe-style models do.
   auto src = testing::dominant_channel_model(false), tgt = testing::dominant_channel_model(true);
@@ -99,11 +99,16 @@ TEST(InputChecksPP, BgrTargetFedTorchIsFixedByCaffePreset) {
                                  quiet_pp_options());
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->images_compared, 6u);
-  ASSERT_EQ(r->trials.size(), 7u);  // target, source, torch, tf, caffe, raw, uint8
+  ASSERT_EQ(r->trials.size(), 8u);  // target, source, target reversed, torch, tf, caffe, raw, uint8
   EXPECT_EQ(r->trials[0].role, "target");
   EXPECT_EQ(r->trials[0].disagreeing, 4u);  // red and blue images swap
   EXPECT_EQ(r->trials[1].same_as, "torch");  // the Source's preset is the Target's here
   EXPECT_EQ(r->trials[1].disagreeing, 4u);
+  EXPECT_EQ(r->trials[2].role, "target_reversed");
+  EXPECT_EQ(r->trials[2].preset, "torch-bgr");
+  EXPECT_EQ(r->trials[2].disagreeing, 0u);
+  EXPECT_EQ(r->trials[5].preset, "caffe");  // BGR as well: it cures it too, but comes later
+  EXPECT_EQ(r->trials[5].disagreeing, 0u);
   const PresetTrial& uint8 = r->trials.back();
   EXPECT_EQ(uint8.preset, "uint8");
   EXPECT_FALSE(uint8.measured);
@@ -113,14 +118,20 @@ TEST(InputChecksPP, BgrTargetFedTorchIsFixedByCaffePreset) {
   ASSERT_EQ(findings.size(), 1u);
   const Finding& f = findings[0];
   EXPECT_EQ(f.type(), FaultType::kPP);
-  EXPECT_EQ(localize::evidence_json(f)["best_preset"], "caffe");
-  EXPECT_EQ(localize::evidence_json(f)["best_disagreement"], 0.0);
-  EXPECT_NEAR(localize::evidence_json(f)["current_disagreement"].get<double>(), 4.0 / 6, 1e-12);
-  EXPECT_EQ(localize::evidence_json(f)["best_preset_json"]["channels"], "BGR");
-  EXPECT_EQ(localize::evidence_json(f)["trials"].size(), 7u);
+  const json e = localize::evidence_json(f);
+  EXPECT_EQ(e["best_preset"], "torch-bgr");
+  EXPECT_EQ(e["best_role"], "target_reversed");
+  EXPECT_EQ(e["best_disagreement"], 0.0);
+  EXPECT_NEAR(e["current_disagreement"].get<double>(), 4.0 / 6, 1e-12);
+  EXPECT_EQ(e["best_preset_json"]["channels"], "BGR");
+  // Each colour keeps its own normalisation: torch's mean and std, reversed with the channels.
+  EXPECT_NEAR(e["best_preset_json"]["mean"][0].get<double>(), preset("torch").mean[2], 1e-6);
+  EXPECT_NEAR(e["best_preset_json"]["std"][2].get<double>(), preset("torch").std[0], 1e-6);
+  EXPECT_EQ(e["trials"].size(), 8u);
+  EXPECT_NE(f.summary.find("channel-reversed"), std::string::npos) << f.summary;
   // The named preset really makes the two agree: compare under it.
   compare::CompareOptions co = quiet_pp_options().compare;
-  auto check = compare::compare_models({&src, "s", preset("torch")}, {&tgt, "t", preset("caffe")}, dir, co);
+  auto check = compare::compare_models({&src, "s", preset("torch")}, {&tgt, "t", r->trials[2].bound}, dir, co);
   ASSERT_TRUE(check.ok()) << check.error().message;
   EXPECT_EQ(check->summary.disagreeing, 0u);
 }
@@ -145,11 +156,12 @@ TEST(InputChecksPP, SourcePresetIsTriedOnTheTarget) {
   o.presets = {"caffe"};  // BGR as well: no help
   auto r = measure_preprocessing({&m, "s", preset("raw")}, {&m, "t", bgr_raw}, dir, o);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  ASSERT_EQ(r->trials.size(), 3u);
+  ASSERT_EQ(r->trials.size(), 4u);
   EXPECT_EQ(r->trials[0].disagreeing, 4u);
   EXPECT_EQ(r->trials[1].role, "source");
   EXPECT_EQ(r->trials[1].disagreeing, 0u);
-  EXPECT_EQ(r->trials[2].disagreeing, 4u);
+  EXPECT_EQ(r->trials[2].same_as, "raw");  // raw_bgr reversed is the Source's raw: measured once
+  EXPECT_EQ(r->trials[3].disagreeing, 4u);
   auto findings = preprocessing_findings(*r);
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_EQ(localize::evidence_json(findings[0])["best_role"], "source");
@@ -411,7 +423,7 @@ TEST(InputChecksAssets, MobileNetV2AgainstItselfAndWithAPlantedInputTranspose) {
   o.presets = {"torch", "uint8"};
   auto pp = measure_preprocessing({&m, "s", preset("uint8")}, {&m, "t", bgr}, image_dir, o);
   ASSERT_TRUE(pp.ok()) << pp.error().message;
-  EXPECT_FALSE(pp->trials[2].measured);  // torch makes float32; the input takes uint8
+  EXPECT_FALSE(pp->trials[3].measured);  // torch makes float32; the input takes uint8
   ASSERT_TRUE(pp->best.has_value());
   EXPECT_EQ(pp->trials[*pp->best].role, "source");
   EXPECT_EQ(pp->trials[*pp->best].disagreeing, 0u);

@@ -446,6 +446,42 @@ TEST(LayerChecks, PadNodeFoldedIntoConvPads) {
   EXPECT_EQ(localize::evidence_json((*g)[0])["target_region"]["nodes"], nlohmann::json::array({"pad1", "conv1"}));
 }
 
+TEST(LayerChecks, PadNodeFoldedThroughNodesThatKeepZeros) {
+  // A port's range Clip and a ReLU between the Pad and the Conv leave the padded zeros zero.
+  for (int64_t opset : {9, 13}) {
+    CnnSpec behind;
+    behind.opset = opset;
+    behind.conv1_pad = CnnSpec::Conv1Pad::kPadNode;
+    behind.after_pad1 = {"Clip", "Relu", "Identity"};
+    CnnSpec source;
+    source.opset = opset;
+    auto lh = check_hyperparameters(small_cnn(source), small_cnn(behind), cnn_pairs());
+    ASSERT_TRUE(lh.ok()) << lh.error().message;
+    EXPECT_TRUE(lh->empty()) << "opset " << opset << ": " << summaries(*lh);
+  }
+  // TF SAME (bottom/right only) behind a ReLU against symmetric pads: one finding naming the Pad,
+  // its region holding the nodes between.
+  CnnSpec same;
+  same.conv1_pad = CnnSpec::Conv1Pad::kPadNode;
+  same.pad1_pads = {0, 0, 0, 0, 0, 0, 1, 1};
+  same.after_pad1 = {"Relu"};
+  auto lh = check_hyperparameters(small_cnn(), small_cnn(same), cnn_pairs());
+  ASSERT_TRUE(lh.ok()) << lh.error().message;
+  ASSERT_EQ(lh->size(), 1u) << summaries(*lh);
+  const auto e = localize::evidence_json((*lh)[0]);
+  EXPECT_EQ(e["target_value"], nlohmann::json::array({0, 0, 1, 1}));
+  EXPECT_EQ(e["target_form"], "pad_node");
+  EXPECT_EQ(e["target_pad_node"], "pad1");
+  EXPECT_EQ(e["target_region"]["nodes"], nlohmann::json::array({"pad1", "after_pad1_0", "conv1"}));
+  // An Add of 1 turns the zeros into ones: the Pad is not the Conv's padding then.
+  CnnSpec shifted = same;
+  shifted.after_pad1 = {"Add"};
+  lh = check_hyperparameters(small_cnn(), small_cnn(shifted), cnn_pairs());
+  ASSERT_TRUE(lh.ok()) << lh.error().message;
+  ASSERT_EQ(lh->size(), 1u) << summaries(*lh);
+  EXPECT_EQ(localize::evidence_json((*lh)[0])["target_form"], "default");
+}
+
 // ---- CG ----------------------------------------------------------------------------------
 
 TEST(LayerChecks, BatchNormVersusMulAddIsAGraphDifference) {

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "localize/layer_checks.h"
+#include "model/attributes.h"
 #include "model/builder.h"
 #include "model/edit.h"
 #include "model/model.h"
@@ -151,6 +153,56 @@ TEST(OpRewrite, RefusesWhatCannotBeWrittenInPlace) {
                                  {{form_output(), form_of(form_model("resize_linear_align_corners", 13))}});
   ASSERT_FALSE(legacy.ok());
   EXPECT_NE(legacy.error().message.find("cannot be written at opset 10"), std::string::npos) << legacy.error().message;
+}
+
+// A Keras-style head: the classifier kept 4-D ([N, C, 1, 1]) and a softmax over its last axis
+// (size 1: every probability is 1), where the Source flattens first. The input's dims are only
+// known at run time.
+onnx::ModelProto softmax_head(bool flatten_first) {
+  GraphBuilder b("head", 13);
+  std::string x = b.input("x", DType::kFloat32, {-1, -1, -1, -1});
+  if (flatten_first) {
+    x = b.node("Flatten", "flatten", {x});
+    b.node("Softmax", "softmax", {x}, {Attr::i("axis", -1)}, "y");
+  } else {
+    x = b.node("Softmax", "softmax", {x}, {Attr::i("axis", -1)});
+    b.node("Flatten", "flatten", {x}, {}, "y");
+  }
+  b.output("y", DType::kFloat32, {-1, -1});
+  return b.build();
+}
+
+TEST(OpRewrite, LoneSoftmaxOverASizeOneAxisGetsTheSourcesAxisByObservedShape) {
+  const auto source = softmax_head(true), target = softmax_head(false);
+  localize::LayerCheckOptions o;
+  o.source_shapes = {{"x", {2, 5, 1, 1}}, {"flatten_out", {2, 5}}, {"y", {2, 5}}};
+  o.target_shapes = {{"x", {2, 5, 1, 1}}, {"softmax_out", {2, 5, 1, 1}}, {"y", {2, 5}}};
+  auto findings = localize::check_operator_forms(source, target, {}, o);  // no layer matched
+  ASSERT_TRUE(findings.ok()) << findings.error().message;
+  ASSERT_EQ(findings->size(), 1u);
+  const auto& e = std::get<localize::OperatorFormEvidence>((*findings)[0].evidence);
+  EXPECT_EQ((*findings)[0].target_node, "softmax");
+  EXPECT_EQ(e.target_form.input_shape, (std::vector<int64_t>{2, 5, 1, 1}));
+  // Without the observed shape the axis cannot be chosen; with it, axis 1 (the 5 classes).
+  EXPECT_FALSE(plan_op_rewrites(target, {{e.target_form.output, e.source_form}}).ok());
+  auto plan = plan_op_rewrites(target, {{e.target_form.output, e.source_form, e.target_form.input_shape}});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  onnx::ModelProto repaired = target;
+  model::EditLog log(repaired);
+  ASSERT_TRUE(log.apply_all(plan->edits).ok());
+  const auto axis = model::get_int_or(repaired.graph().node(0), "axis", 0);
+  ASSERT_TRUE(axis.ok());
+  EXPECT_EQ(*axis, 1);
+  const Tensor x = uniform_tensor({2, 5, 1, 1}, 3, -4.0f, 4.0f);
+  auto outputs = [&](const onnx::ModelProto& m) {
+    auto session = runtime::Session::create(m, {});
+    EXPECT_TRUE(session.ok()) << session.error().message;
+    auto out = (*session)->run({x});
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? (*out)[0].to_float() : std::vector<float>{};
+  };
+  EXPECT_LT(max_difference(outputs(repaired), outputs(source)), 1e-6);
+  EXPECT_GT(max_difference(outputs(target), outputs(source)), 0.1);
 }
 
 }  // namespace

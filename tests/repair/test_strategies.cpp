@@ -123,6 +123,28 @@ TEST(RepairLH, DroppedDepthwisePadsAreRestored) {
   EXPECT_GT(output_error(source, target), 1e-3);
 }
 
+TEST(RepairLH, TfSamePaddingInAPadNodeBecomesTheConvsPads) {
+  // The port pads bottom/right with a Pad (through an Identity) where the Source pads 1 on each
+  // side in the Conv: the Conv takes the Source's pads and the Pad is bypassed.
+  using namespace fetafix::testing::layer;
+  const auto source = small_cnn();
+  CnnSpec same;
+  same.conv1_pad = CnnSpec::Conv1Pad::kPadNode;
+  same.pad1_pads = {0, 0, 0, 0, 0, 0, 1, 1};
+  same.after_pad1 = {"Identity"};
+  const auto target = small_cnn(same);
+  auto findings = lh_findings(source, target, cnn_pairs());
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(localize::evidence_json(findings[0])["target_form"], "pad_node");
+  const auto plan = plan_all(source, target, findings);
+  const auto repaired = apply_and_verify(target, plan);
+  EXPECT_TRUE(lh_findings(source, repaired, cnn_pairs()).empty());
+  EXPECT_LT(output_error(source, repaired), 1e-5);
+  EXPECT_GT(output_error(source, target), 1e-3);
+  auto bypassed = repaired;
+  EXPECT_EQ(node_named(bypassed, "after_pad1_0")->input(0), "x");
+}
+
 TEST(RepairLH, ChangedEpsilonIsSetBack) {
   using namespace fetafix::testing::layer;
   const auto source = small_cnn();

@@ -3,8 +3,11 @@
 // Pad right before a Conv folded into its pads, Clip bounds read from inputs). One finding per
 // differing attribute; its repair sets the Source's value on the Target's node.
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <fmt/format.h>
@@ -142,15 +145,70 @@ std::vector<int64_t> json_ints(const json& j) {
   return v;
 }
 
-// A zero-valued constant Pad feeding only `conv` and padding only spatial dims: its pads
-// (begin..., end... over all dims). nullopt when it is anything else.
-Result<std::optional<std::pair<size_t, std::vector<int64_t>>>> foldable_pad(const Side& side, size_t conv) {
-  using Out = std::optional<std::pair<size_t, std::vector<int64_t>>>;
-  const auto& node = side.view.node(conv);
-  if (node.input_size() == 0) return Out{};
-  auto p = side.view.producer(node.input(0));
-  if (!p || side.view.node(*p).op_type() != "Pad" || side.view.consumers(node.input(0)).size() != 1) return Out{};
-  const auto& pad = side.view.node(*p);
+// A zero Pad whose zeros reach a Conv unchanged: the Pad, its pads (begin..., end... over all
+// dims) and the element-wise nodes between them (each mapping 0 to 0, nearest the Conv first).
+struct FoldedPad {
+  size_t pad = 0;
+  std::vector<int64_t> pads;
+  std::vector<size_t> between;
+};
+
+// Nodes a zero Pad may stand behind and still pad the Conv it feeds: a port's range Clip of int8
+// activations, a ReLU, a per-channel scale between the Pad and the Conv leave its zeros zero.
+constexpr size_t kMaxNodesBetweenPadAndConv = 4;
+
+// Whether every input of `n` but `x` is a constant whose values satisfy `ok`.
+Result<bool> constants_satisfy(const Side& side, size_t n, const std::string& x, const std::function<bool(float)>& ok) {
+  const auto& node = side.view.node(n);
+  for (int i = 0; i < node.input_size(); ++i) {
+    if (node.input(i) == x || node.input(i).empty()) continue;
+    FETAFIX_ASSIGN_OR_RETURN(auto w, resolve_input(side, n, i));
+    if (!w || !std::all_of(w->values.begin(), w->values.end(), ok)) return false;
+  }
+  return true;
+}
+
+// The input of `n` that varies when `n` maps 0 to 0 element-wise (its other inputs constants):
+// Relu, Clip/Max/Min with bounds around 0, Mul by or Div by a finite constant, ...; nullopt
+// when it does not.
+Result<std::optional<std::string>> zero_keeping_input(const Side& side, size_t n) {
+  using Out = std::optional<std::string>;
+  const auto& node = side.view.node(n);
+  const std::string& op = node.op_type();
+  if (node.input_size() == 0 || node.output_size() != 1) return Out{};
+  static const std::set<std::string> kUnary{"Identity", "Relu", "LeakyRelu", "Cast", "Tanh", "Elu", "Selu", "Neg"};
+  if (kUnary.count(op)) return node.input_size() == 1 ? Out{node.input(0)} : Out{};
+  const auto finite = [](float v) { return std::isfinite(v); };
+  if (op == "Clip") {
+    if (const auto* a = model::find_attribute(node, "min"); a && a->f() > 0) return Out{};
+    if (const auto* a = model::find_attribute(node, "max"); a && a->f() < 0) return Out{};
+    for (int i = 1; i < node.input_size() && i <= 2; ++i) {
+      if (node.input(i).empty()) continue;
+      FETAFIX_ASSIGN_OR_RETURN(auto w, resolve_input(side, n, i));
+      if (!w || w->values.size() != 1 || (i == 1 ? w->values[0] > 0 : w->values[0] < 0)) return Out{};
+    }
+    return Out{node.input(0)};
+  }
+  const std::map<std::string, std::function<bool(float)>> kBinary{
+      {"Mul", finite},
+      {"Div", [](float v) { return std::isfinite(v) && v != 0; }},
+      {"Max", [](float v) { return v <= 0; }},
+      {"Min", [](float v) { return v >= 0; }}};
+  auto it = kBinary.find(op);
+  if (it == kBinary.end() || node.input_size() != 2) return Out{};
+  for (int i = 0; i < 2; ++i) {
+    if (op == "Div" && i == 1) break;  // c / x is no scaling of x
+    FETAFIX_ASSIGN_OR_RETURN(bool constant_other, constants_satisfy(side, n, node.input(i), it->second));
+    FETAFIX_ASSIGN_OR_RETURN(auto self, resolve_input(side, n, i));
+    if (constant_other && !self) return Out{node.input(i)};
+  }
+  return Out{};
+}
+
+// The pads of a zero-valued constant Pad padding only spatial dims; nullopt when it is anything else.
+Result<std::optional<std::vector<int64_t>>> zero_pad_pads(const Side& side, size_t p) {
+  using Out = std::optional<std::vector<int64_t>>;
+  const auto& pad = side.view.node(p);
   FETAFIX_ASSIGN_OR_RETURN(std::string mode, model::get_string_or(pad, "mode", "constant"));
   if (mode != "constant" || pad.input_size() > 3) return Out{};  // opset 18 `axes`: not folded
   std::vector<int64_t> pads;
@@ -159,11 +217,11 @@ Result<std::optional<std::pair<size_t, std::vector<int64_t>>>> foldable_pad(cons
     pads.assign(a->ints().begin(), a->ints().end());
     FETAFIX_ASSIGN_OR_RETURN(value, model::get_float_or(pad, "value", 0.0f));
   } else {
-    FETAFIX_ASSIGN_OR_RETURN(auto w, resolve_input(side, *p, 1));
+    FETAFIX_ASSIGN_OR_RETURN(auto w, resolve_input(side, p, 1));
     if (!w) return Out{};
     for (float x : w->values) pads.push_back(static_cast<int64_t>(x));
     if (pad.input_size() > 2 && !pad.input(2).empty()) {
-      FETAFIX_ASSIGN_OR_RETURN(auto cv, resolve_input(side, *p, 2));
+      FETAFIX_ASSIGN_OR_RETURN(auto cv, resolve_input(side, p, 2));
       if (!cv || cv->values.size() != 1) return Out{};
       value = cv->values[0];
     }
@@ -171,11 +229,38 @@ Result<std::optional<std::pair<size_t, std::vector<int64_t>>>> foldable_pad(cons
   const size_t rank = pads.size() / 2;
   if (value != 0.0f || rank < 3 || pads.size() != 2 * rank) return Out{};
   if (pads[0] || pads[1] || pads[rank] || pads[rank + 1]) return Out{};
-  return Out{std::pair{*p, pads}};
+  return Out{pads};
+}
+
+// A zero Pad feeding only `conv`, directly or through up to kMaxNodesBetweenPadAndConv nodes
+// that keep zeros (each read only by the next), so `Pad + Conv(pads 0)` compares with
+// `Conv(pads)`. nullopt when there is none.
+Result<std::optional<FoldedPad>> foldable_pad(const Side& side, size_t conv) {
+  using Out = std::optional<FoldedPad>;
+  const auto& node = side.view.node(conv);
+  if (node.input_size() == 0) return Out{};
+  FoldedPad folded;
+  std::string value = node.input(0);
+  for (size_t step = 0; step <= kMaxNodesBetweenPadAndConv; ++step) {
+    auto p = side.view.producer(value);
+    if (!p || side.view.consumers(value).size() != 1 || side.view.is_graph_output(value)) return Out{};
+    if (side.view.node(*p).op_type() == "Pad") {
+      FETAFIX_ASSIGN_OR_RETURN(auto pads, zero_pad_pads(side, *p));
+      if (!pads) return Out{};
+      folded.pad = *p;
+      folded.pads = std::move(*pads);
+      return Out{std::move(folded)};
+    }
+    FETAFIX_ASSIGN_OR_RETURN(auto x, zero_keeping_input(side, *p));
+    if (!x) return Out{};
+    folded.between.push_back(*p);
+    value = *x;
+  }
+  return Out{};
 }
 
 Result<std::map<std::string, Reading>> read_hyperparameters(const Side& side, size_t n, const LayerCheckOptions& options,
-                                                           std::optional<size_t>& pad_node) {
+                                                           std::optional<FoldedPad>& folded) {
   const auto& node = side.view.node(n);
   const std::string& op = node.op_type();
   const int64_t opset = layer::default_opset(side.model);
@@ -242,14 +327,14 @@ Result<std::map<std::string, Reading>> read_hyperparameters(const Side& side, si
     if (op == "Conv" && auto_pad.value == "NOTSET") {
       FETAFIX_ASSIGN_OR_RETURN(auto pad, foldable_pad(side, n));
       auto conv_pads = json_ints(readings["pads"].value);
-      if (pad && spatial_rank && conv_pads.size() == 2 * *spatial_rank && pad->second.size() == 2 * (*spatial_rank + 2)) {
+      if (pad && spatial_rank && conv_pads.size() == 2 * *spatial_rank && pad->pads.size() == 2 * (*spatial_rank + 2)) {
         const size_t r = *spatial_rank, full = r + 2;
         for (size_t i = 0; i < r; ++i) {
-          conv_pads[i] += pad->second[2 + i];
-          conv_pads[r + i] += pad->second[full + 2 + i];
+          conv_pads[i] += pad->pads[2 + i];
+          conv_pads[r + i] += pad->pads[full + 2 + i];
         }
         readings["pads"] = {true, true, conv_pads, "pad_node"};
-        pad_node = pad->first;
+        folded = std::move(pad);
       }
     }
   }
@@ -280,7 +365,7 @@ std::string value_text(const Reading& r) {
 Status compare_hyperparameters(const Side& src, const Side& tgt, const Views& v, size_t s, size_t t,
                                const match::NodeMatch& pair, int rank, const LayerCheckOptions& options,
                                std::vector<Finding>& out) {
-  std::optional<size_t> s_pad, t_pad;
+  std::optional<FoldedPad> s_pad, t_pad;
   FETAFIX_ASSIGN_OR_RETURN(auto rs, read_hyperparameters(src, s, options, s_pad));
   FETAFIX_ASSIGN_OR_RETURN(auto rt, read_hyperparameters(tgt, t, options, t_pad));
   for (const auto& name : options.hyperparameters) {
@@ -301,8 +386,11 @@ Status compare_hyperparameters(const Side& src, const Side& tgt, const Views& v,
             : fmt::format("{} {} in Source, {} in Target ({} '{}')", name, value_text(a), value_text(b), op,
                           target_node);
     std::vector<size_t> s_nodes{s}, t_nodes{t};
-    if (s_pad) s_nodes.push_back(*s_pad);
-    if (t_pad) t_nodes.push_back(*t_pad);
+    for (auto [pad, nodes] : {std::pair{&s_pad, &s_nodes}, std::pair{&t_pad, &t_nodes}}) {
+      if (!*pad) continue;
+      nodes->push_back((*pad)->pad);
+      nodes->insert(nodes->end(), (*pad)->between.begin(), (*pad)->between.end());
+    }
     HyperparametersEvidence e;
     e.attribute = name;
     e.kind = kind;
@@ -316,8 +404,8 @@ Status compare_hyperparameters(const Side& src, const Side& tgt, const Views& v,
     e.target_op = v.target.node(t).op_type();
     e.core_source_node = pair.source_node;
     e.core_target_node = pair.target_node;
-    e.source_pad_node = s_pad ? v.source.node_name(*s_pad) : "";
-    e.target_pad_node = t_pad ? v.target.node_name(*t_pad) : "";
+    e.source_pad_node = s_pad ? v.source.node_name(s_pad->pad) : "";
+    e.target_pad_node = t_pad ? v.target.node_name(t_pad->pad) : "";
     e.regions.source = layer::region_names(v.source, layer::make_region(v.source, s_nodes, s));
     e.regions.target = layer::region_names(v.target, layer::make_region(v.target, t_nodes, t));
     Finding f = make_finding(std::move(e), source_node, target_node, std::move(summary), rank);

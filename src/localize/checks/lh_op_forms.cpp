@@ -91,10 +91,53 @@ json form_json(const OpForm& f) {
           {"output", f.output}};
 }
 
+// The index of the model's only softmax-kind form (Softmax, LogSoftmax, Hardmax); nullopt when it
+// has none or several.
+std::optional<size_t> only_softmax(const SideForms& side) {
+  std::optional<size_t> found;
+  for (size_t i = 0; i < side.forms.size(); ++i) {
+    if (side.forms[i].function != OpFunction::kSoftmax) continue;
+    if (found) return std::nullopt;
+    found = i;
+  }
+  return found;
+}
+
+bool matched(const std::vector<match::NodeMatch>& pairs, const std::string& source_node, const std::string& target_node) {
+  return std::any_of(pairs.begin(), pairs.end(), [&](const match::NodeMatch& p) {
+    return p.source_node == source_node && p.target_node == target_node;
+  });
+}
+
+// A classifier's softmax is often reached from no matched layer: a port writes the head as a
+// 1x1 Conv where the Source has a MatMul, and the two are not matched. When each graph has
+// exactly one softmax, they are the same place of the network whatever the match says, so they
+// are compared directly (by the sizes of the dims they reduce: observed shapes). Left out when
+// either was compared through a layer already, or when the matcher paired the two nodes (the
+// attribute check compares their axis then).
+std::optional<Finding> lone_softmax_finding(const Views& v, const SideForms& src, const SideForms& tgt,
+                                            const std::set<std::pair<size_t, size_t>>& seen,
+                                            const std::vector<match::NodeMatch>& pairs, const OpFormOptions& options) {
+  const auto s = only_softmax(src), t = only_softmax(tgt);
+  if (!s || !t) return std::nullopt;
+  for (const auto& [a, b] : seen)
+    if (a == *s || b == *t) return std::nullopt;
+  const OpForm& sf = src.forms[*s];
+  const OpForm& tf = tgt.forms[*t];
+  if (matched(pairs, sf.node_names.back(), tf.node_names.back())) return std::nullopt;
+  const FormComparison cmp = compare_op_forms(sf, tf, options);
+  if (cmp.same_function) return std::nullopt;
+  match::NodeMatch pair;
+  pair.source_node = sf.node_names.back();
+  pair.target_node = tf.node_names.back();
+  return form_finding(v, sf, tf, cmp, pair, static_cast<int>(pairs.size()));
+}
+
 }  // namespace
 
 // Every matched pair's next form on both sides, compared; each pair of forms once (two layers
-// feeding one residual Add reach the same form).
+// feeding one residual Add reach the same form). Then the models' lone softmaxes, when no layer
+// reached them.
 Result<std::vector<Finding>> check_operator_forms(const onnx::ModelProto& source, const onnx::ModelProto& target,
                                                   const std::vector<match::NodeMatch>& pairs,
                                                   const LayerCheckOptions& options) {
@@ -120,6 +163,7 @@ Result<std::vector<Finding>> check_operator_forms(const onnx::ModelProto& source
     if (cmp.same_function || attribute_check_sees(sf, tf, options)) continue;
     out.push_back(form_finding(v, sf, tf, cmp, pairs[rank], static_cast<int>(rank)));
   }
+  if (auto f = lone_softmax_finding(v, src, tgt, seen, pairs, form_options)) out.push_back(std::move(*f));
   return out;
 }
 

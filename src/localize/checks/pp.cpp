@@ -128,6 +128,18 @@ void add_trial(TrialPlan& plan, const data::InputSlot& in, data::Preset preset, 
   report.trials.push_back(std::move(t));
 }
 
+// The preset with its channel order reversed (RGB <-> BGR) and its per-channel mean and std
+// reversed with it, so each colour is still normalised with its own numbers: what the Target
+// needs when its graph reverses the channels itself (a port's `x[:, [2, 1, 0]]`).
+data::Preset channels_reversed(data::Preset preset) {
+  const bool bgr = preset.channels == data::ChannelOrder::kBGR;
+  preset.channels = bgr ? data::ChannelOrder::kRGB : data::ChannelOrder::kBGR;
+  std::reverse(preset.mean.begin(), preset.mean.end());
+  std::reverse(preset.std.begin(), preset.std.end());
+  preset.name += bgr ? "-rgb" : "-bgr";
+  return preset;
+}
+
 Result<TrialPlan> plan_trials(const data::InputSlot& in, const compare::ModelSide& source,
                               const compare::ModelSide& target, const std::vector<std::string>& presets) {
   auto own = data::bind_preset_to_input(target.preset, in.shape, in.dtype, in.name);
@@ -135,6 +147,7 @@ Result<TrialPlan> plan_trials(const data::InputSlot& in, const compare::ModelSid
   TrialPlan plan;
   add_trial(plan, in, target.preset, "target");
   add_trial(plan, in, source.preset, "source");
+  add_trial(plan, in, channels_reversed(target.preset), "target_reversed");
   for (const auto& spec : presets) {
     FETAFIX_ASSIGN_OR_RETURN(auto preset, data::resolve_preset(spec));
     add_trial(plan, in, std::move(preset), "standard");
@@ -233,6 +246,14 @@ json trial_json(const PresetTrial& t) {
   j["preset_json"] = t.bound.to_json();
   return j;
 }
+
+// How a finding's summary names the role of the best trial.
+std::string role_text(const std::string& role) {
+  if (role == "standard") return "standard";
+  if (role == "target_reversed") return "Target's channel-reversed";
+  return role + "'s";
+}
+
 }  // namespace
 
 Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
@@ -322,7 +343,7 @@ std::vector<Finding> preprocessing_findings(const PreprocessingReport& report, d
       "Target disagrees with Source on {} of {} images ({:.1f}%) with its preset '{}', on {} ({:.1f}%) with the {} "
       "preset '{}'",
       current.disagreeing, report.images_compared, 100 * current.disagreement, current.preset, best.disagreeing,
-      100 * best.disagreement, best.role == "standard" ? "standard" : best.role + "'s", best.preset);
+      100 * best.disagreement, role_text(best.role), best.preset);
   Finding f = make_finding(std::move(e), "", "", std::move(summary));
   return {std::move(f)};
 }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "model/attributes.h"
+#include "model/builder.h"
 #include "model/edit.h"
 #include "model/graph.h"
 #include "model/model.h"
@@ -86,13 +87,37 @@ Result<onnx::AttributeProto> source_attribute(const HyperparametersEvidence& e, 
   return attr;
 }
 
+// The Target pads with a Pad node (folded into the Conv's pads by the check, through nodes that
+// keep zeros): the Conv gets the Source's whole padding and the Pad is bypassed — its reader
+// reads the Pad's input (the Pad, left unread, goes with the model's cleanup).
+Status plan_pad_bypass(const HyperparametersEvidence& e, PlanContext& c) {
+  if (e.attribute != "pads" || e.target_pad_node.empty())
+    return make_error("{}: the Target pads with a Pad node but the finding is about '{}'", c.label(), e.attribute);
+  Plan& plan = c.plan();
+  FETAFIX_ASSIGN_OR_RETURN(auto view, model::GraphView::build(plan.model().graph()));
+  const auto pad = view.find_node(e.target_pad_node);
+  if (!pad) return make_error("{}: no Pad named '{}' in the Target", c.label(), e.target_pad_node);
+  const auto& pad_node = view.node(*pad);
+  const auto readers = view.consumers(pad_node.output(0));
+  if (readers.size() != 1 || readers[0].input_index < 0 || view.is_graph_output(pad_node.output(0)))
+    return make_error("{}: the Pad '{}' is read by more than the Conv's chain", c.label(), e.target_pad_node);
+  const std::vector<int64_t> pads = e.source_value.is_array() ? e.source_value.get<std::vector<int64_t>>()
+                                                              : std::vector<int64_t>{};
+  if (pads.empty()) return make_error("{}: the Source's pads are not known", c.label());
+  FETAFIX_TRY_STATUS(plan.add(model::Edit::set_node_input(view.node_name(readers[0].node), readers[0].input_index,
+                                                          pad_node.input(0))));
+  FETAFIX_TRY_STATUS(plan.add(model::Edit::set_attribute(c.finding.target_node, Attr::ints("pads", pads).proto)));
+  c.description = fmt::format("LH: Conv '{}': pads {} with the Pad '{}' bypassed", c.finding.target_node,
+                              e.source_value.dump(), e.target_pad_node);
+  return {};
+}
+
 }  // namespace
 
 Status plan_for(const HyperparametersEvidence& e, PlanContext& c) {
   const std::string& name = e.attribute;
   const std::string& target_node = c.finding.target_node;
-  if (e.target_form == "pad_node")
-    return make_error("{}: the Target pads with a Pad node; editing it is not supported", c.label());
+  if (e.target_form == "pad_node") return plan_pad_bypass(e, c);
   Plan& plan = c.plan();
   auto index = model::find_node(plan.model().graph(), target_node);
   if (!index) return make_error("{}: no node named '{}' in the Target", c.label(), target_node);
@@ -126,7 +151,7 @@ Status plan_for(const HyperparametersEvidence& e, PlanContext& c) {
 // its op carries them, else replaced by the Source function's spelling in the Target's opset.
 Status plan_for(const localize::OperatorFormEvidence& e, PlanContext& c) {
   Plan& plan = c.plan();
-  auto rewrite = plan_op_rewrites(plan.model(), {{e.target_form.output, e.source_form}});
+  auto rewrite = plan_op_rewrites(plan.model(), {{e.target_form.output, e.source_form, e.target_form.input_shape}});
   if (!rewrite.ok()) return make_error("{}: {}", c.label(), rewrite.error().message);
   if (rewrite->edits.empty())
     return make_error("{}: the Target's '{}' already computes {}", c.label(), e.target_form.output,
