@@ -71,6 +71,7 @@ data::SampleSet held_samples(const py::list& items, const data::SampleOptions& o
 }
 
 data::Preset preset_from(const py::object& spec, const onnx::ModelProto& model, const std::string& what) {
+  if (spec.is_none()) return value_or_raise(compare::resolve_side_preset("auto", nlohmann::json::object(), model, what));
   if (py::isinstance<py::str>(spec))
     return value_or_raise(compare::resolve_side_preset(spec.cast<std::string>(), nlohmann::json::object(), model, what));
   nlohmann::json keys = from_python(spec);

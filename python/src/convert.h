@@ -52,7 +52,7 @@ Tensor tensor_from_array(const py::handle& array, const std::string& what);
 data::SampleSet held_samples(const py::list& items, const data::SampleOptions& options);
 
 // A preprocessing spec: a str (a preset name, "auto", or a JSON preset file) or a dict with the
-// keys of a preset file ("base" names the preset it starts from; default "auto").
+// keys of a preset file ("base" names the preset it starts from; default "auto"); None: "auto".
 data::Preset preset_from(const py::object& spec, const onnx::ModelProto& model, const std::string& what);
 
 // nlohmann JSON as Python objects (dicts, lists, numbers, strings).

@@ -40,7 +40,7 @@ int run_localize(LocalizeCommandArgs& args) {
   auto result = localize::localize_faults(p.source_side, p.target_side, a.pair.samples_dir(), o);
   if (!result.ok()) return fail(result.error());
   // Disagreement that no finding explains is no success either (docs/cli.md).
-  const int exit_code = result->fault_count() == 0 && !result->unexplained_disagreement() ? kExitOk : kExitDifferent;
+  const int exit_code = result->nothing_to_repair() ? kExitOk : kExitDifferent;
   if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
   // Every output is made before any is written: a failure leaves none behind.
   PendingOutputs outputs;
