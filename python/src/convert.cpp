@@ -99,20 +99,34 @@ std::function<bool(size_t, size_t)> ProgressBridge::hook() {
       if (now - last_signal_check_ < std::chrono::milliseconds(100)) return true;
       last_signal_check_ = now;
     }
-    py::gil_scoped_acquire gil;
-    if (raised_) return false;
-    try {
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C
-      if (callback_.is_none()) return true;
-      const py::object answer = callback_(done, total);
-      if (answer.is_none() || PyObject_IsTrue(answer.ptr()) == 1) return true;
-      stopped_ = true;
-      return false;
-    } catch (py::error_already_set& e) {
-      raised_.emplace(std::move(e));
-      return false;
-    }
+    return call([&] { return py::make_tuple(done, total); });
   };
+}
+
+bool ProgressBridge::call(const std::function<py::tuple()>& args) {
+  py::gil_scoped_acquire gil;
+  if (raised_) return false;
+  try {
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C
+    if (callback_.is_none()) return true;
+    const py::object answer = callback_(*args());
+    if (answer.is_none() || PyObject_IsTrue(answer.ptr()) == 1) return true;
+    stopped_ = true;
+    return false;
+  } catch (py::error_already_set& e) {
+    raised_.emplace(std::move(e));
+    return false;
+  }
+}
+
+void ProgressBridge::call_other(const py::object& other, const std::function<py::tuple()>& args) {
+  py::gil_scoped_acquire gil;
+  if (raised_) return;
+  try {
+    other(*args());
+  } catch (py::error_already_set& e) {
+    raised_.emplace(std::move(e));
+  }
 }
 
 void ProgressBridge::rethrow() {

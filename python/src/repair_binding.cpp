@@ -60,63 +60,20 @@ repair::RepairOptions repair_options(Kwargs& args, const compare::CompareOptions
   return o;
 }
 
-// Calls the user's progress(step) and log(line) from the repair's thread with the GIL, and looks
-// for Ctrl-C between steps; the first exception either raises is kept for after the run.
-class StepBridge {
- public:
-  StepBridge(py::object progress, py::object log) : progress_(std::move(progress)), log_(std::move(log)) {}
-
-  void install(repair::RepairOptions& o) {
-    o.on_step = [this](const repair::RepairStep& step) { return on_step(step); };
-    if (!log_.is_none()) o.log = [this](const std::string& line) { on_line(line); };
-  }
-  void rethrow() {
-    if (!raised_) return;
-    py::error_already_set e = std::move(*raised_);
-    raised_.reset();
-    throw e;
-  }
-  bool stopped() const { return stopped_; }
-
- private:
-  bool on_step(const repair::RepairStep& step) {
-    py::gil_scoped_acquire gil;
-    if (raised_) return false;
-    try {
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C
-      if (progress_.is_none()) return true;
-      const py::object answer = progress_(repair_step_object(step));
-      if (answer.is_none() || PyObject_IsTrue(answer.ptr()) == 1) return true;
-      stopped_ = true;
-      return false;
-    } catch (py::error_already_set& e) {
-      raised_.emplace(std::move(e));
-      return false;
-    }
-  }
-  void on_line(const std::string& line) {
-    py::gil_scoped_acquire gil;
-    if (raised_) return;
-    try {
-      log_(line);
-    } catch (py::error_already_set& e) {
-      raised_.emplace(std::move(e));  // the next step stops the run
-    }
-  }
-
-  py::object progress_, log_;
-  std::optional<py::error_already_set> raised_;
-  bool stopped_ = false;
-};
-
 std::shared_ptr<PyRepairResult> run_repair(Kwargs& args) {
   const auto p = pair_input(args);
   repair::RepairOptions o = repair_options(args, p->compare);
   bool cleanup = true;
   args.read("cleanup", cleanup);
-  StepBridge bridge(args.object("progress"), args.object("log"));
+  // progress(step) after each decided step, log(line) for the progress lines, Ctrl-C between steps.
+  ProgressBridge bridge(args.object("progress"));
+  const py::object log = args.object("log");
   args.check_all_read();
-  bridge.install(o);
+  o.on_step = [&](const repair::RepairStep& step) {
+    return bridge.call([&] { return py::make_tuple(repair_step_object(step)); });
+  };
+  if (!log.is_none())
+    o.log = [&](const std::string& line) { bridge.call_other(log, [&] { return py::make_tuple(line); }); };
   std::optional<Result<repair::RepairResult>> result;
   std::optional<Result<repair::WrittenModel>> written;
   {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fetafix
-from conftest import run_cli
+from conftest import check_batch_progress, run_cli
 
 
 def test_arrays_find_the_perturbed_weights(pair, samples):
@@ -63,11 +63,8 @@ def test_options_errors_and_progress(files, pair, samples):
         fetafix.localize(files / "source.onnx", files / "target.onnx", data=files / "nowhere")
     assert cli.stderr.strip() == "fetafix: " + str(e.value) and e.value.exit_code == cli.returncode == 2
 
-    calls = []
-    fetafix.localize(source, target, data=samples, batch_size=8, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(8 * (i + 1), 40) for i in range(5)]
-    with pytest.raises(fetafix.Stopped):
-        fetafix.localize(source, target, data=samples, batch_size=8, progress=lambda d, t: d < 16)
+    check_batch_progress(lambda progress: fetafix.localize(source, target, data=samples, batch_size=8,
+                                                           progress=progress), len(samples))
 
 
 def test_options_reach_the_analysis(pair, samples):
