@@ -9,6 +9,7 @@
 #include "bindings.h"
 #include "compare/comparator.h"
 #include "convert.h"
+#include "pair_input.h"
 
 namespace fetafix::python {
 
@@ -63,57 +64,16 @@ class PyCompareResult {
   compare::CompareResult r_;
 };
 
-struct CompareArgs {
-  py::object source, target;
-  std::string source_label, target_label;
-  py::object data;  // str (a folder) or list of samples
-  std::string task;
-  int top_k = 5;
-  std::optional<int64_t> label_offset;
-  int threads = 0, batch_size = 8, sample_rate = 0;
-  bool strict = false, images_only = false;
-  py::object source_preprocess, target_preprocess;
-  py::dict inputs;     // name -> array: the same value on every sample
-  py::object progress;
-};
-
-compare::CompareOptions options_of(const CompareArgs& a) {
-  compare::CompareOptions o;
-  if (!a.task.empty()) o.task = value_or_raise(compare::ComparatorRegistry::instance().parse(a.task));
-  o.top_k = a.top_k;
-  o.label_offset = a.label_offset;
-  o.threads = a.threads;
-  o.batch_size = a.batch_size;
-  o.strict = a.strict;
-  o.progress = ProgressMode::kQuiet;  // the callback reports progress
-  o.samples.sample_rate = a.sample_rate;
-  o.samples.images_only = a.images_only;
-  return o;
-}
-
-data::SampleSet samples_of(const CompareArgs& a, const compare::CompareOptions& o) {
-  data::SampleSet set = py::isinstance<py::str>(a.data)
-                            ? value_or_raise(data::SampleSet::open(a.data.cast<std::string>(), o.samples))
-                            : held_samples(a.data.cast<py::list>(), o.samples);
-  for (const auto& [key, value] : a.inputs) {
-    const auto name = py::str(key).cast<std::string>();
-    ok_or_raise(set.add_constant(name, tensor_from_array(value, fmt::format("inputs['{}']", name))));
-  }
-  return set;
-}
-
-PyCompareResult run_compare(const CompareArgs& a) {
-  const model::Model source = load_model(a.source, a.source_label), target = load_model(a.target, a.target_label);
-  const compare::ModelSide s{&source.proto, a.source_label, preset_from(a.source_preprocess, source.proto, "source_preprocess")};
-  const compare::ModelSide t{&target.proto, a.target_label, preset_from(a.target_preprocess, target.proto, "target_preprocess")};
-  compare::CompareOptions o = options_of(a);
-  data::SampleSet samples = samples_of(a, o);
-  ProgressBridge bridge(a.progress);
+PyCompareResult run_compare(Kwargs& args) {
+  const auto p = pair_input(args);
+  ProgressBridge bridge(args.object("progress"));
+  args.check_all_read();
+  compare::CompareOptions o = p->compare;
   o.on_progress = bridge.hook();
   std::optional<Result<compare::CompareResult>> result;
   {
     py::gil_scoped_release released;
-    result.emplace(compare::compare_models(s, t, std::move(samples), o));
+    result.emplace(compare::compare_models(p->source_side, p->target_side, std::move(p->samples), o));
   }
   bridge.rethrow();
   if (bridge.stopped()) raise_stopped(result->ok() ? "" : result->error().message);
@@ -149,20 +109,14 @@ void bind_compare(py::module_& m) {
       .def("report", [](const PyCompareResult& r, size_t max_listed) { return compare::format_report(r.result(), max_listed); },
            py::arg("max_listed") = 20);
 
-  m.def("compare", [](py::object source, py::object target, std::string source_label, std::string target_label,
-                      py::object data, std::string task, int top_k, std::optional<int64_t> label_offset, int threads,
-                      int batch_size, bool strict, py::object source_preprocess, py::object target_preprocess,
-                      py::dict inputs, int sample_rate, bool images_only, py::object progress) {
-        CompareArgs a{std::move(source), std::move(target), std::move(source_label), std::move(target_label),
-                      std::move(data), std::move(task), top_k, label_offset, threads, batch_size, sample_rate,
-                      strict, images_only, std::move(source_preprocess), std::move(target_preprocess),
-                      std::move(inputs), std::move(progress)};
-        return std::make_shared<PyCompareResult>(run_compare(a));
-      },
-      py::arg("source"), py::arg("target"), py::arg("source_label"), py::arg("target_label"), py::arg("data"),
-      py::arg("task"), py::arg("top_k"), py::arg("label_offset"), py::arg("threads"), py::arg("batch_size"),
-      py::arg("strict"), py::arg("source_preprocess"), py::arg("target_preprocess"), py::arg("inputs"),
-      py::arg("sample_rate"), py::arg("images_only"), py::arg("progress"));
+  m.def("compare", [](py::dict args) {
+        Kwargs kwargs(std::move(args), "compare");
+        return std::make_shared<PyCompareResult>(run_compare(kwargs));
+      }, py::arg("args"));
+}
+
+py::object compare_result_object(compare::CompareResult result) {
+  return py::cast(std::make_shared<PyCompareResult>(std::move(result)));
 }
 
 }  // namespace fetafix::python

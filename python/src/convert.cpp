@@ -71,6 +71,7 @@ data::SampleSet held_samples(const py::list& items, const data::SampleOptions& o
 }
 
 data::Preset preset_from(const py::object& spec, const onnx::ModelProto& model, const std::string& what) {
+  if (spec.is_none()) return value_or_raise(compare::resolve_side_preset("auto", nlohmann::json::object(), model, what));
   if (py::isinstance<py::str>(spec))
     return value_or_raise(compare::resolve_side_preset(spec.cast<std::string>(), nlohmann::json::object(), model, what));
   nlohmann::json keys = from_python(spec);
@@ -98,20 +99,34 @@ std::function<bool(size_t, size_t)> ProgressBridge::hook() {
       if (now - last_signal_check_ < std::chrono::milliseconds(100)) return true;
       last_signal_check_ = now;
     }
-    py::gil_scoped_acquire gil;
-    if (raised_) return false;
-    try {
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C
-      if (callback_.is_none()) return true;
-      const py::object answer = callback_(done, total);
-      if (answer.is_none() || PyObject_IsTrue(answer.ptr()) == 1) return true;
-      stopped_ = true;
-      return false;
-    } catch (py::error_already_set& e) {
-      raised_.emplace(std::move(e));
-      return false;
-    }
+    return call([&] { return py::make_tuple(done, total); });
   };
+}
+
+bool ProgressBridge::call(const std::function<py::tuple()>& args) {
+  py::gil_scoped_acquire gil;
+  if (raised_) return false;
+  try {
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C
+    if (callback_.is_none()) return true;
+    const py::object answer = callback_(*args());
+    if (answer.is_none() || PyObject_IsTrue(answer.ptr()) == 1) return true;
+    stopped_ = true;
+    return false;
+  } catch (py::error_already_set& e) {
+    raised_.emplace(std::move(e));
+    return false;
+  }
+}
+
+void ProgressBridge::call_other(const py::object& other, const std::function<py::tuple()>& args) {
+  py::gil_scoped_acquire gil;
+  if (raised_) return;
+  try {
+    other(*args());
+  } catch (py::error_already_set& e) {
+    raised_.emplace(std::move(e));
+  }
 }
 
 void ProgressBridge::rethrow() {

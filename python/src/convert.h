@@ -52,7 +52,7 @@ Tensor tensor_from_array(const py::handle& array, const std::string& what);
 data::SampleSet held_samples(const py::list& items, const data::SampleOptions& options);
 
 // A preprocessing spec: a str (a preset name, "auto", or a JSON preset file) or a dict with the
-// keys of a preset file ("base" names the preset it starts from; default "auto").
+// keys of a preset file ("base" names the preset it starts from; default "auto"); None: "auto".
 data::Preset preset_from(const py::object& spec, const onnx::ModelProto& model, const std::string& what);
 
 // nlohmann JSON as Python objects (dicts, lists, numbers, strings).
@@ -67,6 +67,12 @@ class ProgressBridge {
   explicit ProgressBridge(py::object callback) : callback_(std::move(callback)) {}
   // The hook for CompareOptions::on_progress.
   std::function<bool(size_t, size_t)> hook();
+  // Looks for Ctrl-C and calls the callback (when given) with args() (made with the GIL held);
+  // false when the run must stop: Ctrl-C, the callback returned False, or it raised. Takes the GIL.
+  bool call(const std::function<py::tuple()>& args);
+  // Calls another callback of the same run (repair's log); what it raises stops the run at the
+  // next call() and is raised by rethrow(). Takes the GIL.
+  void call_other(const py::object& other, const std::function<py::tuple()>& args);
   // Raises what the callback raised, if it did (call with the GIL held, after the work).
   void rethrow();
   // The callback returned False.

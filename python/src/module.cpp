@@ -9,4 +9,6 @@ PYBIND11_MODULE(_fetafix, m) {
   m.attr("__version__") = FETAFIX_VERSION;
   fetafix::python::bind_compare(m);
   fetafix::python::bind_apply(m);
+  fetafix::python::bind_localize(m);
+  fetafix::python::bind_repair(m);
 }

@@ -62,7 +62,7 @@ int run_localize(LocalizeCommandArgs& args) {
   if (!result.ok()) return fail(result.error());
   if (result->disagreeing > 0 && args.impact_limit > 0) measure_fault_impact(args, p, *result);
   // Disagreement that no finding explains is no success either (docs/cli.md).
-  const int exit_code = result->fault_count() == 0 && !result->unexplained_disagreement() ? kExitOk : kExitDifferent;
+  const int exit_code = result->nothing_to_repair() ? kExitOk : kExitDifferent;
   if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it
   // Every output is made before any is written: a failure leaves none behind.
   PendingOutputs outputs;

@@ -1,7 +1,5 @@
 #include "cli/localize_options.h"
 
-#include <map>
-
 #include <CLI/CLI.hpp>
 
 namespace fetafix::cli {
@@ -41,15 +39,9 @@ void add_localize_options(CLI::App* cmd, LocalizeArgs& args) {
 void finish_localize_options(LocalizeArgs& args, const LoadedPair& pair) {
   auto& o = args.options;
   o.compare = pair.compare;
-  static const std::map<std::string, localize::ActivationAnalysisOptions::Aggregation> kAggregations{
-      {"borda", localize::ActivationAnalysisOptions::Aggregation::kBorda},
-      {"mean", localize::ActivationAnalysisOptions::Aggregation::kMeanFraction},
-      {"max", localize::ActivationAnalysisOptions::Aggregation::kMaxFraction}};
-  o.activation.aggregation = kAggregations.at(args.aggregation);
-  if (!args.core_ops.empty()) {
-    o.match.core_ops = {args.core_ops.begin(), args.core_ops.end()};
-    o.layer_checks.core_ops = o.match.core_ops;
-  }
+  // The flag's values are checked by CLI11 (IsMember), so the name is always known.
+  o.activation.aggregation = localize::aggregation_from_name(args.aggregation).value();
+  if (!args.core_ops.empty()) localize::set_core_ops(o, args.core_ops);
 }
 
 }  // namespace fetafix::cli

@@ -11,14 +11,14 @@
 #include "cli/staged_outputs.h"
 #include "common/fs.h"
 #include "common/json_text.h"
-#include "model/cleanup.h"
+#include "compare/pair_setup.h"
 #include "repair/driver.h"
 #include "repair/patch.h"
 #include "repair/repair.h"
 #include "cli/cli_support.h"
 #include "report/model_explorer.h"
 #include "report/report.h"
-#include "runtime/validate.h"
+#include "repair/written_model.h"
 
 namespace fetafix::cli {
 namespace {
@@ -57,33 +57,19 @@ Status add_report(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair
   return outputs.add(a.report, html);
 }
 
-// The model written is the repaired Target without what nothing reads any more (the weights a
-// repair bypassed, stale value_info): `fetafix apply` runs the same cleanup after the patch, so it
-// still reproduces these bytes.
-onnx::ModelProto finished_model(const onnx::ModelProto& repaired, bool cleanup, bool quiet) {
-  onnx::ModelProto m = repaired;
-  if (!cleanup) return m;
-  const auto removed = model::cleanup_model(m);
-  if (!quiet && removed.removed() > 0)
-    std::fprintf(stderr, "repair: removed what the repaired model no longer uses: %zu node(s), %zu initializer(s), "
-                 "%zu value_info\n", removed.nodes_removed.size(), removed.initializers_removed.size(),
-                 removed.value_info_removed.size());
-  return m;
-}
-
-// Every output, made before any is written: the repaired model (cleaned, then validated: ONNX
-// Runtime must load and run it; ONNX's checker only warns, as ONNX Runtime already ran the model
-// on every kept edit), the patch, the log, the Model Explorer files and the report.
+// Every output, made before any is written: the repaired model (repair/written_model.h), the
+// patch, the log, the Model Explorer files and the report.
 Status add_outputs(PendingOutputs& outputs, const RepairArgs& a, const LoadedPair& p, const repair::RepairResult& r,
                    const repair::RepairOptions& o, int exit_code, double seconds) {
   const PairArgs& pair_args = a.localize.pair;
-  const onnx::ModelProto written = finished_model(r.repaired, !a.no_cleanup, pair_args.quiet);
-  auto warnings = runtime::validate_written_model(written, &p.target.proto, a.output, runtime::CheckerPolicy::kWarnOnly);
-  if (!warnings.ok()) return Error{warnings.error().message, ErrorKind::kInternal};  // the loop ran every kept edit in ORT
-  for (const auto& w : *warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
-  const std::string bytes = model::serialize_model(written);
-  if (bytes.empty()) return make_error("{}: the repaired model is over protobuf's 2 GB limit", a.output);
-  FETAFIX_TRY_STATUS(outputs.add(a.output, bytes));
+  FETAFIX_ASSIGN_OR_RETURN(auto written, repair::written_model(r, p.target.proto, a.output, !a.no_cleanup));
+  const auto& removed = written.removed;
+  if (!pair_args.quiet && removed.removed() > 0)
+    std::fprintf(stderr, "repair: removed what the repaired model no longer uses: %zu node(s), %zu initializer(s), "
+                 "%zu value_info\n", removed.nodes_removed.size(), removed.initializers_removed.size(),
+                 removed.value_info_removed.size());
+  for (const auto& w : written.warnings) std::fprintf(stderr, "fetafix: warning: %s\n", w.c_str());
+  FETAFIX_TRY_STATUS(outputs.add(a.output, written.bytes));
   if (!a.patch.empty()) FETAFIX_TRY_STATUS(outputs.add(a.patch, json_text(repair::patch_to_json(r.patch))));
   if (!pair_args.json_path.empty()) FETAFIX_TRY_STATUS(outputs.add(pair_args.json_path, json_text(repair::to_json(r))));
   if (a.report.empty() && a.model_explorer.empty()) return {};
@@ -108,6 +94,26 @@ void print_summary(const RepairArgs& a, const repair::RepairResult& r) {
   if (!a.report.empty()) std::cout << "Report written to " << a.report << "\n";
 }
 
+// docs/cli.md: 0 fully repaired, 1 improved, 3 no improvement.
+int exit_code_of(repair::RepairOutcome outcome) {
+  switch (outcome) {
+    case repair::RepairOutcome::kRepaired: return kExitOk;
+    case repair::RepairOutcome::kImproved: return kExitDifferent;
+    case repair::RepairOutcome::kNoImprovement: return kExitNoImprovement;
+  }
+  return kExitNoImprovement;
+}
+
+// --validate-images (only the images) or --validate-data (every sample kind) into o.validation.
+Status open_validation(const RepairArgs& a, repair::RepairOptions& o) {
+  if (a.validate_images.empty() && a.validate_data.empty()) return {};
+  compare::CompareOptions co = o.localize.compare;
+  co.samples.images_only = !a.validate_images.empty();
+  FETAFIX_ASSIGN_OR_RETURN(o.validation, compare::open_samples(a.validate_images.empty() ? a.validate_data
+                                                                                          : a.validate_images, co));
+  return {};
+}
+
 int run_repair(RepairArgs& a) {
   const Stopwatch clock;
   PairArgs& pair_args = a.localize.pair;
@@ -126,15 +132,12 @@ int run_repair(RepairArgs& a) {
   auto& o = a.options;
   o.localize = a.localize.options;
   o.regression = a.strict_regressions ? repair::RegressionPolicy::kStrict : repair::RegressionPolicy::kAllowIfTotalDrops;
-  if (!a.validate_images.empty()) o.validation_images = a.validate_images;
-  if (!a.validate_data.empty()) o.validation_images = a.validate_data;
+  if (auto st = open_validation(a, o); !st.ok()) return fail(st.error());
   if (!pair_args.quiet) o.log = [](const std::string& line) { std::fprintf(stderr, "repair: %s\n", line.c_str()); };
   auto result = repair::repair_target(p.source_side, p.target_side, pair_args.samples_dir(), o);
   if (!result.ok()) return fail(result.error());
   const auto& r = *result;
-  const int exit_code = r.final_disagreeing == 0                      ? kExitOk
-                        : r.final_disagreeing < r.initial_disagreeing ? kExitDifferent
-                                                                      : kExitNoImprovement;
+  const int exit_code = exit_code_of(r.outcome());
   if (!ranks().is_root()) return exit_code;  // every rank took the same steps; rank 0 writes them
   PendingOutputs outputs;
   if (auto st = add_outputs(outputs, a, p, r, o, exit_code, clock.seconds()); !st.ok()) return fail(st.error());

@@ -29,8 +29,8 @@ struct PreprocessingCheckOptions {
   // with the reason recorded.
   std::vector<std::string> presets{"torch", "tf", "caffe", "raw", "uint8"};
   compare::CompareOptions compare;  // top_k, label_offset, threads, batch_size, strict
-  // These images (sorted paths) instead of the whole folder, when not empty.
-  std::vector<std::filesystem::path> files;
+  // These samples (ascending indices into the sample set) instead of all of them, when not empty.
+  std::vector<size_t> subset;
   double min_relative_gain = 0.25;  // see preprocessing_findings (kDefaultPresetMinGain)
 };
 
@@ -43,6 +43,11 @@ struct PreprocessingReport {
 
 // Runs the Source once per image and the Target once per image and preset (each image is
 // decoded once per batch and preprocessed for every preset).
+// The samples must all be images (presets apply to an image input).
+Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
+                                                  const data::SampleSet& samples,
+                                                  const PreprocessingCheckOptions& options = {});
+// The same on the images of a folder.
 Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
                                                   const std::filesystem::path& image_dir,
                                                   const PreprocessingCheckOptions& options = {});

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <tbb/parallel_for.h>
 
+#include "compare/pair_setup.h"
 #include "localize/checks/check.h"
 #include "localize/sample_feeds.h"
 #include "model/builder.h"
@@ -219,15 +220,21 @@ Status analyse_layers(const compare::ModelSide& source, const compare::ModelSide
 
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
                                        const fs::path& image_dir, const LocalizeOptions& options) {
+  FETAFIX_ASSIGN_OR_RETURN(auto samples, compare::open_samples(image_dir, options.compare));
+  return localize_faults(source, target, std::move(samples), options);
+}
+
+Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
+                                       data::SampleSet samples, const LocalizeOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   DetectionView view;
-  view.image_dir = image_dir;
-  FETAFIX_ASSIGN_OR_RETURN(view.samples, data::SampleSet::open(image_dir, options.compare.samples));
+  view.image_dir = samples.dir();
+  view.samples = std::move(samples);
   FETAFIX_ASSIGN_OR_RETURN(auto detection, compare::compare_models(source, target, view.samples, options.compare));
   const double detection_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (const auto& f : view.samples.files()) view.files.push_back(f.path);
   if (view.files.size() != detection.records.size())
-    return make_error("{}: {} samples listed but {} compared", image_dir.string(), view.files.size(),
+    return make_error("{}: {} samples listed but {} compared", view.image_dir.string(), view.files.size(),
                       detection.records.size());
   for (const auto& rec : detection.records) {
     view.usable.push_back(rec.error.empty());
@@ -239,6 +246,20 @@ Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const c
   r.detection = std::move(detection);
   r.timings.insert(r.timings.begin(), PhaseTime{"detection", detection_seconds});
   return r;
+}
+
+Result<ActivationAnalysisOptions::Aggregation> aggregation_from_name(std::string_view name) {
+  using Aggregation = ActivationAnalysisOptions::Aggregation;
+  static const std::map<std::string, Aggregation, std::less<>> kAggregations{
+      {"borda", Aggregation::kBorda}, {"mean", Aggregation::kMeanFraction}, {"max", Aggregation::kMaxFraction}};
+  const auto it = kAggregations.find(name);
+  if (it == kAggregations.end()) return make_error("aggregation '{}': expected borda, mean or max", name);
+  return it->second;
+}
+
+void set_core_ops(LocalizeOptions& options, const std::vector<std::string>& ops) {
+  options.match.core_ops = {ops.begin(), ops.end()};
+  options.layer_checks.core_ops = options.match.core_ops;
 }
 
 Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const compare::ModelSide& target,
@@ -267,7 +288,8 @@ Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const
   if (first_ok == files.size()) return make_error("no sample could be decoded");
   std::optional<data::Image> sample_image;
   if (single_image_input(view, *source.model, *target.model)) {
-    FETAFIX_ASSIGN_OR_RETURN(sample_image, data::decode_image(files[first_ok]));
+    FETAFIX_ASSIGN_OR_RETURN(auto first, view.samples.decode(first_ok));
+    sample_image = std::move(first.image);
     context.sample_image = &*sample_image;
   }
   FETAFIX_TRY_STATUS(run_checks(CheckStage::kStructure, context, findings));

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -101,6 +102,8 @@ struct LocalizeResult {
   // Some image disagrees and no finding is a fault: nothing the checks know explains it
   // (`fetafix localize` says so, names the layers with the largest replay error, exits 1).
   bool unexplained_disagreement() const { return disagreeing > 0 && fault_count() == 0; }
+  // No fault and no unexplained disagreement: what `fetafix localize` exits 0 for.
+  bool nothing_to_repair() const { return fault_count() == 0 && !unexplained_disagreement(); }
 };
 
 // Each finding's verdict and impact (finding.h) from the data: equivalent when its region
@@ -110,6 +113,15 @@ void assign_verdicts(std::vector<Finding>& findings, size_t disagreeing, size_t 
 
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
                                        const std::filesystem::path& image_dir, const LocalizeOptions& options);
+// The same on samples already opened (a folder, or arrays held in memory: data/samples.h), as
+// compare_models takes them; options.compare.samples is not read again.
+Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
+                                       data::SampleSet samples, const LocalizeOptions& options);
+
+// "borda", "mean" or "max" (--aggregation): how the activation analysis' repeats combine.
+Result<ActivationAnalysisOptions::Aggregation> aggregation_from_name(std::string_view name);
+// The op types matched and ranked as layers (--core-ops): the matcher's and the layer checks'.
+void set_core_ops(LocalizeOptions& options, const std::vector<std::string>& ops);
 
 // Localization after a detection run the caller already has. `result.detection` stays empty.
 Result<LocalizeResult> localize_detected(const compare::ModelSide& source, const compare::ModelSide& target,

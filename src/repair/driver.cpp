@@ -9,6 +9,7 @@
 
 #include "compare/compare.h"
 #include "compare/evaluator.h"
+#include "compare/pair_setup.h"
 #include "localize/input_checks.h"
 #include "repair/loop.h"
 #include "repair/repair.h"
@@ -48,9 +49,9 @@ bool candidate_before(const RepairCandidate& a, const RepairCandidate& b) {
 
 }  // namespace
 
-Loop::Loop(const compare::ModelSide& source, const compare::ModelSide& target, const fs::path& images,
-           const RepairOptions& o, RepairResult& r, compare::LabelEvaluator& eval)
-    : source_(source), target_side_(target), images_(images), o_(o), r_(r), eval_(eval), working_(*target.model),
+Loop::Loop(const compare::ModelSide& source, const compare::ModelSide& target, const RepairOptions& o,
+           RepairResult& r, compare::LabelEvaluator& eval)
+    : source_(source), target_side_(target), o_(o), r_(r), eval_(eval), working_(*target.model),
       log_(working_), acceptance_(o, eval), start_(Clock::now()), original_preset_(target.preset) {
   target_side_.model = &working_;
 }
@@ -62,7 +63,7 @@ Status Loop::run() {
   r_.images = eval_.images();
   r_.initial_disagreeing = initial.disagreeing;
   r_.initial_agree = initial.agree;
-  for (const auto& f : eval_.files()) r_.image_files.push_back(fs::relative(f, images_).generic_string());
+  for (const auto& f : eval_.samples().files()) r_.image_files.push_back(f.name);
   r_.history.push_back(initial.discrepancy);
   const auto t1 = Clock::now();
   acceptance_.set_current(std::move(initial), working_);
@@ -76,11 +77,12 @@ Status Loop::run() {
     kept_at_round_start_ = kept_;
     FETAFIX_TRY_STATUS(repair_round());
     if (acceptance_.disagreeing() == 0) { r_.stop_reason = "fully repaired"; break; }
-    if (r_.time_limit_reached) break;
+    if (r_.time_limit_reached || stopped_) break;
     if (kept_ == kept_at_round_start_) { r_.stop_reason = "no remaining candidate lowered the disagreement"; break; }
     if (round == o_.max_rounds) r_.stop_reason = fmt::format("round limit ({}) reached", o_.max_rounds);
   }
   if (r_.stop_reason.empty() && acceptance_.disagreeing() == 0) r_.stop_reason = "fully repaired";
+  if (!report_steps()) stopped_ = true;  // asked to stop at the last step: still stopped
   r_.final_disagreeing = acceptance_.disagreeing();
   r_.final_agree = acceptance_.current().agree;
   r_.repaired = working_;
@@ -245,7 +247,7 @@ Status Loop::finish_round(Clock::time_point t1) {
 
 localize::DetectionView Loop::detection_view() const {
   localize::DetectionView v;
-  v.image_dir = images_;
+  v.image_dir = eval_.samples().dir();
   v.samples = eval_.samples();
   v.files = eval_.files();
   v.usable.assign(v.files.size(), true);
@@ -383,13 +385,26 @@ void Loop::say(const std::string& line) const {
 // Under mpirun every rank must stop at the same point (each call is then collective): the ranks
 // agree that time is up when any rank's clock says so.
 bool Loop::out_of_time() {
-  if (r_.time_limit_reached) return true;
+  if (r_.time_limit_reached || stopped_) return true;
+  if (!report_steps()) {
+    stopped_ = true;
+    r_.stop_reason = "stopped by the progress callback";
+    return true;
+  }
   const Communicator& comm = compare::ranks_of(o_.localize.compare);
   const bool mine = seconds_since(start_) >= o_.time_limit_seconds;
   if (comm.size() > 1 ? comm.all_true(!mine) : !mine) return false;
   r_.time_limit_reached = true;
   r_.stop_reason = fmt::format("time limit ({:.0f} s) reached", o_.time_limit_seconds);
   return true;
+}
+
+// Hands the steps decided since the last call to options.on_step; false when it asks to stop.
+bool Loop::report_steps() {
+  bool go_on = true;
+  for (; reported_steps_ < r_.steps.size(); ++reported_steps_)
+    if (o_.on_step && go_on) go_on = o_.on_step(r_.steps[reported_steps_]);
+  return go_on;
 }
 
 Clock::time_point Loop::deadline() const {
@@ -401,8 +416,8 @@ Clock::time_point Loop::deadline() const {
 namespace {
 
 Result<Validation> validate(const compare::ModelSide& source, const compare::ModelSide& target,
-                            const RepairResult& r, const fs::path& dir, const compare::CompareOptions& co) {
-  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::LabelEvaluator::create(source, target, dir, co));
+                            const RepairResult& r, const data::SampleSet& samples, const compare::CompareOptions& co) {
+  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::LabelEvaluator::create(source, target, samples, co));
   FETAFIX_ASSIGN_OR_RETURN(auto before, eval->score(*target.model));
   // Bound again to the repaired model's input: an ID repair may have changed its size.
   auto after = eval->score_with_preset(r.repaired, r.patch.preprocess ? *r.patch.preprocess : target.preset);
@@ -413,7 +428,7 @@ Result<Validation> validate(const compare::ModelSide& source, const compare::Mod
   v.final_disagreeing = after->disagreeing;
   for (size_t i = 0; i < v.images; ++i)
     if (before.agree[i] && !after->agree[i])
-      v.newly_disagreeing.push_back(fs::relative(eval->files()[i], dir).generic_string());
+      v.newly_disagreeing.push_back(eval->samples().files()[i].name);
   return v;
 }
 
@@ -430,34 +445,54 @@ std::string RepairStep::type_label() const {
 
 Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,
                                    const fs::path& image_dir, const RepairOptions& options) {
+  FETAFIX_ASSIGN_OR_RETURN(auto samples, compare::open_samples(image_dir, options.localize.compare));
+  return repair_target(source, target, std::move(samples), options);
+}
+
+Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,
+                                   data::SampleSet samples, const RepairOptions& options) {
   RepairResult r;
   using detail::Clock;
   using detail::seconds_since;
   const auto t0 = Clock::now();
-  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::LabelEvaluator::create(source, target, image_dir, options.localize.compare));
+  FETAFIX_ASSIGN_OR_RETURN(auto eval,
+                           compare::LabelEvaluator::create(source, target, std::move(samples), options.localize.compare));
   r.timings.push_back({"source run and image cache", seconds_since(t0)});
-  detail::Loop loop(source, target, image_dir, options, r, *eval);
+  detail::Loop loop(source, target, options, r, *eval);
   FETAFIX_TRY_STATUS(loop.run());
-  if (options.validation_images) {
+  if (loop.stopped()) return make_error("stopped by the progress callback after {} steps", r.steps.size());
+  if (options.validation) {
     const auto tv = Clock::now();
-    FETAFIX_ASSIGN_OR_RETURN(r.validation, validate(source, target, r, *options.validation_images, options.localize.compare));
+    FETAFIX_ASSIGN_OR_RETURN(r.validation, validate(source, target, r, *options.validation, options.localize.compare));
     r.timings.push_back({"validation", seconds_since(tv)});
   }
   r.timings.push_back({"total", seconds_since(t0)});
   return r;
 }
 
+std::string_view outcome_name(RepairOutcome outcome) {
+  switch (outcome) {
+    case RepairOutcome::kRepaired: return "repaired";
+    case RepairOutcome::kImproved: return "improved";
+    case RepairOutcome::kNoImprovement: return "no_improvement";
+  }
+  return "no_improvement";
+}
+
+nlohmann::json to_json(const RepairStep& s) {
+  return {{"round", s.round}, {"type", s.type_label()}, {"description", s.description},
+          {"source_node", s.source_node}, {"target_node", s.target_node}, {"kept", s.kept},
+          {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
+          {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds},
+          {"screened_out", s.screened_out}, {"target_nodes", s.target_nodes},
+          {"finding_summaries", s.finding_summaries}, {"reverts", s.reverts},
+          {"finding_ids", s.finding_ids}};
+}
+
 nlohmann::json to_json(const RepairResult& r) {
   using nlohmann::json;
   json steps = json::array();
-  for (const auto& s : r.steps)
-    steps.push_back({{"round", s.round}, {"type", s.type_label()}, {"description", s.description},
-                     {"source_node", s.source_node}, {"target_node", s.target_node}, {"kept", s.kept},
-                     {"reason", s.reason}, {"disagreeing_before", s.disagreeing_before},
-                     {"disagreeing_after", s.disagreeing_after}, {"edits", s.edits}, {"seconds", s.seconds},
-                     {"screened_out", s.screened_out}, {"target_nodes", s.target_nodes},
-                     {"finding_summaries", s.finding_summaries}, {"reverts", s.reverts},
-                     {"finding_ids", s.finding_ids}});
+  for (const auto& s : r.steps) steps.push_back(to_json(s));
   json counts = json::object();
   for (const auto& [type, c] : r.counts)
     counts[type] = {{"localized", c.localized}, {"tried", c.tried}, {"kept", c.kept}};

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -26,6 +27,8 @@ enum class RegressionPolicy {
   kStrict,             // an edit that makes any agreeing image disagree is rejected
 };
 
+struct RepairStep;
+
 struct RepairOptions {
   localize::LocalizeOptions localize;  // its `compare` holds threads, batch size, label offset, ...
   double time_limit_seconds = 7200;
@@ -33,7 +36,8 @@ struct RepairOptions {
   bool allow_equal = false;            // keep ties that lower the probability distance
   RegressionPolicy regression = RegressionPolicy::kAllowIfTotalDrops;
   int max_rounds = 4;                  // localize -> repair rounds
-  std::optional<std::filesystem::path> validation_images;
+  // Independent samples (--validate-images, --validate-data): disagreement before and after.
+  std::optional<data::SampleSet> validation;
   // Fast evaluation (docs/repair.md). Candidates are screened on a subset first — every image
   // that disagrees (up to screen_disagreeing; beyond it a seeded sample) plus a seeded sample
   // of screen_agreeing that agree — and only those that lower the disagreement there are run on
@@ -53,6 +57,10 @@ struct RepairOptions {
   size_t ranking_max_similar = localize::kRankingSimilar;
   size_t ranking_max_dissimilar = localize::kRankingDissimilar;
   std::function<void(const std::string&)> log;  // progress lines; may be empty
+  // Called with every step once it is decided (kept or not), between steps; returning false
+  // stops the repair with an error (the Python module's progress callback and Ctrl-C). One
+  // process only: ranks under mpirun could stop at different steps.
+  std::function<bool(const RepairStep&)> on_step;
 };
 
 // What a step tried: one finding's repair, a group of findings of one type tried together
@@ -95,6 +103,9 @@ struct Validation {
   std::vector<std::string> newly_disagreeing;  // agreed before repair, disagree after
 };
 
+// How a repair ended: nothing disagrees any more, fewer samples disagree, or no fewer.
+enum class RepairOutcome { kRepaired, kImproved, kNoImprovement };
+
 struct RepairResult {
   onnx::ModelProto repaired;
   Patch patch;
@@ -113,13 +124,28 @@ struct RepairResult {
   std::vector<localize::LocalizeResult> localizations;
   std::vector<std::string> image_files;     // detection images, relative to the folder
   std::vector<bool> initial_agree, final_agree;  // per image
+
+  RepairOutcome outcome() const {
+    return final_disagreeing == 0                     ? RepairOutcome::kRepaired
+           : final_disagreeing < initial_disagreeing ? RepairOutcome::kImproved
+                                                     : RepairOutcome::kNoImprovement;
+  }
 };
+
+// "repaired", "improved", "no_improvement".
+std::string_view outcome_name(RepairOutcome outcome);
 
 Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,
                                    const std::filesystem::path& image_dir, const RepairOptions& options);
+// The same on samples already opened (a folder, or arrays held in memory: data/samples.h), as
+// compare_models takes them; options.localize.compare.samples is not read again.
+Result<RepairResult> repair_target(const compare::ModelSide& source, const compare::ModelSide& target,
+                                   data::SampleSet samples, const RepairOptions& options);
 
 // The repair log (`fetafix repair --json`, schema fetafix.repair/1, docs/repair.md).
 nlohmann::json to_json(const RepairResult& result);
+// One step as the log lists it (an element of "steps").
+nlohmann::json to_json(const RepairStep& step);
 std::string format_report(const RepairResult& result);
 
 }  // namespace fetafix::repair

@@ -51,11 +51,11 @@ std::optional<Finding> Loop::preset_finding_for(const data::Preset& current) {
   pp.presets = o_.localize.presets_to_try;
   pp.compare = o_.localize.compare;
   pp.compare.progress = ProgressMode::kQuiet;
-  for (size_t i : chosen) pp.files.push_back(eval_.files()[i]);
+  pp.subset = chosen;  // ascending
   compare::ModelSide side = target_side_;
   side.model = &working_;
   side.preset = current;
-  auto report = localize::measure_preprocessing(source_, side, images_, pp);
+  auto report = localize::measure_preprocessing(source_, side, eval_.samples(), pp);
   if (!report.ok()) return std::nullopt;
   auto findings = localize::preprocessing_findings(*report, o_.localize.preprocessing_min_gain);
   if (findings.empty() || !report->best) return std::nullopt;

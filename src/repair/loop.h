@@ -103,9 +103,10 @@ struct JointScore {
 
 class Loop {
  public:
-  Loop(const compare::ModelSide& source, const compare::ModelSide& target, const std::filesystem::path& images,
+  Loop(const compare::ModelSide& source, const compare::ModelSide& target,
        const RepairOptions& o, RepairResult& r, compare::LabelEvaluator& eval);
   Status run();
+  bool stopped() const { return stopped_; }  // options.on_step asked to stop
 
  private:
   // ---- rounds (driver.cpp)
@@ -157,11 +158,11 @@ class Loop {
   // ---- time
   void say(const std::string& line) const;
   bool out_of_time();
+  bool report_steps();
   Clock::time_point deadline() const;
 
   const compare::ModelSide& source_;
   compare::ModelSide target_side_;
-  std::filesystem::path images_;
   const RepairOptions& o_;
   RepairResult& r_;
   compare::LabelEvaluator& eval_;
@@ -173,6 +174,8 @@ class Loop {
   size_t kept_ = 0;
   size_t kept_at_round_start_ = 0;
   bool pp_due_ = true;
+  bool stopped_ = false;                           // options.on_step asked to stop
+  size_t reported_steps_ = 0;                      // steps handed to options.on_step
   std::map<localize::FaultType, int> rejections_;  // this round's rejections in a row, per type
   size_t probes_ = 0;                              // screening runs of the current bisection
   std::optional<RepairStep> last_preset_step_;     // the step that kept the current PP preset

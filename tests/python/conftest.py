@@ -74,3 +74,14 @@ def fetafix_bin():
 def run_cli(*args, mpirun=None):
     command = [*mpirun, fetafix_bin(), *map(str, args)] if mpirun else [fetafix_bin(), *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True)
+
+
+def check_batch_progress(run, count, batch=8):
+    """run(progress=...) calls progress(done, total) after every batch and stops with
+    fetafix.Stopped when it returns False."""
+    import fetafix
+    calls = []
+    run(progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(batch * (i + 1), count) for i in range(count // batch)]
+    with pytest.raises(fetafix.Stopped):
+        run(progress=lambda done, total: done < 2 * batch)

@@ -2,10 +2,12 @@
 // planted faults repaired to 0 %, every kept step lowers disagreement, the patch replays to the
 // same bytes, and the stop rules hold.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "match/cnn_fixture.h"
 #include "model/model.h"
 #include "repair/driver.h"
+#include "repair/patch.h"
 #include "support/photos.h"
 #include "support/repair_options.h"
 
@@ -227,7 +229,9 @@ TEST(RepairDriver, ValidationReportsBeforeAndAfterOnOtherImages) {
   auto source = testing::build_cnn();
   auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 3; }));
   RepairOptions o = quiet_options();
-  o.validation_images = testing::synthetic_photos("repair_validation", 30, 7);
+  auto validation = data::SampleSet::open(testing::synthetic_photos("repair_validation", 30, 7), {});
+  ASSERT_TRUE(validation.ok()) << validation.error().message;
+  o.validation = std::move(validation).value();
   auto r = run(source, target, o);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_TRUE(r->validation.has_value());
@@ -237,6 +241,36 @@ TEST(RepairDriver, ValidationReportsBeforeAndAfterOnOtherImages) {
   auto j = to_json(*r);
   EXPECT_EQ(j["schema"], "fetafix.repair/1");
   EXPECT_EQ(j["validation"]["images"], 30);
+}
+
+// The samples held in memory (what the Python module passes: its own preprocessing) repair as
+// the folder they came from: the library reads a data::SampleSet either way.
+TEST(RepairDriver, HeldSamplesRepairAsTheirFolder) {
+  auto source = testing::build_cnn();
+  auto target = testing::build_cnn(testing::cnn_options([](CnnOptions& o) { o.scaled_layer = 1; }));
+  const auto raw = data::preset_by_name("raw").value();
+  const fs::path dir = testing::synthetic_photos("repair_photos");
+  auto folder = data::SampleSet::open(dir, {});
+  auto bound = data::bind_preset_to_input(raw, {1, 3, 32, 32}, DType::kFloat32, "input");
+  ASSERT_TRUE(folder.ok() && bound.ok());
+  std::vector<data::HeldSample> held;
+  for (size_t i = 0; i < folder->size(); ++i) {
+    auto sample = folder->decode(i);
+    ASSERT_TRUE(sample.ok()) << sample.error().message;
+    held.push_back({folder->files()[i].name, {{"", data::preprocess(sample->image, *bound)}}});
+  }
+  auto set = data::SampleSet::hold(std::move(held));
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  const RepairOptions o = quiet_options();
+  auto by_folder = repair_target({&source, "s", raw}, {&target, "t", raw}, dir, o);
+  auto by_held = repair_target({&source, "s", raw}, {&target, "t", raw}, std::move(set).value(), o);
+  ASSERT_TRUE(by_folder.ok()) << by_folder.error().message;
+  ASSERT_TRUE(by_held.ok()) << by_held.error().message;
+  EXPECT_GT(by_held->initial_disagreeing, 0u);
+  EXPECT_EQ(by_held->initial_disagreeing, by_folder->initial_disagreeing);
+  EXPECT_EQ(by_held->final_disagreeing, by_folder->final_disagreeing) << steps_of(*by_held) << steps_of(*by_folder);
+  EXPECT_EQ(patch_to_json(by_held->patch), patch_to_json(by_folder->patch));
+  EXPECT_EQ(by_held->image_files, by_folder->image_files);
 }
 
 }  // namespace fetafix::repair

@@ -216,15 +216,6 @@ Result<PreprocessingReport> measure_by_comparator(const compare::ModelSide& sour
   return report;
 }
 
-// The samples of `files` (paths in the folder), in the set's order.
-data::SampleSet samples_of(const data::SampleSet& all, const std::vector<fs::path>& files) {
-  if (files.empty()) return all;
-  std::vector<size_t> chosen;
-  for (size_t i = 0; i < all.size(); ++i)
-    if (std::find(files.begin(), files.end(), all.files()[i].path) != files.end()) chosen.push_back(i);
-  return all.subset(chosen);
-}
-
 bool label_task(const compare::CompareOptions& o) { return o.task.kind.empty() || o.task.kind == "label"; }
 
 struct TrialTally {
@@ -254,22 +245,11 @@ std::string role_text(const std::string& role) {
   return role + "'s";
 }
 
-}  // namespace
-
-Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
-                                                  const fs::path& image_dir, const PreprocessingCheckOptions& options) {
+// Label tasks on single-input models: every image is decoded once per batch and preprocessed for
+// every preset, the Source runs once and the Target once per preset, and labels are compared.
+Result<PreprocessingReport> measure_by_labels(const compare::ModelSide& source, const compare::ModelSide& target,
+                                              const data::SampleSet& samples, const PreprocessingCheckOptions& options) {
   const auto& co = options.compare;
-  if (co.top_k < 1) return make_error("top-k must be at least 1 (got {})", co.top_k);
-  if (co.batch_size < 1) return make_error("batch size must be at least 1 (got {})", co.batch_size);
-  if (!label_task(co) || declared_inputs(*source.model).size() != 1 || declared_inputs(*target.model).size() != 1) {
-    FETAFIX_ASSIGN_OR_RETURN(auto all, data::SampleSet::open(image_dir, co.samples));
-    if (!all.images_only()) return make_error("{}: the samples are not all images, so no preset applies", image_dir.string());
-    return measure_by_comparator(source, target, samples_of(all, options.files), options);
-  }
-  std::vector<fs::path> files = options.files;
-  if (files.empty()) {
-    FETAFIX_ASSIGN_OR_RETURN(files, data::list_images(image_dir));
-  }
   FETAFIX_ASSIGN_OR_RETURN(auto src_session, open_image_model(source, co.threads));
   FETAFIX_ASSIGN_OR_RETURN(auto tgt_session, open_image_model(target, co.threads));
   FETAFIX_ASSIGN_OR_RETURN(const data::Preset src_bound, bind_to(source.preset, *src_session, source.label));
@@ -282,10 +262,10 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
   const int k = co.top_k;
   const int64_t offset = co.label_offset.value_or(0);
   const size_t batch = static_cast<size_t>(co.batch_size);
-  for (size_t first = 0; first < files.size(); first += batch) {
-    const size_t count = std::min(batch, files.size() - first);
-    std::vector<Result<data::Image>> decoded(count, Result<data::Image>(Error{}));
-    tbb::parallel_for(size_t{0}, count, [&](size_t j) { decoded[j] = data::decode_image(files[first + j]); });
+  for (size_t first = 0; first < samples.size(); first += batch) {
+    const size_t count = std::min(batch, samples.size() - first);
+    std::vector<Result<data::DecodedSample>> decoded(count, Result<data::DecodedSample>(Error{}));
+    tbb::parallel_for(size_t{0}, count, [&](size_t j) { decoded[j] = samples.decode(first + j); });
     std::vector<data::Image> images;
     for (auto& d : decoded) {
       if (!d.ok()) {
@@ -293,7 +273,7 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
         ++report.images_skipped;
         continue;
       }
-      images.push_back(std::move(d).value());
+      images.push_back(std::move(d->image));
     }
     if (images.empty()) continue;
     int64_t src_classes = 0, tgt_classes = 0;
@@ -312,7 +292,7 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
     report.images_compared += images.size();
   }
   if (report.images_compared == 0)
-    return make_error("{}: none of the {} images could be decoded", image_dir.string(), files.size());
+    return make_error("{}: none of the {} images could be decoded", samples.dir().string(), samples.size());
 
   const double n = static_cast<double>(report.images_compared);
   for (size_t t = 0; t < report.trials.size(); ++t) {
@@ -325,6 +305,35 @@ Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& sour
   }
   choose_best(report);
   return std::move(plan.report);
+}
+
+// The label path reads only the folder's images (other files are not its samples); the comparator
+// path takes every sample and needs them all to be images.
+bool by_labels(const compare::ModelSide& source, const compare::ModelSide& target, const compare::CompareOptions& co) {
+  return label_task(co) && declared_inputs(*source.model).size() == 1 && declared_inputs(*target.model).size() == 1;
+}
+
+}  // namespace
+
+Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
+                                                  const data::SampleSet& samples,
+                                                  const PreprocessingCheckOptions& options) {
+  const auto& co = options.compare;
+  if (co.top_k < 1) return make_error("top-k must be at least 1 (got {})", co.top_k);
+  if (co.batch_size < 1) return make_error("batch size must be at least 1 (got {})", co.batch_size);
+  if (!samples.images_only())
+    return make_error("{}: the samples are not all images, so no preset applies", samples.dir().string());
+  const data::SampleSet chosen = options.subset.empty() ? samples : samples.subset(options.subset);
+  if (!by_labels(source, target, co)) return measure_by_comparator(source, target, chosen, options);
+  return measure_by_labels(source, target, chosen, options);
+}
+
+Result<PreprocessingReport> measure_preprocessing(const compare::ModelSide& source, const compare::ModelSide& target,
+                                                  const fs::path& image_dir, const PreprocessingCheckOptions& options) {
+  data::SampleOptions so = options.compare.samples;
+  if (by_labels(source, target, options.compare)) so.images_only = true;
+  FETAFIX_ASSIGN_OR_RETURN(auto samples, data::SampleSet::open(image_dir, so));
+  return measure_preprocessing(source, target, samples, options);
 }
 
 std::vector<Finding> preprocessing_findings(const PreprocessingReport& report, double min_relative_gain) {
@@ -397,11 +406,11 @@ Result<std::vector<Finding>> PreprocessingEvidence::run(const CheckContext& c) {
     auto agreeing = seeded_subset(similar, o.preprocessing_sample, o.activation.seed + 8);
     chosen.insert(chosen.end(), agreeing.begin(), agreeing.end());
     std::sort(chosen.begin(), chosen.end());
-    for (size_t i : chosen) pp.files.push_back(c.detection.files[i]);
+    pp.subset = chosen;
     c.notes->push_back(fmt::format("preprocessing check on a seeded sample of {} images ({} disagreeing)",
                                    chosen.size(), std::min(dissimilar.size(), o.preprocessing_sample)));
   }
-  FETAFIX_ASSIGN_OR_RETURN(*c.preprocessing, measure_preprocessing(c.source, c.target, c.detection.image_dir, pp));
+  FETAFIX_ASSIGN_OR_RETURN(*c.preprocessing, measure_preprocessing(c.source, c.target, c.detection.samples, pp));
   return preprocessing_findings(*c.preprocessing, o.preprocessing_min_gain);
 }
 
