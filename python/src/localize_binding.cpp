@@ -10,6 +10,7 @@
 #include "convert.h"
 #include "localize/localize.h"
 #include "pair_input.h"
+#include "repair/impact.h"
 
 namespace fetafix::python {
 
@@ -66,13 +67,16 @@ class PyLocalizeResult {
 std::shared_ptr<PyLocalizeResult> run_localize(Kwargs& args) {
   const auto p = pair_input(args);
   localize::LocalizeOptions o = localize_options(args, p->compare);
+  repair::ImpactOptions impact;
+  args.read("impact_limit", impact.limit);
   ProgressBridge bridge(args.object("progress"));
   args.check_all_read();
   o.compare.on_progress = bridge.hook();
   std::optional<Result<localize::LocalizeResult>> result;
   {
     py::gil_scoped_release released;
-    result.emplace(localize::localize_faults(p->source_side, p->target_side, std::move(p->samples), o));
+    result.emplace(localize::localize_faults(p->source_side, p->target_side, p->samples, o));
+    if (result->ok()) repair::add_fault_impact(p->source_side, p->target_side, p->samples, o.compare, **result, impact);
   }
   bridge.rethrow();
   if (bridge.stopped()) raise_stopped(result->ok() ? "" : result->error().message);

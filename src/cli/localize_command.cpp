@@ -12,6 +12,7 @@
 #include "cli/staged_outputs.h"
 #include "common/fs.h"
 #include "common/json_text.h"
+#include "compare/pair_setup.h"
 #include "localize/localize.h"
 #include "cli/cli_support.h"
 #include "repair/impact.h"
@@ -27,25 +28,6 @@ struct LocalizeCommandArgs {
   size_t impact_limit = repair::ImpactOptions{}.limit;
 };
 
-// While samples disagree: each fault reverted alone (WB ones as one group) and the samples
-// compared again (repair/impact.h). A failure leaves the faults "not_measured", with a note.
-void measure_fault_impact(const LocalizeCommandArgs& args, const LoadedPair& pair, localize::LocalizeResult& result) {
-  const LocalizeArgs& a = args.localize;
-  repair::ImpactOptions io;
-  io.limit = args.impact_limit;
-  if (!a.pair.quiet && ranks().is_root())
-    io.log = [](const std::string& line) { std::fprintf(stderr, "localize: %s\n", line.c_str()); };
-  auto run = repair::measure_impact(pair.source_side, pair.target_side, a.pair.samples_dir(), a.options.compare,
-                                    result.findings, io);
-  if (!run.ok()) {
-    result.notes.push_back("impact not measured: " + run.error().message);
-    return;
-  }
-  if (run->not_measured > 0)
-    result.notes.push_back(std::to_string(run->not_measured) + " fault(s) past --impact-limit " +
-                           std::to_string(args.impact_limit) + ": impact not measured");
-}
-
 int run_localize(LocalizeCommandArgs& args) {
   LocalizeArgs& a = args.localize;
   const Stopwatch clock;
@@ -58,9 +40,16 @@ int run_localize(LocalizeCommandArgs& args) {
   auto& p = **pair;
   finish_localize_options(a, p);
   const auto& o = a.options;
-  auto result = localize::localize_faults(p.source_side, p.target_side, a.pair.samples_dir(), o);
+  auto samples = compare::open_samples(a.pair.samples_dir(), o.compare);
+  if (!samples.ok()) return fail(samples.error());
+  auto result = localize::localize_faults(p.source_side, p.target_side, *samples, o);
   if (!result.ok()) return fail(result.error());
-  if (result->disagreeing > 0 && args.impact_limit > 0) measure_fault_impact(args, p, *result);
+  // While samples disagree: each fault reverted alone (WB ones as one group), repair/impact.h.
+  repair::ImpactOptions impact;
+  impact.limit = args.impact_limit;
+  if (!a.pair.quiet && ranks().is_root())
+    impact.log = [](const std::string& line) { std::fprintf(stderr, "localize: %s\n", line.c_str()); };
+  repair::add_fault_impact(p.source_side, p.target_side, *samples, o.compare, *result, impact);
   // Disagreement that no finding explains is no success either (docs/cli.md).
   const int exit_code = result->nothing_to_repair() ? kExitOk : kExitDifferent;
   if (!ranks().is_root()) return exit_code;  // every rank has the result; rank 0 writes it

@@ -95,14 +95,14 @@ void record(const Revert& revert, const compare::CandidateScore& base, const com
 }  // namespace
 
 Result<ImpactRun> measure_impact(const compare::ModelSide& source, const compare::ModelSide& target,
-                                 const std::filesystem::path& samples_dir, const compare::CompareOptions& options,
+                                 data::SampleSet samples, const compare::CompareOptions& options,
                                  std::vector<Finding>& findings, const ImpactOptions& impact) {
   ImpactRun run;
   std::vector<Revert> reverts = plan_reverts(*source.model, *target.model, findings, impact.limit, run);
   if (reverts.empty()) return run;
   compare::CompareOptions quiet = options;
   quiet.progress = ProgressMode::kQuiet;
-  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::Evaluator::create(source, target, samples_dir, quiet));
+  FETAFIX_ASSIGN_OR_RETURN(auto eval, compare::Evaluator::create(source, target, std::move(samples), quiet));
   FETAFIX_ASSIGN_OR_RETURN(const auto base, eval->score_full(*target.model));
   // Reverts run from the Target's cached values downstream of what they change (partial runs).
   FETAFIX_TRY_STATUS(eval->set_base(*target.model));
@@ -123,6 +123,20 @@ Result<ImpactRun> measure_impact(const compare::ModelSide& source, const compare
                              base.agree.size(), after->distance - base.distance));
   }
   return run;
+}
+
+void add_fault_impact(const compare::ModelSide& source, const compare::ModelSide& target,
+                      const data::SampleSet& samples, const compare::CompareOptions& options,
+                      localize::LocalizeResult& result, const ImpactOptions& impact) {
+  if (result.disagreeing == 0 || impact.limit == 0) return;
+  auto run = measure_impact(source, target, samples, options, result.findings, impact);
+  if (!run.ok()) {
+    result.notes.push_back("impact not measured: " + run.error().message);
+    return;
+  }
+  if (run->not_measured > 0)
+    result.notes.push_back(fmt::format("{} fault(s) past the impact limit ({} reverts): impact not measured",
+                                       run->not_measured, impact.limit));
 }
 
 }  // namespace fetafix::repair

@@ -16,7 +16,9 @@
 
 #include "common/result.h"
 #include "compare/compare.h"
+#include "data/samples.h"
 #include "localize/finding.h"
+#include "localize/localize.h"
 
 namespace fetafix::repair {
 
@@ -35,10 +37,17 @@ struct ImpactRun {
 };
 
 // Fills the impact of every fault in `findings` (verdict kFault; others are left as they are)
-// on the samples of `samples_dir`, fed as `options` says. Collective under mpirun (every rank
-// must call it). Fails when the samples cannot be run through both models.
+// on `samples`, fed as `options` says. Collective under mpirun (every rank must call it). Fails
+// when the samples cannot be run through both models.
 Result<ImpactRun> measure_impact(const compare::ModelSide& source, const compare::ModelSide& target,
-                                 const std::filesystem::path& samples_dir, const compare::CompareOptions& options,
+                                 data::SampleSet samples, const compare::CompareOptions& options,
                                  std::vector<localize::Finding>& findings, const ImpactOptions& impact = {});
+
+// What `fetafix localize` and the Python module's localize do after localizing: while samples
+// disagree and impact.limit > 0, measure_impact on the result's findings; a failure, or faults
+// past the limit, become notes of the result (the faults stay "not_measured").
+void add_fault_impact(const compare::ModelSide& source, const compare::ModelSide& target,
+                      const data::SampleSet& samples, const compare::CompareOptions& options,
+                      localize::LocalizeResult& result, const ImpactOptions& impact);
 
 }  // namespace fetafix::repair
