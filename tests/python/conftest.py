@@ -1,6 +1,8 @@
 """Small ONNX models built here with onnx.helper, and the paths ctest passes in."""
 import os
 import subprocess
+import threading
+import time
 
 import numpy as np
 import onnx
@@ -85,3 +87,37 @@ def check_batch_progress(run, count, batch=8):
     assert calls == [(batch * (i + 1), count) for i in range(count // batch)]
     with pytest.raises(fetafix.Stopped):
         run(progress=lambda done, total: done < 2 * batch)
+
+
+def counting_rates(run):
+    """How fast another Python thread counts alone, and while `run(mark)` runs in a thread.
+
+    `run` calls mark() from its callbacks; the rate "during" is the count between the first and
+    the last mark (the C++ part). Were the GIL held there, the counter would advance only while a
+    callback runs. Returns (alone_rate, during_rate, seconds between the marks)."""
+    count, marks = [0], []
+
+    def spin(stop):
+        while not stop.is_set():
+            count[0] += 1
+
+    alone = threading.Event()
+    threading.Timer(0.2, alone.set).start()
+    start = time.perf_counter()
+    spin(alone)
+    alone_rate = count[0] / (time.perf_counter() - start)
+
+    done = threading.Event()
+
+    def worker_body():
+        run(lambda: marks.append((time.perf_counter(), count[0])))
+        done.set()
+
+    count[0] = 0
+    worker = threading.Thread(target=worker_body)
+    worker.start()
+    spin(done)
+    worker.join()
+    (t0, c0), (t1, c1) = marks[0], marks[-1]
+    assert t1 > t0, marks
+    return alone_rate, (c1 - c0) / (t1 - t0), t1 - t0

@@ -1,14 +1,12 @@
 """fetafix.compare from Python: models as paths, bytes and ModelProtos; data as a folder or numpy
 arrays; results as numpy columns and the CLI's JSON; errors, progress, the GIL."""
 import json
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import fetafix
-from conftest import check_batch_progress, run_cli, two_inputs
+from conftest import check_batch_progress, counting_rates, run_cli, two_inputs
 
 
 def numpy_top1(model, x):
@@ -126,30 +124,8 @@ def test_the_gil_is_released_while_models_run(pair):
     source, target = pair
     rng = np.random.default_rng(3)
     many = [rng.normal(size=4).astype(np.float32) for _ in range(10000)]
-    count, marks = [0], []
+    alone, during, span = counting_rates(
+        lambda mark: fetafix.compare(source, target, data=many, batch_size=1000, threads=1,
+                                     progress=lambda d, t: mark()))
+    assert during > 0.2 * alone, (during, alone, span)
 
-    def spin(stop):
-        while not stop.is_set():
-            count[0] += 1
-
-    alone = threading.Event()
-    threading.Timer(0.2, alone.set).start()
-    start = time.perf_counter()
-    spin(alone)
-    alone_rate = count[0] / (time.perf_counter() - start)
-
-    done = threading.Event()
-
-    def run():
-        fetafix.compare(source, target, data=many, batch_size=1000, threads=1,
-                        progress=lambda d, t: marks.append((time.perf_counter(), count[0])))
-        done.set()
-
-    count[0] = 0
-    worker = threading.Thread(target=run)
-    worker.start()
-    spin(done)
-    worker.join()
-    (t0, c0), (t1, c1) = marks[0], marks[-1]
-    during_rate = (c1 - c0) / (t1 - t0)
-    assert during_rate > 0.2 * alone_rate, (during_rate, alone_rate, t1 - t0)
