@@ -437,26 +437,8 @@ std::string verdict_header(Verdict v, size_t count) {
   return "";
 }
 
-// A fault's measured effect on the data (repair/impact.h): what its revert changes.
-std::string outcome_text(const Impact& i) {
-  if (i.basis == "not_revertible") return " [impact not measured: no revert planned]";
-  if (!i.outcome_changes || (i.basis != "reverted_alone" && i.basis != "reverted_with_group")) return "";
-  const std::string what = i.basis == "reverted_alone"
-                               ? std::string("reverting it alone")
-                               : fmt::format("reverting it with {} other(s)", i.reverted_with.size());
-  return fmt::format(" [{} changes {} of {} outcomes{}]", what, *i.outcome_changes, i.samples,
-                     i.distance_change ? fmt::format(", distance {:+.3g}", *i.distance_change) : "");
-}
+std::string bracketed(const std::string& text) { return text.empty() ? text : " [" + text + "]"; }
 
-std::string impact_text(const Finding& f) {
-  const Impact& i = f.impact;
-  std::string out;
-  if (i.relative_l2 && std::isfinite(*i.relative_l2) && i.max_abs_diff)
-    out = fmt::format(" [relative L2 {:.3g}, max |diff| {:.3g}]", *i.relative_l2, *i.max_abs_diff);
-  else if (i.max_abs_diff)
-    out = fmt::format(" [max |diff| {:.3g}]", *i.max_abs_diff);
-  return out;
-}
 
 // The findings, sorted by verdict (faults first), grouped by type under each verdict's header.
 std::string format_findings(const std::vector<Finding>& findings) {
@@ -480,7 +462,7 @@ std::string format_findings(const std::vector<Finding>& findings) {
     std::string tags;
     if (f.layer_rank >= 0) tags += fmt::format(" [rank {}]", f.layer_rank + 1);
     if (f.is_fault() && f.equivalence == Equivalence::kDivergent) tags += " [divergent]";
-    tags += f.is_fault() ? outcome_text(f.impact) : impact_text(f);
+    tags += bracketed(f.is_fault() ? impact_outcome_text(f.impact) : impact_size_text(f.impact));
     out += fmt::format("    {}: {}{}\n", where, f.summary, tags);
   }
   return out;
@@ -605,6 +587,23 @@ std::string format_report(const LocalizeResult& r, size_t max_ranked_listed) {
   out += format_findings(r.findings);
   for (const auto& n : r.notes) out += fmt::format("note: {}\n", n);
   return out;
+}
+
+std::string impact_outcome_text(const Impact& i) {
+  if (i.basis == "not_revertible") return "impact not measured: no revert planned";
+  if (!i.outcome_changes || (i.basis != "reverted_alone" && i.basis != "reverted_with_group")) return "";
+  const std::string what = i.basis == "reverted_alone"
+                               ? std::string("reverting it alone")
+                               : fmt::format("reverting it with {} other(s)", i.reverted_with.size());
+  return fmt::format("{} changes {} of {} outcomes{}", what, *i.outcome_changes, i.samples,
+                     i.distance_change ? fmt::format(", distance {:+.3g}", *i.distance_change) : "");
+}
+
+std::string impact_size_text(const Impact& i) {
+  if (i.relative_l2 && std::isfinite(*i.relative_l2) && i.max_abs_diff)
+    return fmt::format("relative L2 {:.3g}, max |diff| {:.3g}", *i.relative_l2, *i.max_abs_diff);
+  if (i.max_abs_diff) return fmt::format("max |diff| {:.3g}", *i.max_abs_diff);
+  return "";
 }
 
 }  // namespace fetafix::localize

@@ -118,6 +118,12 @@ Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const c
 Result<LocalizeResult> localize_faults(const compare::ModelSide& source, const compare::ModelSide& target,
                                        data::SampleSet samples, const LocalizeOptions& options);
 
+// A finding's impact in words, as the console report and the HTML report print it: what reverting
+// it changed (faults measured by repair/impact.h; "" when not measured) and its numeric size
+// ("" when none).
+std::string impact_outcome_text(const Impact& impact);
+std::string impact_size_text(const Impact& impact);
+
 // "borda", "mean" or "max" (--aggregation): how the activation analysis' repeats combine.
 Result<ActivationAnalysisOptions::Aggregation> aggregation_from_name(std::string_view name);
 // The op types matched and ranked as layers (--core-ops): the matcher's and the layer checks'.

@@ -300,6 +300,18 @@ void Page::finding_filters(std::string& s) const {
   s += "</div>";
 }
 
+namespace {
+
+// What reverting the finding changed on the samples (issue 17's impact) and its numeric size.
+void out_impact(std::string& s, const localize::Impact& impact) {
+  std::string text = localize::impact_outcome_text(impact);
+  const std::string size = localize::impact_size_text(impact);
+  if (!size.empty()) text += (text.empty() ? "" : "; ") + size;
+  if (!text.empty()) out(s, "<p class=\"reason\"><b>Impact:</b> {}</p>", escape(text));
+}
+
+}  // namespace
+
 // One finding's card: its badges, outcome, nodes, the side-by-side view (PP: the presets tried)
 // and the evidence.
 void Page::finding_card(std::string& s, size_t i) const {
@@ -330,6 +342,7 @@ void Page::finding_card(std::string& s, size_t i) const {
   if (!f.source_node.empty() || !f.target_node.empty())
     out(s, "<p class=\"reason\">Source <code>{}</code> ↔ Target <code>{}</code></p>",
         escape(f.source_node.empty() ? "–" : f.source_node), escape(f.target_node.empty() ? "–" : f.target_node));
+  out_impact(s, f.impact);
   std::string view;
   if (const auto* pp = std::get_if<localize::PreprocessingEvidence>(&f.evidence)) {
     view = preprocessing_trials(*pp);

@@ -397,6 +397,32 @@ TEST(Report, LocalReplayRankingIsShownInTheRankingSection) {
   EXPECT_EQ(summary.replay.ranked.front().source_node, "conv3");
 }
 
+TEST(Report, EachFindingsImpactIsShownOnItsCard) {
+  localize::LocalizeResult loc;
+  localize::Finding weights = finding(FaultType::kWB, "conv1", "WB: conv1 weights differ");
+  weights.impact.basis = "reverted_with_group";
+  weights.impact.outcome_changes = 3;
+  weights.impact.samples = 20;
+  weights.impact.reverted_with = {"wb-2"};
+  weights.impact.distance_change = -0.25;
+  localize::Finding pads = finding(FaultType::kLH, "conv2", "LH: conv2 pads differ");
+  pads.impact.basis = "reverted_alone";
+  pads.impact.outcome_changes = 0;
+  pads.impact.samples = 20;
+  pads.impact.relative_l2 = 0.5;
+  pads.impact.max_abs_diff = 1.5;
+  loc.findings = {weights, pads, finding(FaultType::kWB, "conv3", "WB: conv3 weights differ")};
+  ReportInput in = testing::input_without_images("localize");
+  in.localization = &loc;
+  auto html = render_report(in);
+  ASSERT_TRUE(html.ok()) << html.error().message;
+  EXPECT_NE(html->find("<b>Impact:</b> reverting it with 1 other(s) changes 3 of 20 outcomes, distance -0.25"),
+            std::string::npos);
+  EXPECT_NE(html->find("<b>Impact:</b> reverting it alone changes 0 of 20 outcomes; relative L2 0.5, max |diff| 1.5"),
+            std::string::npos);
+  EXPECT_EQ(count(*html, "<b>Impact:</b>"), 2u);  // conv3's impact was not measured: no line
+}
+
 class ReportFromRepair : public ::testing::Test {
  protected:
   void SetUp() override {
