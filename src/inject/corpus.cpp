@@ -257,6 +257,57 @@ class TaskSamples {
   std::map<std::string, std::string> written_;  // sample set -> why it was skipped ("" = written)
 };
 
+// One case's folder: the Source, the Target with the case's faults injected, its preset when the
+// case overrides the base's, and case.json with the ground truth (docs/corpus.md).
+Status write_case(const CorpusCase& c, const BaseModel& base, const json& data, const fs::path& output) {
+  std::vector<FaultSpec> specs;
+  for (const auto& text : c.faults) {
+    FETAFIX_ASSIGN_OR_RETURN(auto spec, parse_fault_spec(text));
+    specs.push_back(std::move(spec));
+  }
+  auto injected = inject(base.model, specs, 0);
+  if (!injected.ok()) return make_error("case '{}': {}", c.name, injected.error().message);
+  json truth = injected->ground_truth;
+  truth.erase("edits");
+  for (auto& e : truth["injections"]) e.erase("edits");
+  std::string preset = base.preset;
+  json preset_file = base.preset_file;
+  if (!c.preset_overrides.is_null()) {
+    if (preset_file.is_null()) preset_file = {{"base", base.preset}};
+    for (const auto& [key, value] : c.preset_overrides.items()) preset_file[key] = value;
+    preset_file["name"] = base.preset + "-" + c.name;
+    preset = "preset.json";
+  }
+  json expected_preprocess = nullptr;
+  for (const auto& e : truth["injections"])
+    if (e["type"] == "PP") expected_preprocess = e["details"]["target_preset"];
+  const json case_json{{"format", "fetafix-corpus-case"},
+                       {"version", 1},
+                       {"name", c.name},
+                       {"kind", c.kind},
+                       {"model", c.model},
+                       {"model_description", base.description},
+                       {"paper_row", c.paper_row},
+                       {"note", c.note},
+                       {"faults", c.faults},
+                       {"task", c.task.empty() ? json(nullptr) : json(c.task)},
+                       {"data", data},
+                       {"source_preprocess", preset},
+                       {"target_preprocess", preset},
+                       {"expected", expected_counts(truth)},
+                       {"expected_preprocess", expected_preprocess},
+                       {"ground_truth", truth}};
+  const fs::path dir = output / c.name;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return make_error("{}: cannot create folder: {}", dir.string(), ec.message());
+  FETAFIX_TRY_STATUS(write_file_atomic(dir / "source.onnx", model::serialize_model(base.model)));
+  FETAFIX_TRY_STATUS(write_file_atomic(dir / "target.onnx", model::serialize_model(injected->model)));
+  if (preset == "preset.json") FETAFIX_TRY_STATUS(write_file_atomic(dir / "preset.json", preset_file.dump(2) + "\n"));
+  FETAFIX_TRY_STATUS(write_file_atomic(dir / "case.json", case_json.dump(2) + "\n"));
+  return Status::Ok();
+}
+
 }  // namespace
 
 const std::vector<CorpusCase>& corpus_cases() {
@@ -293,50 +344,7 @@ Result<std::vector<CorpusCaseStatus>> write_corpus(const CorpusOptions& options)
       index_cases.push_back({{"name", c.name}, {"kind", c.kind}, {"skipped", status.skipped_reason}});
       continue;
     }
-    std::vector<FaultSpec> specs;
-    for (const auto& text : c.faults) {
-      FETAFIX_ASSIGN_OR_RETURN(auto spec, parse_fault_spec(text));
-      specs.push_back(std::move(spec));
-    }
-    auto injected = inject(base->model, specs, 0);
-    if (!injected.ok()) return make_error("case '{}': {}", c.name, injected.error().message);
-    json truth = injected->ground_truth;
-    truth.erase("edits");
-    for (auto& e : truth["injections"]) e.erase("edits");
-    std::string preset = base->preset;
-    json preset_file = base->preset_file;
-    if (!c.preset_overrides.is_null()) {
-      if (preset_file.is_null()) preset_file = {{"base", base->preset}};
-      for (const auto& [key, value] : c.preset_overrides.items()) preset_file[key] = value;
-      preset_file["name"] = base->preset + "-" + c.name;
-      preset = "preset.json";
-    }
-    json expected_preprocess = nullptr;
-    for (const auto& e : truth["injections"])
-      if (e["type"] == "PP") expected_preprocess = e["details"]["target_preset"];
-    const json case_json{{"format", "fetafix-corpus-case"},
-                         {"version", 1},
-                         {"name", c.name},
-                         {"kind", c.kind},
-                         {"model", c.model},
-                         {"model_description", base->description},
-                         {"paper_row", c.paper_row},
-                         {"note", c.note},
-                         {"faults", c.faults},
-                         {"task", c.task.empty() ? json(nullptr) : json(c.task)},
-                         {"data", data},
-                         {"source_preprocess", preset},
-                         {"target_preprocess", preset},
-                         {"expected", expected_counts(truth)},
-                         {"expected_preprocess", expected_preprocess},
-                         {"ground_truth", truth}};
-    const fs::path dir = options.output / c.name;
-    fs::create_directories(dir, ec);
-    if (ec) return make_error("{}: cannot create folder: {}", dir.string(), ec.message());
-    FETAFIX_TRY_STATUS(write_file_atomic(dir / "source.onnx", model::serialize_model(base->model)));
-    FETAFIX_TRY_STATUS(write_file_atomic(dir / "target.onnx", model::serialize_model(injected->model)));
-    if (preset == "preset.json") FETAFIX_TRY_STATUS(write_file_atomic(dir / "preset.json", preset_file.dump(2) + "\n"));
-    FETAFIX_TRY_STATUS(write_file_atomic(dir / "case.json", case_json.dump(2) + "\n"));
+    FETAFIX_TRY_STATUS(write_case(c, *base, data, options.output));
     status.written = true;
     statuses.push_back(status);
     index_cases.push_back({{"name", c.name}, {"kind", c.kind}, {"written", true}});
